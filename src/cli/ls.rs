@@ -1,0 +1,91 @@
+//! `ocikit ls`
+
+use std::io::Write;
+
+use ocikit::document::media_type::short_name;
+use ocikit::reference::Reference;
+
+use super::output::{human_size, print_json, Table};
+
+/// List a layout's images, indexes and artifacts.
+///
+/// Shows each index.json entry's name, short digest, media type, artifact type, platforms,
+/// total size (the manifest and every blob it references, each once) and how many referrers
+/// (signatures, SBOMs, …) point at it. Referrer bookkeeping (untagged entries with a subject,
+/// sha256-<hex> fallback-tag indexes) is counted under its subject rather than listed.
+/// Exits 2 if some entry could not be read, after listing what could.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The layout directory or archive.
+    layout: String,
+    /// Print JSON: {"rows": [{name, digest, mediaType, artifactType, platforms, size,
+    /// referrers, problem}], "detachedReferrers": N}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let reference = Reference::parse(&args.layout)?;
+    if reference.name.is_some() || reference.digest.is_some() {
+        anyhow::bail!(
+            "ls lists a whole layout; give just LAYOUT, not {}",
+            args.layout
+        );
+    }
+    let layout = ocikit::resolve::open_read(&reference)?;
+    let catalog = ocikit::catalog::load(layout.as_ref())?;
+    if args.json {
+        print_json(&catalog)?;
+    } else {
+        let mut table = Table::new(&[
+            "NAME",
+            "DIGEST",
+            "TYPE",
+            "ARTIFACT TYPE",
+            "PLATFORMS",
+            "SIZE",
+            "REFERRERS",
+        ]);
+        for row in &catalog.rows {
+            table.push(vec![
+                row.name.clone().unwrap_or_else(|| "<none>".into()),
+                row.digest.short().to_string(),
+                short_name(&row.media_type).to_string(),
+                row.artifact_type.clone().unwrap_or_else(|| "-".into()),
+                if row.platforms.is_empty() {
+                    "-".into()
+                } else {
+                    row.platforms.join(",")
+                },
+                row.size.map(human_size).unwrap_or_else(|| "?".into()),
+                row.referrers.to_string(),
+            ]);
+        }
+        let mut out = std::io::stdout().lock();
+        table.write(&mut out)?;
+        if catalog.detached_referrers > 0 {
+            writeln!(
+                out,
+                "({} referrers point at manifests that are not listed here)",
+                catalog.detached_referrers
+            )?;
+        }
+    }
+    let problems: Vec<_> = catalog
+        .rows
+        .iter()
+        .filter_map(|r| r.problem.as_ref().map(|p| (r, p)))
+        .collect();
+    for (row, problem) in &problems {
+        eprintln!(
+            "error: {} ({}): {problem}",
+            row.name.as_deref().unwrap_or("<none>"),
+            row.digest
+        );
+    }
+    Ok(if problems.is_empty() {
+        super::EXIT_OK
+    } else {
+        super::EXIT_FAILURE
+    })
+}

@@ -1,0 +1,108 @@
+//! Command-line definitions. Each subcommand has its own module holding its arguments (every flag
+//! documented once, where it is defined) and a `run` that calls the library and prints.
+
+mod cat;
+mod completions;
+mod init;
+mod inspect;
+mod ls;
+mod man;
+mod output;
+mod rm;
+mod tag;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the command ran and found problems (validate's error-level findings).
+#[allow(dead_code)]
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit status: the command could not run (bad arguments, unreadable input, …).
+pub const EXIT_FAILURE: u8 = 2;
+
+const EXIT_STATUS_HELP: &str = "\
+EXIT STATUS:
+  0  success
+  1  validate found error-level problems
+  2  could not run: bad arguments, a missing or malformed layout, a missing name or blob";
+
+/// Offline toolkit for OCI image layouts (directories and tarballs).
+///
+/// A LAYOUT is a directory or, for commands that only read, an archive (.tar, .tar.gz, .tgz,
+/// .tar.zst). A REF is LAYOUT[:NAME][@DIGEST]: the layout path ends at the first ':', NAME may
+/// contain ':' and '/', and @sha256:… selects by digest. The prefixes oci:, oci-archive:,
+/// ocidir:// and docker-archive: are accepted.
+#[derive(Debug, Parser)]
+#[command(name = "ocikit", version, after_help = EXIT_STATUS_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(init::Args),
+    Ls(ls::Args),
+    Inspect(inspect::Args),
+    Cat(cat::Args),
+    Tag(tag::Args),
+    Rm(rm::Args),
+    Completions(completions::Args),
+    #[command(hide = true)]
+    GenerateMan(man::Args),
+}
+
+/// Parses the command line, runs the command, and turns errors into messages and exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Init(args) => init::run(args),
+        Command::Ls(args) => ls::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Cat(args) => cat::run(args),
+        Command::Tag(args) => tag::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::GenerateMan(args) => man::run(args),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return ExitCode::from(EXIT_OK);
+            }
+            eprintln!("error: {}", output::error_chain(&error));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// `ocikit ls | head` must end quietly, not with an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(
+                cause.downcast_ref::<ocikit::Error>(),
+                Some(ocikit::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe
+            )
+    })
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// The `--platform` flag shared by commands that select from an index.
+#[derive(Debug, clap::Args)]
+pub struct PlatformArg {
+    /// Select the first manifest of an index matching os/arch[/variant] (e.g. linux/arm64).
+    /// arm64 equals arm64/v8, amd64 equals amd64/v1 and arm equals arm/v7.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<ocikit::platform::Platform>,
+}

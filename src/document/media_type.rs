@@ -1,0 +1,101 @@
+//! Media types ocikit recognizes, and what kind of document each one is.
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYOUT_HEADER: &str = "application/vnd.oci.layout.header.v1+json";
+pub const OCI_DESCRIPTOR: &str = "application/vnd.oci.descriptor.v1+json";
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const OCI_LAYER_NONDIST_TAR: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
+pub const OCI_LAYER_NONDIST_GZIP: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+pub const OCI_LAYER_NONDIST_ZSTD: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
+/// The pre-release artifact manifest some tools wrote in 2023.
+pub const OCI_ARTIFACT_MANIFEST: &str = "application/vnd.oci.artifact.manifest.v1+json";
+
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const DOCKER_LAYER_FOREIGN_GZIP: &str =
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+
+/// What a media type says a document or blob is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An OCI image manifest or a Docker v2 schema2 manifest.
+    Manifest,
+    /// An OCI image index or a Docker manifest list.
+    Index,
+    /// The pre-release OCI artifact manifest (`blobs` instead of `layers`, no config).
+    ArtifactManifest,
+    /// An image configuration.
+    Config,
+    /// A filesystem layer.
+    Layer(Compression),
+    /// Anything else: artifacts' blobs, unknown types.
+    Other,
+}
+
+/// How a layer is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The name users type and read: `none`, `gzip`, `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Classifies a media type.
+pub fn kind(media_type: &str) -> Kind {
+    match media_type {
+        OCI_MANIFEST | DOCKER_MANIFEST => Kind::Manifest,
+        OCI_INDEX | DOCKER_MANIFEST_LIST => Kind::Index,
+        OCI_ARTIFACT_MANIFEST => Kind::ArtifactManifest,
+        OCI_CONFIG | DOCKER_CONFIG => Kind::Config,
+        OCI_LAYER_TAR | OCI_LAYER_NONDIST_TAR | "application/vnd.docker.image.rootfs.diff.tar" => {
+            Kind::Layer(Compression::None)
+        }
+        OCI_LAYER_GZIP | OCI_LAYER_NONDIST_GZIP | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN_GZIP => {
+            Kind::Layer(Compression::Gzip)
+        }
+        OCI_LAYER_ZSTD
+        | OCI_LAYER_NONDIST_ZSTD
+        | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Kind::Layer(Compression::Zstd),
+        _ => Kind::Other,
+    }
+}
+
+/// True for media types whose documents ocikit follows as manifests or indexes.
+pub fn is_manifest_like(media_type: &str) -> bool {
+    matches!(
+        kind(media_type),
+        Kind::Manifest | Kind::Index | Kind::ArtifactManifest
+    )
+}
+
+/// A short name for tables: `oci manifest`, `docker list`, or the media type itself.
+pub fn short_name(media_type: &str) -> &str {
+    match media_type {
+        OCI_MANIFEST => "oci manifest",
+        OCI_INDEX => "oci index",
+        OCI_ARTIFACT_MANIFEST => "oci artifact (pre-release)",
+        DOCKER_MANIFEST => "docker manifest",
+        DOCKER_MANIFEST_LIST => "docker list",
+        other => other,
+    }
+}

@@ -1,0 +1,162 @@
+//! The library's error type.
+//!
+//! Every variant carries the context a user needs to act: the file, the digest, the JSON pointer
+//! or the tar entry. Messages are written as sentences because they are shown as they are.
+
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+
+/// A `Result` whose error is ocikit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on a named file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A JSON document could not be parsed, or has the wrong shape at `pointer`.
+    #[error("{file} is not valid JSON{}: {message}", pointer_suffix(.pointer))]
+    Json {
+        file: String,
+        pointer: String,
+        message: String,
+    },
+
+    /// A digest string does not follow the image-spec grammar.
+    #[error("{input:?} is not a valid digest: {reason}")]
+    InvalidDigest { input: String, reason: String },
+
+    /// A reference (`LAYOUT[:NAME][@DIGEST]`) could not be parsed.
+    #[error("{input:?} is not a valid reference: {reason}")]
+    InvalidReference { input: String, reason: String },
+
+    /// A `--platform` value could not be parsed.
+    #[error("{input:?} is not a valid platform: expected os/arch[/variant]")]
+    InvalidPlatform { input: String },
+
+    /// The path is not an OCI image layout.
+    #[error("{path} is not an OCI image layout: {reason}")]
+    NotALayout { path: PathBuf, reason: String },
+
+    /// A blob the operation needs is absent from the layout.
+    #[error("blob {digest} is missing from {layout}")]
+    BlobNotFound { digest: Digest, layout: String },
+
+    /// A blob's bytes do not hash to its digest, or its length differs from the expected size.
+    #[error("blob {digest} in {layout} is corrupt: {detail}")]
+    CorruptBlob {
+        digest: Digest,
+        layout: String,
+        detail: String,
+    },
+
+    /// No `index.json` entry carries the requested name.
+    #[error("no image named {name:?} in {layout}{}", candidates_suffix(.available))]
+    NameNotFound {
+        name: String,
+        layout: String,
+        available: Vec<String>,
+    },
+
+    /// A name or an empty reference matches several entries.
+    #[error("{what} in {layout} is ambiguous; it matches: {}", .candidates.join(", "))]
+    Ambiguous {
+        what: String,
+        layout: String,
+        candidates: Vec<String>,
+    },
+
+    /// The layout has no manifests at all.
+    #[error("{layout} has no images")]
+    EmptyLayout { layout: String },
+
+    /// No manifest of an index matches the requested platform.
+    #[error("index {digest} has no manifest for platform {platform} (it has: {})", .available.join(", "))]
+    NoPlatformMatch {
+        digest: Digest,
+        platform: String,
+        available: Vec<String>,
+    },
+
+    /// A tarball could not be read as an OCI layout archive.
+    #[error("archive {path}{}: {message}", entry_suffix(.entry))]
+    Archive {
+        path: PathBuf,
+        entry: Option<String>,
+        message: String,
+    },
+
+    /// A write was requested on something that can only be read.
+    #[error("{what} is read-only: {hint}")]
+    ReadOnly { what: String, hint: String },
+
+    /// A document has a media type the operation cannot handle.
+    #[error("{what} has media type {media_type:?}, {expected}")]
+    UnexpectedMediaType {
+        what: String,
+        media_type: String,
+        expected: String,
+    },
+
+    /// A name given by the user is not usable as `org.opencontainers.image.ref.name`.
+    #[error("{name:?} is not a valid name: {reason}")]
+    InvalidName { name: String, reason: String },
+
+    /// Anything else the user asked for that cannot be done, said as a sentence.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn pointer_suffix(pointer: &str) -> String {
+    if pointer.is_empty() {
+        String::new()
+    } else {
+        format!(" at {pointer}")
+    }
+}
+
+fn candidates_suffix(available: &[String]) -> String {
+    if available.is_empty() {
+        String::new()
+    } else {
+        format!(" (names: {})", available.join(", "))
+    }
+}
+
+fn entry_suffix(entry: &Option<String>) -> String {
+    entry
+        .as_ref()
+        .map(|e| format!(", entry {e}"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done and to which path.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Adds path context to `std::io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(action, path, e))
+    }
+}

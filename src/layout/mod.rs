@@ -1,0 +1,508 @@
+//! OCI image layouts on disk: the blob store, `index.json`, locks, and the read interface shared
+//! with layout archives.
+
+pub mod index;
+pub mod lock;
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Algorithm, Digest, HashingWriter, Mismatch, VerifyingReader};
+use crate::document::{parse_json, Descriptor};
+use crate::error::{Error, IoContext, Result};
+pub use index::IndexFile;
+use lock::{LockGuard, Mode};
+
+/// The content of `oci-layout` that ocikit writes.
+pub const LAYOUT_VERSION: &str = "1.0.0";
+/// Prefix of the temp files ocikit writes inside a layout (removed by `gc` after a crash).
+pub const TEMP_PREFIX: &str = ".ocikit-tmp-";
+
+/// The largest document (manifest, index, config) ocikit reads into memory. Four times the
+/// 4 MiB manifest limit, so oversize documents can still be inspected and reported.
+pub const MAX_DOCUMENT_SIZE: u64 = 16 * 1024 * 1024;
+
+/// Read access to a layout, whether a directory or an archive.
+pub trait LayoutRead: Send + Sync {
+    /// How the layout is named in messages (its path).
+    fn name(&self) -> String;
+
+    /// The bytes of `index.json`.
+    fn index_bytes(&self) -> Result<Vec<u8>>;
+
+    /// An unverified stream of the blob's bytes.
+    fn open_blob_raw(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// The blob's stored length, or `None` when the blob is absent.
+    fn blob_len(&self, digest: &Digest) -> Result<Option<u64>>;
+
+    /// The parsed `index.json`.
+    fn index(&self) -> Result<IndexFile> {
+        IndexFile::parse(&self.index_bytes()?, &format!("{}/index.json", self.name()))
+    }
+
+    /// A stream of the blob that fails if its bytes do not match `digest` (and `size` if given).
+    fn open_blob(&self, digest: &Digest, size: Option<u64>) -> Result<VerifiedBlob<'_>> {
+        let raw = self.open_blob_raw(digest)?;
+        Ok(VerifiedBlob {
+            inner: VerifyingReader::new(raw, digest.clone(), size),
+            digest: digest.clone(),
+            layout: self.name(),
+        })
+    }
+
+    /// Reads a whole, verified document blob into memory (refusing anything over
+    /// [`MAX_DOCUMENT_SIZE`]).
+    fn read_document(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        self.read_blob_limited(&descriptor.digest, Some(descriptor.size))
+    }
+
+    /// Reads a whole, verified blob of at most [`MAX_DOCUMENT_SIZE`] bytes.
+    fn read_blob_limited(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        let limit = size.unwrap_or(MAX_DOCUMENT_SIZE);
+        if limit > MAX_DOCUMENT_SIZE {
+            return Err(Error::Invalid(format!(
+                "document {digest} is {limit} bytes, more than the {MAX_DOCUMENT_SIZE} bytes ocikit reads as a document"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(limit as usize);
+        let mut blob = self.open_blob(digest, size)?;
+        blob.read_all(&mut bytes, MAX_DOCUMENT_SIZE)?;
+        Ok(bytes)
+    }
+}
+
+/// A verified blob stream; converts mismatches into [`Error::CorruptBlob`].
+pub struct VerifiedBlob<'a> {
+    inner: VerifyingReader<Box<dyn Read + Send + 'a>>,
+    digest: Digest,
+    layout: String,
+}
+
+impl VerifiedBlob<'_> {
+    /// Turns an error from this stream into ocikit's error, naming the blob.
+    pub fn error(&self, e: io::Error) -> Error {
+        match Mismatch::from_io(&e) {
+            Some(m) => Error::CorruptBlob {
+                digest: self.digest.clone(),
+                layout: self.layout.clone(),
+                detail: m.to_string(),
+            },
+            None => Error::io("cannot read blob", &self.digest.to_string(), e),
+        }
+    }
+
+    /// Copies the whole verified blob to `out`; returns the number of bytes.
+    pub fn copy_to(&mut self, out: &mut dyn Write) -> Result<u64> {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match self.inner.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.error(e)),
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("cannot write", "output", e))?;
+            total += n as u64;
+        }
+    }
+
+    fn read_all(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<()> {
+        let mut limited = (&mut self.inner).take(limit + 1);
+        limited.read_to_end(out).map_err(|e| self.error(e))?;
+        if out.len() as u64 > limit {
+            return Err(Error::Invalid(format!(
+                "blob {} is larger than the {limit} bytes ocikit reads as a document",
+                self.digest
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Read for VerifiedBlob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// An OCI image layout directory, for reading and writing.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+/// What `Layout::init` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitOutcome {
+    Created,
+    AlreadyALayout,
+}
+
+impl Layout {
+    /// Creates an empty layout at `root` (the directory may exist if it is empty). An existing
+    /// layout is left exactly as it is.
+    pub fn init(root: &Path) -> Result<(Layout, InitOutcome)> {
+        if root.join("oci-layout").exists() {
+            return Ok((Layout::open(root)?, InitOutcome::AlreadyALayout));
+        }
+        if root.exists() {
+            if !root.is_dir() {
+                return Err(Error::NotALayout {
+                    path: root.to_path_buf(),
+                    reason: "it exists and is not a directory".into(),
+                });
+            }
+            let mut entries = fs::read_dir(root).ctx("cannot read directory", root)?;
+            if entries.next().is_some() {
+                return Err(Error::NotALayout {
+                    path: root.to_path_buf(),
+                    reason: "it is a non-empty directory without an oci-layout file; refusing to init there".into(),
+                });
+            }
+        }
+        fs::create_dir_all(root.join("blobs").join("sha256"))
+            .ctx("cannot create directory", root.join("blobs/sha256"))?;
+        let layout = Layout {
+            root: root.to_path_buf(),
+        };
+        // index.json before oci-layout: a crash in between leaves no half-made "layout".
+        layout.write_file_atomic("index.json", &IndexFile::empty().to_bytes())?;
+        let header = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
+        layout.write_file_atomic("oci-layout", header.as_bytes())?;
+        Ok((layout, InitOutcome::Created))
+    }
+
+    /// Opens an existing layout directory, checking `oci-layout`.
+    pub fn open(root: &Path) -> Result<Layout> {
+        let not_layout = |reason: String| Error::NotALayout {
+            path: root.to_path_buf(),
+            reason,
+        };
+        let meta = fs::metadata(root).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => not_layout("it does not exist".into()),
+            _ => Error::io("cannot read", root, e),
+        })?;
+        if !meta.is_dir() {
+            return Err(not_layout("it is not a directory".into()));
+        }
+        let header_path = root.join("oci-layout");
+        let header = read_small_file(&header_path, 64 * 1024).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                not_layout("it has no oci-layout file".into())
+            }
+            other => other,
+        })?;
+        let value: serde_json::Value = parse_json(&header, &header_path.display().to_string())?;
+        match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
+            Some(v) if v.starts_with("1.") => Ok(Layout {
+                root: root.to_path_buf(),
+            }),
+            Some(v) => Err(not_layout(format!(
+                "oci-layout has imageLayoutVersion {v:?}; ocikit reads 1.x"
+            ))),
+            None => Err(not_layout(
+                "oci-layout has no string imageLayoutVersion".into(),
+            )),
+        }
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a blob lives: `blobs/<algorithm>/<encoded>`. The digest grammar admits neither `/`
+    /// nor `..`, so the path is always inside the layout.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm())
+            .join(digest.encoded())
+    }
+
+    /// Takes the shared blobs lock that every writer holds while it writes blobs and until its
+    /// `index.json` update is committed (see [`lock`]).
+    pub fn writer(&self) -> Result<LayoutWriter<'_>> {
+        let blobs = self.root.join("blobs");
+        let guard = lock::lock_dir(&blobs, Mode::Shared)?;
+        Ok(LayoutWriter {
+            layout: self,
+            _blobs_lock: guard,
+        })
+    }
+
+    /// Takes the blobs lock exclusively: no writer is between its first blob and its index
+    /// update while this is held. Used by `gc`.
+    pub fn lock_blobs_exclusive(&self) -> Result<LockGuard> {
+        lock::lock_dir(&self.root.join("blobs"), Mode::Exclusive)
+    }
+
+    /// Reads `index.json`, applies `change`, and writes it back atomically, all under the index
+    /// lock. `change` returns whether it changed anything; nothing is written if not.
+    pub fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        let _guard = lock::lock_dir(&self.root, Mode::Exclusive)?;
+        let mut index = self.index()?;
+        let (result, changed) = change(&mut index)?;
+        if changed {
+            self.write_file_atomic("index.json", &index.to_bytes())?;
+        }
+        Ok(result)
+    }
+
+    /// Writes `name` (a file directly in the layout) atomically: temp file, fsync, rename,
+    /// fsync of the directory.
+    fn write_file_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)
+            .ctx("cannot write temp file", temp.path())?;
+        temp.as_file()
+            .sync_all()
+            .ctx("cannot sync temp file", temp.path())?;
+        let target = self.root.join(name);
+        temp.persist(&target)
+            .map_err(|e| Error::io("cannot replace", &target, e.error))?;
+        sync_dir(&self.root)
+    }
+
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        // 0644 before the umask, like files other tools write: a 0600 blob or index.json would
+        // lock other users out of a shared layout.
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(&self.root)
+            .ctx("cannot create a temp file in", &self.root)
+    }
+}
+
+impl LayoutRead for Layout {
+    fn name(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn index_bytes(&self) -> Result<Vec<u8>> {
+        read_small_file(&self.root.join("index.json"), MAX_DOCUMENT_SIZE * 16)
+    }
+
+    fn open_blob_raw(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
+        let path = self.blob_path(digest);
+        let file = open_regular_file(&path).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Error::BlobNotFound {
+                    digest: digest.clone(),
+                    layout: self.name(),
+                }
+            }
+            other => other,
+        })?;
+        Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
+    }
+
+    fn blob_len(&self, digest: &Digest) -> Result<Option<u64>> {
+        let path = self.blob_path(digest);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Err(not_regular(&path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot read", &path, e)),
+        }
+    }
+}
+
+/// A process that is allowed to add blobs (it holds the shared blobs lock).
+pub struct LayoutWriter<'a> {
+    layout: &'a Layout,
+    _blobs_lock: LockGuard,
+}
+
+/// What a blob write produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenBlob {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+impl LayoutWriter<'_> {
+    /// The layout being written.
+    pub fn layout(&self) -> &Layout {
+        self.layout
+    }
+
+    /// Streams `content` into the store: temp file inside the layout, hashed on the way, fsync,
+    /// rename into `blobs/`. If the blob already exists it is left alone (the temp file goes).
+    /// When `expected` is given, a mismatch of digest or size is an error and nothing is kept.
+    pub fn write_blob(
+        &self,
+        content: &mut dyn Read,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<WrittenBlob> {
+        let algorithm = match expected {
+            Some((d, _)) => d.known_algorithm().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "cannot store blob {d}: ocikit computes only sha256 and sha512 digests"
+                ))
+            })?,
+            None => Algorithm::Sha256,
+        };
+        let temp = self.layout.temp_file()?;
+        let temp_path = temp.path().to_path_buf();
+        let mut writer =
+            HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, temp), algorithm);
+        io::copy(content, &mut writer).ctx("cannot write blob to", &temp_path)?;
+        let (digest, size, buffered) = writer.finish();
+        let temp = buffered
+            .into_inner()
+            .map_err(|e| Error::io("cannot write blob to", &temp_path, e.into_error()))?;
+        if let Some((want, want_size)) = expected {
+            if &digest != want || size != want_size {
+                return Err(Error::CorruptBlob {
+                    digest: want.clone(),
+                    layout: self.layout.name(),
+                    detail: format!(
+                        "the bytes given for it are {size} bytes hashing to {digest}, {want_size} bytes were expected"
+                    ),
+                });
+            }
+        }
+        self.persist_blob(temp, &digest)?;
+        Ok(WrittenBlob { digest, size })
+    }
+
+    /// Stores `bytes` as a sha256 blob.
+    pub fn write_blob_bytes(&self, bytes: &[u8]) -> Result<WrittenBlob> {
+        self.write_blob(&mut &bytes[..], None)
+    }
+
+    fn persist_blob(&self, temp: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
+        let target = self.layout.blob_path(digest);
+        if let Ok(meta) = fs::symlink_metadata(&target) {
+            if meta.is_file() {
+                return Ok(()); // content-addressed: same name, same bytes (verified when read)
+            }
+            return Err(not_regular(&target));
+        }
+        temp.as_file()
+            .sync_all()
+            .ctx("cannot sync temp file", temp.path())?;
+        let dir = target
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.layout.root.join("blobs"));
+        fs::create_dir_all(&dir).ctx("cannot create directory", &dir)?;
+        temp.persist(&target)
+            .map_err(|e| Error::io("cannot move blob into place at", &target, e.error))?;
+        sync_dir(&dir)
+    }
+
+    /// Updates `index.json` under the index lock (see [`Layout::update_index`]).
+    pub fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        self.layout.update_index(change)
+    }
+}
+
+fn not_regular(path: &Path) -> Error {
+    Error::io(
+        "refusing to use",
+        path,
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "it is not a regular file (a symlink, directory or device)",
+        ),
+    )
+}
+
+/// Opens a file only if it is a regular file: no symlink out of the layout, no FIFO to hang on.
+fn open_regular_file(path: &Path) -> Result<File> {
+    let meta = fs::symlink_metadata(path).ctx("cannot open", path)?;
+    if !meta.is_file() {
+        return Err(not_regular(path));
+    }
+    File::open(path).ctx("cannot open", path)
+}
+
+/// Reads a small regular file whole, refusing one larger than `limit`.
+pub(crate) fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let file = open_regular_file(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .ctx("cannot read", path)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::Invalid(format!(
+            "{} is larger than {limit} bytes; refusing to read it",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// fsyncs a directory so a rename inside it is durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("cannot sync directory", dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_open_write_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("l");
+        let (layout, outcome) = Layout::init(&root).unwrap();
+        assert_eq!(outcome, InitOutcome::Created);
+        assert_eq!(Layout::init(&root).unwrap().1, InitOutcome::AlreadyALayout);
+        let writer = layout.writer().unwrap();
+        let blob = writer.write_blob_bytes(b"hello").unwrap();
+        assert_eq!(blob.size, 5);
+        // idempotent
+        assert_eq!(writer.write_blob_bytes(b"hello").unwrap(), blob);
+        let bytes = layout.read_blob_limited(&blob.digest, Some(5)).unwrap();
+        assert_eq!(bytes, b"hello");
+        // expected digest mismatch leaves nothing behind
+        let wrong = Digest::sha256_of(b"other");
+        assert!(writer
+            .write_blob(&mut &b"hello"[..], Some((&wrong, 5)))
+            .is_err());
+        assert!(!layout.blob_path(&wrong).exists());
+        let leftovers: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn corrupt_blob_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _) = Layout::init(dir.path()).unwrap();
+        let d = Digest::sha256_of(b"hello");
+        fs::write(layout.blob_path(&d), b"jello").unwrap();
+        let err = layout.read_blob_limited(&d, Some(5)).unwrap_err();
+        assert!(matches!(err, Error::CorruptBlob { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_non_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Layout::open(&dir.path().join("missing")).is_err());
+        assert!(Layout::open(dir.path()).is_err());
+        fs::write(dir.path().join("x"), b"").unwrap();
+        assert!(Layout::init(dir.path()).is_err());
+        fs::write(dir.path().join("oci-layout"), b"{}").unwrap();
+        assert!(Layout::open(dir.path()).is_err());
+    }
+}

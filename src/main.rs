@@ -1,0 +1,9 @@
+//! The `ocikit` binary: parses arguments, calls the library, prints.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}
