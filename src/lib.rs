@@ -10,6 +10,7 @@ pub mod digest;
 pub mod document;
 pub mod error;
 pub mod inspect;
+pub mod layer;
 pub mod layout;
 pub mod platform;
 pub mod reference;

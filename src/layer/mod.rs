@@ -1,0 +1,1 @@
+//! Layers: compression and reproducible tar building.
