@@ -5,7 +5,7 @@ use std::io::Write;
 use ocikit::inspect::Inspection;
 use ocikit::reference::Reference;
 
-use super::output::{human_size, print_json, Table};
+use super::output::{human_size, print_json, stdout, Table};
 
 /// Show a manifest or index: config summary, layers with sizes and compression, platforms.
 #[derive(Debug, clap::Args)]
@@ -38,7 +38,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.json {
         print_json(&inspection)?;
     } else {
-        print_human(&inspection, &mut std::io::stdout().lock())?;
+        let mut out = stdout();
+        print_human(&inspection, &mut out)?;
+        out.flush()?;
     }
     Ok(super::EXIT_OK)
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use ocikit::document::media_type::short_name;
 use ocikit::reference::Reference;
 
-use super::output::{human_size, print_json, Table};
+use super::output::{human_size, print_json, stdout, Table};
 
 /// List a layout's images, indexes and artifacts.
 ///
@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 row.referrers.to_string(),
             ]);
         }
-        let mut out = std::io::stdout().lock();
+        let mut out = stdout();
         table.write(&mut out)?;
         if catalog.detached_referrers > 0 {
             writeln!(
@@ -70,6 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 catalog.detached_referrers
             )?;
         }
+        out.flush()?;
     }
     let problems: Vec<_> = catalog
         .rows

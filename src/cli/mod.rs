@@ -29,6 +29,11 @@ EXIT STATUS:
   1  validate found error-level problems
   2  could not run: bad arguments, a missing or malformed layout, a missing name or blob";
 
+const SUBCOMMAND_EXIT_STATUS_HELP: &str = "\
+EXIT STATUS:
+  0  success
+  2  could not run: bad arguments, a missing or malformed layout, a missing name or blob";
+
 /// Offline toolkit for OCI image layouts (directories and tarballs).
 ///
 /// A LAYOUT is a directory or, for commands that only read, an archive (.tar, .tar.gz, .tgz,
@@ -57,7 +62,10 @@ enum Command {
 
 /// Parses the command line, runs the command, and turns errors into messages and exit codes.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let outcome = match cli.command {
         Command::Init(args) => init::run(args),
         Command::Ls(args) => ls::run(args),
@@ -93,9 +101,19 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// The clap command, for man pages and completions.
+/// The clap command, for parsing, man pages and completions. Every subcommand documents the
+/// exit status in its help and man page, unless it sets its own.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .filter(|sub| sub.get_after_help().is_none())
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |sub| sub.after_help(SUBCOMMAND_EXIT_STATUS_HELP));
+    }
+    command
 }
 
 /// The `--platform` flag shared by commands that select from an index.

@@ -72,11 +72,18 @@ impl Table {
     }
 }
 
+/// Stdout with a large buffer: Rust's stdout flushes at every newline, which costs a system call
+/// per line of a long listing.
+pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
+    io::BufWriter::with_capacity(64 * 1024, io::stdout().lock())
+}
+
 /// Pretty JSON of a serializable value, followed by a newline, on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
+    let mut out = stdout();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 

@@ -171,8 +171,8 @@ pub struct RootFs {
 /// A manifest-like document, as found behind a descriptor.
 #[derive(Clone, Debug)]
 pub enum Document {
-    Manifest(Manifest),
-    Index(Index),
+    Manifest(Box<Manifest>),
+    Index(Box<Index>),
 }
 
 impl Document {
@@ -190,12 +190,12 @@ impl Document {
             None => value.get("manifests").is_some(),
         };
         if is_index {
-            from_value(value, what).map(Document::Index)
+            from_value(value, what).map(|i| Document::Index(Box::new(i)))
         } else if detected.is_some()
             || value.get("config").is_some()
             || value.get("blobs").is_some()
         {
-            from_value(value, what).map(Document::Manifest)
+            from_value(value, what).map(|m| Document::Manifest(Box::new(m)))
         } else {
             Err(Error::UnexpectedMediaType {
                 what: what.to_string(),

@@ -89,7 +89,7 @@ impl VerifiedBlob<'_> {
                 layout: self.layout.clone(),
                 detail: m.to_string(),
             },
-            None => Error::io("cannot read blob", &self.digest.to_string(), e),
+            None => Error::io("cannot read blob", self.digest.to_string(), e),
         }
     }
 
