@@ -24,7 +24,7 @@ pub enum Error {
     },
 
     /// A JSON document could not be parsed, or has the wrong shape at `pointer`.
-    #[error("{file} is not valid JSON{}: {message}", pointer_suffix(.pointer))]
+    #[error("{file} is malformed{}: {message}", pointer_suffix(.pointer))]
     Json {
         file: String,
         pointer: String,

@@ -457,7 +457,7 @@ fn tag_refuses_bad_names_and_archives_leaving_index_json_unchanged() {
     let source = format!("{}:app:gzip", layout.display());
     for bad in [
         "bad name",
-        "-x",
+        "x-",
         "a..b",
         "sha256-e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     ] {
