@@ -152,7 +152,8 @@ fn write_hex(out: &mut String, byte: u8) -> fmt::Result {
     write!(out, "{byte:02x}")
 }
 
-fn is_valid_algorithm(algorithm: &str) -> bool {
+/// True when `algorithm` follows the grammar of a digest's algorithm part.
+pub fn is_valid_algorithm(algorithm: &str) -> bool {
     let bytes = algorithm.as_bytes();
     let mut previous_was_separator = true; // a component must come first
     for &b in bytes {

@@ -5,6 +5,7 @@
 //! archive, for reading) and [`resolve::resolve`] (a reference to a manifest).
 
 pub mod archive;
+pub mod artifact;
 pub mod catalog;
 pub mod digest;
 pub mod document;
@@ -14,8 +15,10 @@ pub mod layer;
 pub mod layout;
 pub mod platform;
 pub mod reference;
+pub mod referrers;
 pub mod resolve;
 pub mod tag;
+pub mod validate;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

@@ -34,7 +34,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use crate::digest::Digest;
 use crate::document::parse_json;
 use crate::error::{Error, Result};
-use crate::layout::{LayoutRead, MAX_DOCUMENT_SIZE};
+use crate::layout::{FileInfo, FileKind, LayoutRead, MAX_DOCUMENT_SIZE};
 
 /// The largest entry a compressed archive's first pass keeps in memory.
 const CACHE_ENTRY_LIMIT: u64 = 1024 * 1024;
@@ -84,6 +84,8 @@ enum Node {
     Link(std::result::Result<String, String>),
     /// Something that is neither a file nor a link (a device, a FIFO, a sparse file).
     Other(&'static str),
+    /// A directory entry (kept so that validation sees empty directories such as `blobs/`).
+    Dir,
 }
 
 /// A layout archive opened for reading. It is `Send + Sync`: blobs may be read from several
@@ -120,6 +122,14 @@ impl Archive {
     /// Opens a layout archive, detecting its compression from its first bytes, and indexes its
     /// entries (see the module documentation).
     pub fn open(path: &Path) -> Result<Archive> {
+        let archive = Archive::open_unchecked(path)?;
+        archive.check_oci_layout()?;
+        Ok(archive)
+    }
+
+    /// Opens an archive without requiring a valid `oci-layout`, for `validate`, which reports a
+    /// missing or wrong one as a finding. The archive must still be a readable tar.
+    pub fn open_unchecked(path: &Path) -> Result<Archive> {
         // Checked before opening: opening a FIFO would hang.
         let is_file = std::fs::metadata(path)
             .map_err(|e| Error::io("cannot open", path, e))?
@@ -157,8 +167,13 @@ impl Archive {
                 scan_compressed(path, &file, len, compression)?
             }
         };
-        let root = find_root(path, &scan.entries)?;
-        let archive = Archive {
+        let root = match find_root(path, &scan.entries) {
+            Ok(root) => root,
+            // No oci-layout anywhere: read the top as the layout, for validate to report.
+            Err(_) if !scan.entries.keys().any(|k| k.ends_with("oci-layout")) => String::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Archive {
             path: path.to_path_buf(),
             file,
             compression,
@@ -167,9 +182,7 @@ impl Archive {
             tar_end: scan.tar_end,
             spool: OnceLock::new(),
             spool_lock: Mutex::new(()),
-        };
-        archive.check_oci_layout()?;
-        Ok(archive)
+        })
     }
 
     /// Checks that `oci-layout` says version 1.x, as [`crate::layout::Layout::open`] does.
@@ -224,6 +237,12 @@ impl Archive {
                     return Err(self.error(
                         Some(&first),
                         format!("{current} is {kind}, not a regular file"),
+                    ))
+                }
+                Some(Node::Dir) => {
+                    return Err(self.error(
+                        Some(&first),
+                        format!("{current} is a directory, not a regular file"),
                     ))
                 }
             }
@@ -366,6 +385,43 @@ impl LayoutRead for Archive {
 
     fn blob_len(&self, digest: &Digest) -> Result<Option<u64>> {
         Ok(self.resolve(&blob_name(digest))?.map(|e| e.size))
+    }
+
+    fn files(&self) -> Result<Vec<FileInfo>> {
+        let mut files = Vec::new();
+        for (name, node) in &self.entries {
+            let Some(path) = name.strip_prefix(&self.root) else {
+                continue;
+            };
+            if path.is_empty() {
+                continue;
+            }
+            let (kind, len) = match node {
+                Node::File(f) => (FileKind::Regular, f.size),
+                // A link that leads to a file in the archive reads as that file (Docker 25+
+                // archives link blobs); one that does not is reported as a symlink.
+                Node::Link(_) => match self.resolve(path) {
+                    Ok(Some(f)) => (FileKind::Regular, f.size),
+                    _ => (FileKind::Symlink, 0),
+                },
+                Node::Dir => (FileKind::Directory, 0),
+                Node::Other(_) => (FileKind::Other, 0),
+            };
+            files.push(FileInfo {
+                path: path.to_string(),
+                kind,
+                len,
+            });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        match self.resolve(name)? {
+            None => Ok(None),
+            Some(_) => self.read_entry(name, limit).map(Some),
+        }
     }
 }
 
@@ -661,7 +717,7 @@ fn index_entry<R: Read>(
     };
     let kind = entry.header().entry_type();
     let node = match kind {
-        _ if kind.is_dir() || raw_name.ends_with(b"/") => return Ok(()),
+        _ if kind.is_dir() || raw_name.ends_with(b"/") => Node::Dir,
         tar::EntryType::Regular | tar::EntryType::Continuous => {
             let offset = entry.raw_file_position();
             let size = entry.size();

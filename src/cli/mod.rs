@@ -1,15 +1,20 @@
 //! Command-line definitions. Each subcommand has its own module holding its arguments (every flag
 //! documented once, where it is defined) and a `run` that calls the library and prints.
 
+mod artifact;
+mod attach;
 mod cat;
 mod completions;
+mod convert;
 mod init;
 mod inspect;
 mod ls;
 mod man;
 mod output;
+mod referrers;
 mod rm;
 mod tag;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -18,7 +23,6 @@ use clap::{Parser, Subcommand};
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit status: the command ran and found problems (validate's error-level findings).
-#[allow(dead_code)]
 pub const EXIT_FINDINGS: u8 = 1;
 /// Exit status: the command could not run (bad arguments, unreadable input, …).
 pub const EXIT_FAILURE: u8 = 2;
@@ -55,6 +59,12 @@ enum Command {
     Cat(cat::Args),
     Tag(tag::Args),
     Rm(rm::Args),
+    Validate(validate::Args),
+    #[command(subcommand)]
+    Artifact(artifact::Command),
+    Attach(attach::Args),
+    Referrers(referrers::Args),
+    Convert(convert::Args),
     Completions(completions::Args),
     #[command(hide = true)]
     GenerateMan(man::Args),
@@ -73,6 +83,11 @@ pub fn main() -> ExitCode {
         Command::Cat(args) => cat::run(args),
         Command::Tag(args) => tag::run(args),
         Command::Rm(args) => rm::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Artifact(command) => artifact::run(command),
+        Command::Attach(args) => attach::run(args),
+        Command::Referrers(args) => referrers::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Completions(args) => completions::run(args),
         Command::GenerateMan(args) => man::run(args),
     };

@@ -99,3 +99,20 @@ pub fn short_name(media_type: &str) -> &str {
         other => other,
     }
 }
+
+/// Whether `text` is a media type as RFC 6838 defines it and the image-spec schema restricts
+/// it (`type/subtype`, each a restricted-name: a letter or digit, then up to 126 of letters,
+/// digits and `!#$&^_.+-`; no parameters).
+pub fn is_rfc6838(text: &str) -> bool {
+    fn restricted_name(part: &str) -> bool {
+        let bytes = part.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 127
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[1..]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(b))
+    }
+    text.split_once('/')
+        .is_some_and(|(kind, subtype)| restricted_name(kind) && restricted_name(subtype))
+}

@@ -122,6 +122,18 @@ impl IndexFile {
         self.value.get("manifests")?.as_array()?.get(i)
     }
 
+    /// Replaces entry `i` with `entry` (raw JSON), keeping its place in the list.
+    pub fn replace_raw(&mut self, i: usize, entry: Value) -> Result<()> {
+        let descriptor = from_value::<Descriptor>(entry.clone(), "new index.json entry")?;
+        let slot = self
+            .manifests_mut()
+            .get_mut(i)
+            .ok_or_else(|| Error::Invalid(format!("index.json has no entry {i}")))?;
+        *slot = entry;
+        self.entries[i] = descriptor;
+        Ok(())
+    }
+
     /// Removes every entry for which `remove` returns true; returns how many went.
     pub fn remove_where(&mut self, mut remove: impl FnMut(&Descriptor) -> bool) -> usize {
         let keep: Vec<bool> = self.entries.iter().map(|d| !remove(d)).collect();

@@ -37,6 +37,14 @@ pub trait LayoutRead: Send + Sync {
     /// The blob's stored length, or `None` when the blob is absent.
     fn blob_len(&self, digest: &Digest) -> Result<Option<u64>>;
 
+    /// Every file and directory of the layout, with paths relative to its root ('/'-separated),
+    /// sorted. Symlinks are listed as such, never followed.
+    fn files(&self) -> Result<Vec<FileInfo>>;
+
+    /// A file at the layout's root (`oci-layout`, `index.json`), or `None` when it is absent.
+    /// Larger than `limit` is an error.
+    fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>>;
+
     /// The parsed `index.json`.
     fn index(&self) -> Result<IndexFile> {
         IndexFile::parse(&self.index_bytes()?, &format!("{}/index.json", self.name()))
@@ -62,15 +70,33 @@ pub trait LayoutRead: Send + Sync {
     fn read_blob_limited(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
         let limit = size.unwrap_or(MAX_DOCUMENT_SIZE);
         if limit > MAX_DOCUMENT_SIZE {
-            return Err(Error::Invalid(format!(
-                "document {digest} is {limit} bytes, more than the {MAX_DOCUMENT_SIZE} bytes ocikit reads as a document"
-            )));
+            return Err(too_large_document(digest, limit));
         }
-        let mut bytes = Vec::with_capacity(limit as usize);
+        let mut bytes = Vec::with_capacity(size.map_or(64 * 1024, |s| s as usize));
         let mut blob = self.open_blob(digest, size)?;
         blob.read_all(&mut bytes, MAX_DOCUMENT_SIZE)?;
         Ok(bytes)
     }
+}
+
+/// One entry of a layout, as [`LayoutRead::files`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Relative to the layout's root, '/'-separated: `blobs/sha256/ab…`.
+    pub path: String,
+    pub kind: FileKind,
+    /// Length in bytes (regular files only).
+    pub len: u64,
+}
+
+/// What kind of entry a [`FileInfo`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    /// A device, FIFO, socket or sparse archive entry.
+    Other,
 }
 
 /// A verified blob stream; converts mismatches into [`Error::CorruptBlob`].
@@ -210,6 +236,27 @@ impl Layout {
         }
     }
 
+    /// A layout directory taken as it is, without checking `oci-layout`: for `validate`, which
+    /// reports what is wrong as findings. Fails only if `root` is not a directory.
+    pub fn open_unchecked(root: &Path) -> Result<Layout> {
+        let meta = fs::metadata(root).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotALayout {
+                path: root.to_path_buf(),
+                reason: "it does not exist".into(),
+            },
+            _ => Error::io("cannot read", root, e),
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::NotALayout {
+                path: root.to_path_buf(),
+                reason: "it is not a directory".into(),
+            });
+        }
+        Ok(Layout {
+            root: root.to_path_buf(),
+        })
+    }
+
     /// The layout directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -292,17 +339,79 @@ impl LayoutRead for Layout {
     }
 
     fn open_blob_raw(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
-        let path = self.blob_path(digest);
-        let file = open_regular_file(&path).map_err(|e| match e {
-            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                Error::BlobNotFound {
-                    digest: digest.clone(),
-                    layout: self.name(),
-                }
-            }
-            other => other,
-        })?;
+        let file = open_regular_file(&self.blob_path(digest))
+            .map_err(|e| self.missing_blob(e, digest))?;
         Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
+    }
+
+    fn files(&self) -> Result<Vec<FileInfo>> {
+        let mut files = Vec::new();
+        for entry in walkdir::WalkDir::new(&self.root)
+            .min_depth(1)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(&self.root).to_path_buf();
+                Error::io("cannot list", path, e.into())
+            })?;
+            let Ok(relative) = entry.path().strip_prefix(&self.root) else {
+                continue;
+            };
+            let path = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let file_type = entry.file_type();
+            let (kind, len) = if file_type.is_symlink() {
+                (FileKind::Symlink, 0)
+            } else if file_type.is_dir() {
+                (FileKind::Directory, 0)
+            } else if file_type.is_file() {
+                let len = entry
+                    .metadata()
+                    .map_err(|e| Error::io("cannot read", entry.path(), e.into()))?
+                    .len();
+                (FileKind::Regular, len)
+            } else {
+                (FileKind::Other, 0)
+            };
+            files.push(FileInfo { path, kind, len });
+        }
+        Ok(files)
+    }
+
+    fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        match read_small_file(&self.root.join(name), limit) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the file straight into a buffer of the expected size and verifies it in memory:
+    /// listing thousands of manifests is dominated by per-file costs, not by bytes.
+    fn read_blob_limited(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        let limit = size.unwrap_or(MAX_DOCUMENT_SIZE);
+        if limit > MAX_DOCUMENT_SIZE {
+            return Err(too_large_document(digest, limit));
+        }
+        let path = self.blob_path(digest);
+        let file = open_regular_file(&path).map_err(|e| self.missing_blob(e, digest))?;
+        let mut bytes = Vec::with_capacity(size.map_or(64 * 1024, |s| s as usize + 1));
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .ctx("cannot read", &path)?;
+        if size.is_none() && bytes.len() as u64 > limit {
+            return Err(too_large_document(digest, bytes.len() as u64));
+        }
+        verify_bytes(&bytes, digest, size).map_err(|detail| Error::CorruptBlob {
+            digest: digest.clone(),
+            layout: self.name(),
+            detail,
+        })?;
+        Ok(bytes)
     }
 
     fn blob_len(&self, digest: &Digest) -> Result<Option<u64>> {
@@ -314,6 +423,49 @@ impl LayoutRead for Layout {
             Err(e) => Err(Error::io("cannot read", &path, e)),
         }
     }
+}
+
+impl Layout {
+    /// Turns "no such file" into [`Error::BlobNotFound`].
+    fn missing_blob(&self, error: Error, digest: &Digest) -> Error {
+        match error {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Error::BlobNotFound {
+                    digest: digest.clone(),
+                    layout: self.name(),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Checks bytes held in memory against a digest and an optional size; the error says how they
+/// differ.
+fn verify_bytes(bytes: &[u8], digest: &Digest, size: Option<u64>) -> std::result::Result<(), String> {
+    let len = bytes.len() as u64;
+    match size {
+        Some(expected) if len > expected => return Err(Mismatch::TooLong { expected }.to_string()),
+        Some(expected) if len < expected => {
+            return Err(Mismatch::TooShort { expected, actual: len }.to_string())
+        }
+        _ => {}
+    }
+    if let Some(algorithm) = digest.known_algorithm() {
+        let mut hasher = crate::digest::Hasher::new(algorithm);
+        hasher.update(bytes);
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(Mismatch::Digest { actual }.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn too_large_document(digest: &Digest, size: u64) -> Error {
+    Error::Invalid(format!(
+        "document {digest} is {size} bytes, more than the {MAX_DOCUMENT_SIZE} bytes ocikit reads as a document"
+    ))
 }
 
 /// A process that is allowed to add blobs (it holds the shared blobs lock).
@@ -421,13 +573,24 @@ fn not_regular(path: &Path) -> Error {
     )
 }
 
-/// Opens a file only if it is a regular file: no symlink out of the layout, no FIFO to hang on.
+/// Opens a file only if it is a regular file: `O_NOFOLLOW` so no symlink leads out of the
+/// layout, `O_NONBLOCK` so a FIFO cannot hang the open, then `fstat` on the open descriptor (no
+/// window between the check and the use).
 fn open_regular_file(path: &Path) -> Result<File> {
-    let meta = fs::symlink_metadata(path).ctx("cannot open", path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_regular(path),
+            _ => Error::io("cannot open", path, e),
+        })?;
+    let meta = file.metadata().ctx("cannot read", path)?;
     if !meta.is_file() {
         return Err(not_regular(path));
     }
-    File::open(path).ctx("cannot open", path)
+    Ok(file)
 }
 
 /// Reads a small regular file whole, refusing one larger than `limit`.

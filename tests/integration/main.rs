@@ -1,10 +1,14 @@
 //! ocikit's integration tests: one test binary, one module per area, shared helpers.
 
 mod archive;
+mod artifacts;
 mod commands;
 mod concurrency;
 mod fixtures;
 mod helpers;
 mod interop;
 mod manpages;
+mod referrers;
 mod testdata;
+mod validate;
+mod validate_deep;

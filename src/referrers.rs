@@ -1,0 +1,990 @@
+//! Referrers inside a layout: the one module that knows the three conventions of PRODUCT.md
+//! §"Referrers inside a layout", reads them all and writes them.
+//!
+//! - **(a) index**: an untagged `index.json` entry whose manifest has a `subject` (oras). The
+//!   entry carries the referrer's `artifactType` and annotations.
+//! - **(b) tag**: the distribution-spec fallback tag, an index named `sha256-<hex of subject>`
+//!   listing the referrers' descriptors (regctl).
+//! - **(c) scan**: only the blob, referenced from nowhere (cosign); found by reading every
+//!   document-sized blob of `blobs/`, and only on request.
+//!
+//! The truth is always the referrer's own manifest: a descriptor that bookkeeping lists is
+//! counted under a subject only if the manifest behind it names that subject. [`Discovery`]
+//! reads index.json, the subject's fallback index and the referrers' manifests — never all of
+//! `blobs/` unless asked to scan.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::digest::Digest;
+use crate::document::media_type::{self, OCI_INDEX};
+use crate::document::{canonical, parse_json, Annotations, Descriptor, Document, REF_NAME};
+use crate::error::{Error, Result};
+use crate::layout::{FileKind, IndexFile, LayoutRead, LayoutWriter, MAX_DOCUMENT_SIZE};
+use crate::resolve::fallback_tag_subject;
+
+/// Where a referrer was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// An `index.json` entry (untagged, or named when a whole layout is read).
+    Index,
+    /// The subject's fallback-tag index `sha256-<hex>`.
+    Tag,
+    /// A blob found by scanning `blobs/`.
+    Scan,
+}
+
+impl Source {
+    /// `index`, `tag` or `scan`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Index => "index",
+            Source::Tag => "tag",
+            Source::Scan => "scan",
+        }
+    }
+}
+
+/// How a layout records its referrers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Untagged `index.json` entries only (convention a).
+    Index,
+    /// Fallback-tag indexes only (convention b).
+    Tag,
+    /// Both, so that every tool finds them (ocikit's default).
+    Both,
+}
+
+impl Format {
+    fn index(self) -> bool {
+        matches!(self, Format::Index | Format::Both)
+    }
+
+    fn tag(self) -> bool {
+        matches!(self, Format::Tag | Format::Both)
+    }
+}
+
+/// The fallback tag of a subject: `sha256-<hex>`.
+pub fn fallback_tag(subject: &Digest) -> String {
+    format!("{}-{}", subject.algorithm(), subject.encoded())
+}
+
+/// What a manifest-like blob says about itself.
+#[derive(Clone, Debug)]
+struct Facts {
+    media_type: String,
+    size: u64,
+    artifact_type: Option<String>,
+    annotations: Option<Annotations>,
+    subject: Option<Digest>,
+}
+
+/// Reads the document behind `descriptor` and what a referrers listing needs from it.
+fn read_facts(layout: &dyn LayoutRead, descriptor: &Descriptor) -> Result<Facts> {
+    let bytes = layout.read_document(descriptor)?;
+    facts_of(&bytes, Some(&descriptor.media_type), &descriptor.digest)
+}
+
+fn facts_of(bytes: &[u8], media_type: Option<&str>, digest: &Digest) -> Result<Facts> {
+    let document = Document::parse(bytes, media_type, &format!("manifest {digest}"))?;
+    let own = match &document {
+        Document::Manifest(m) => m.media_type.clone(),
+        Document::Index(i) => i.media_type.clone(),
+    };
+    let media_type = media_type
+        .filter(|m| media_type::is_manifest_like(m))
+        .map(str::to_string)
+        .or(own)
+        .unwrap_or_else(|| match document {
+            Document::Index(_) => OCI_INDEX.to_string(),
+            Document::Manifest(_) => media_type::OCI_MANIFEST.to_string(),
+        });
+    Ok(Facts {
+        media_type,
+        size: bytes.len() as u64,
+        artifact_type: document.effective_artifact_type().map(str::to_string),
+        annotations: document.annotations().cloned(),
+        subject: document.subject().map(|s| s.digest.clone()),
+    })
+}
+
+/// One referrer of a subject, merged from every convention that records it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    /// The manifest's `artifactType`, or else its config's media type (distribution-spec).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    pub size: u64,
+    pub annotations: Annotations,
+    /// The conventions it was found through.
+    pub found_in: BTreeSet<Source>,
+    /// Why its manifest could not be read (it is then described by the bookkeeping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl Referrer {
+    fn from_facts(digest: &Digest, facts: &Facts, source: Source) -> Referrer {
+        Referrer {
+            digest: digest.clone(),
+            media_type: facts.media_type.clone(),
+            artifact_type: facts.artifact_type.clone(),
+            size: facts.size,
+            annotations: facts.annotations.clone().unwrap_or_default(),
+            found_in: [source].into(),
+            problem: None,
+        }
+    }
+
+    /// The descriptor bookkeeping records for it: media type, digest, size, `artifactType`
+    /// and the manifest's annotations.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            urls: None,
+            annotations: (!self.annotations.is_empty()).then(|| self.annotations.clone()),
+            data: None,
+            platform: None,
+            artifact_type: self.artifact_type.clone(),
+        }
+    }
+}
+
+/// Which referrers a listing keeps: all conditions must hold.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only this artifact type.
+    pub artifact_type: Option<String>,
+    /// Only referrers carrying each of these annotations with exactly this value.
+    pub annotations: Vec<(String, String)>,
+}
+
+impl Filter {
+    /// Whether `referrer` passes the filter.
+    pub fn matches(&self, referrer: &Referrer) -> bool {
+        self.artifact_type
+            .as_ref()
+            .is_none_or(|t| referrer.artifact_type.as_ref() == Some(t))
+            && self
+                .annotations
+                .iter()
+                .all(|(k, v)| referrer.annotations.get(k) == Some(v))
+    }
+}
+
+/// A node of a referrers tree: the subject at the root, its referrers below it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub digest: Digest,
+    pub media_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    pub size: u64,
+    pub annotations: Annotations,
+    /// The conventions it was found through (empty for the root).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub found_in: BTreeSet<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// True when this referrer is also one of its own ancestors here (not expanded again).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cycle: bool,
+    /// Its referrers; absent where the listing stopped (`--depth`, a cycle, or no `--tree`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrers: Option<Vec<Node>>,
+}
+
+impl Node {
+    /// The root of a tree: the subject as it was resolved.
+    pub fn root(descriptor: &Descriptor, document: &Document) -> Node {
+        let artifact_type = match document {
+            Document::Manifest(m) => m.artifact_type.clone().or_else(|| {
+                m.config
+                    .as_ref()
+                    .filter(|c| media_type::kind(&c.media_type) != media_type::Kind::Config)
+                    .map(|c| c.media_type.clone())
+            }),
+            Document::Index(i) => i.artifact_type.clone(),
+        };
+        Node {
+            digest: descriptor.digest.clone(),
+            media_type: descriptor.media_type.clone(),
+            artifact_type,
+            size: descriptor.size,
+            annotations: document.annotations().cloned().unwrap_or_default(),
+            found_in: BTreeSet::new(),
+            problem: None,
+            cycle: false,
+            referrers: None,
+        }
+    }
+
+    /// The root of a tree whose subject is not in the layout (referrers may outlive it).
+    pub fn absent(digest: &Digest) -> Node {
+        Node {
+            digest: digest.clone(),
+            media_type: String::new(),
+            artifact_type: None,
+            size: 0,
+            annotations: Annotations::new(),
+            found_in: BTreeSet::new(),
+            problem: Some("the subject is not in the layout".into()),
+            cycle: false,
+            referrers: None,
+        }
+    }
+
+    fn from_referrer(referrer: Referrer) -> Node {
+        Node {
+            digest: referrer.digest,
+            media_type: referrer.media_type,
+            artifact_type: referrer.artifact_type,
+            size: referrer.size,
+            annotations: referrer.annotations,
+            found_in: referrer.found_in,
+            problem: referrer.problem,
+            cycle: false,
+            referrers: None,
+        }
+    }
+}
+
+/// What reading one subject's bookkeeping found.
+#[derive(Default)]
+struct Collected {
+    referrers: Vec<Referrer>,
+    /// Manifests a fallback index lists under this subject whose own subject is another one.
+    misfiled: Vec<(Digest, Referrer)>,
+}
+
+/// The referrers of a layout, read from every convention, queried subject by subject.
+pub struct Discovery<'a> {
+    layout: &'a dyn LayoutRead,
+    index: IndexFile,
+    /// Subject → referrers found through index.json entries, in entry order.
+    from_index: HashMap<Digest, Vec<Digest>>,
+    /// Subject → positions of its fallback-tag entries in index.json.
+    tags: HashMap<Digest, Vec<usize>>,
+    /// Subject → referrers found by scanning blobs/, by digest.
+    from_scan: HashMap<Digest, Vec<Digest>>,
+    facts: Mutex<HashMap<Digest, std::result::Result<Facts, String>>>,
+    problems: Mutex<BTreeSet<String>>,
+}
+
+/// What [`Discovery`] reads besides index.json and fallback indexes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scope {
+    /// Also read named entries' manifests (a named manifest with a `subject` is a referrer too).
+    /// Off for listings, which then read only bookkeeping and referrers.
+    pub named: bool,
+    /// Scan every document-sized blob of `blobs/` for manifests with a `subject` (convention c).
+    pub scan: bool,
+}
+
+impl<'a> Discovery<'a> {
+    /// Reads `layout`'s index.json and the manifests of its untagged entries (in parallel).
+    pub fn new(layout: &'a dyn LayoutRead, scope: Scope) -> Result<Discovery<'a>> {
+        let index = layout.index()?;
+        Discovery::with_index(layout, index, scope)
+    }
+
+    /// The same, with index.json already read (inside the index lock, say).
+    pub fn with_index(
+        layout: &'a dyn LayoutRead,
+        index: IndexFile,
+        scope: Scope,
+    ) -> Result<Discovery<'a>> {
+        let mut discovery = Discovery {
+            layout,
+            index,
+            from_index: HashMap::new(),
+            tags: HashMap::new(),
+            from_scan: HashMap::new(),
+            facts: Mutex::new(HashMap::new()),
+            problems: Mutex::new(BTreeSet::new()),
+        };
+        let mut candidates: Vec<&Descriptor> = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, entry) in discovery.index.entries().iter().enumerate() {
+            if let Some(name) = entry.ref_name() {
+                if let Some(subject) = fallback_tag_subject(name) {
+                    discovery.tags.entry(subject).or_default().push(i);
+                    continue;
+                }
+                if !scope.named {
+                    continue;
+                }
+            }
+            if media_type::is_manifest_like(&entry.media_type) && seen.insert(&entry.digest) {
+                candidates.push(entry);
+            }
+        }
+        let read: Vec<(Digest, std::result::Result<Facts, String>)> = candidates
+            .par_iter()
+            .map(|d| {
+                let facts = read_facts(layout, d).map_err(|e| e.to_string());
+                (d.digest.clone(), facts)
+            })
+            .collect();
+        let mut from_index: HashMap<Digest, Vec<Digest>> = HashMap::new();
+        for (digest, facts) in &read {
+            match facts {
+                Ok(f) => {
+                    if let Some(subject) = &f.subject {
+                        from_index
+                            .entry(subject.clone())
+                            .or_default()
+                            .push(digest.clone());
+                    }
+                }
+                Err(e) => discovery.problem(format!("index.json entry {digest}: {e}")),
+            }
+        }
+        discovery.from_index = from_index;
+        if let Ok(mut cache) = discovery.facts.lock() {
+            cache.extend(read);
+        }
+        if scope.scan {
+            discovery.scan()?;
+        }
+        Ok(discovery)
+    }
+
+    /// The index.json that was read.
+    pub fn index(&self) -> &IndexFile {
+        &self.index
+    }
+
+    /// What could not be read; the listings may be incomplete where these say so.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn problem(&self, text: String) {
+        if let Ok(mut problems) = self.problems.lock() {
+            problems.insert(text);
+        }
+    }
+
+    /// Every subject some convention records referrers for.
+    pub fn subjects(&self) -> BTreeSet<Digest> {
+        self.from_index
+            .keys()
+            .chain(self.tags.keys())
+            .chain(self.from_scan.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether entry `i` of index.json is referrer bookkeeping rather than an image: a
+    /// fallback-tag index, or an untagged entry whose manifest has a subject.
+    pub fn is_bookkeeping(&self, i: usize) -> bool {
+        let Some(entry) = self.index.entries().get(i) else {
+            return false;
+        };
+        match entry.ref_name() {
+            Some(name) => fallback_tag_subject(name).is_some(),
+            None => self.cached_subject(&entry.digest).is_some(),
+        }
+    }
+
+    fn cached_subject(&self, digest: &Digest) -> Option<Digest> {
+        let cache = self.facts.lock().ok()?;
+        cache.get(digest)?.as_ref().ok()?.subject.clone()
+    }
+
+    /// The referrers of `subject`, merged from every convention read, each once, in the order
+    /// index.json entries list them, then the fallback index's order, then by digest.
+    pub fn referrers(&self, subject: &Digest) -> Vec<Referrer> {
+        let collected = self.collect(subject);
+        for (real, referrer) in &collected.misfiled {
+            self.problem(format!(
+                "the fallback index {} lists {}, whose subject is {real}; it is not counted there (`ocikit referrers sync` fixes the bookkeeping)",
+                fallback_tag(subject),
+                referrer.digest
+            ));
+        }
+        collected.referrers
+    }
+
+    fn collect(&self, subject: &Digest) -> Collected {
+        let mut out = Collected::default();
+        let mut position: HashMap<Digest, usize> = HashMap::new();
+        let mut add = |out: &mut Collected, referrer: Referrer| {
+            match position.get(&referrer.digest) {
+                Some(&i) => out.referrers[i].found_in.extend(referrer.found_in),
+                None => {
+                    position.insert(referrer.digest.clone(), out.referrers.len());
+                    out.referrers.push(referrer);
+                }
+            }
+        };
+        for digest in self.from_index.get(subject).into_iter().flatten() {
+            if let Some(Ok(facts)) = self.cached(digest) {
+                add(&mut out, Referrer::from_facts(digest, &facts, Source::Index));
+            }
+        }
+        for &i in self.tags.get(subject).into_iter().flatten() {
+            let entry = &self.index.entries()[i];
+            let listed = match fallback_list(self.layout, entry) {
+                Ok(listed) => listed,
+                Err(e) => {
+                    self.problem(format!(
+                        "fallback index {} ({}): {e}",
+                        fallback_tag(subject),
+                        entry.digest
+                    ));
+                    continue;
+                }
+            };
+            for descriptor in listed {
+                match self.facts_for(&descriptor) {
+                    Ok(facts) if facts.subject.as_ref() == Some(subject) => {
+                        add(
+                            &mut out,
+                            Referrer::from_facts(&descriptor.digest, &facts, Source::Tag),
+                        );
+                    }
+                    Ok(facts) => {
+                        if let Some(real) = facts.subject.clone() {
+                            let referrer =
+                                Referrer::from_facts(&descriptor.digest, &facts, Source::Tag);
+                            out.misfiled.push((real, referrer));
+                        } else {
+                            self.problem(format!(
+                                "the fallback index {} lists {}, which has no subject; it is not counted",
+                                fallback_tag(subject),
+                                descriptor.digest
+                            ));
+                        }
+                    }
+                    Err(problem) => add(
+                        &mut out,
+                        Referrer {
+                            digest: descriptor.digest.clone(),
+                            media_type: descriptor.media_type.clone(),
+                            artifact_type: descriptor.artifact_type.clone(),
+                            size: descriptor.size,
+                            annotations: descriptor.annotations.clone().unwrap_or_default(),
+                            found_in: [Source::Tag].into(),
+                            problem: Some(problem),
+                        },
+                    ),
+                }
+            }
+        }
+        for digest in self.from_scan.get(subject).into_iter().flatten() {
+            if let Some(Ok(facts)) = self.cached(digest) {
+                add(&mut out, Referrer::from_facts(digest, &facts, Source::Scan));
+            }
+        }
+        out
+    }
+
+    fn cached(&self, digest: &Digest) -> Option<std::result::Result<Facts, String>> {
+        self.facts.lock().ok()?.get(digest).cloned()
+    }
+
+    fn facts_for(&self, descriptor: &Descriptor) -> std::result::Result<Facts, String> {
+        if let Some(known) = self.cached(&descriptor.digest) {
+            return known;
+        }
+        let facts = read_facts(self.layout, descriptor).map_err(|e| e.to_string());
+        if let Ok(mut cache) = self.facts.lock() {
+            cache.insert(descriptor.digest.clone(), facts.clone());
+        }
+        facts
+    }
+
+    /// The referrers tree below `root`: `filter` applies at every level, `depth` (≥ 1) stops
+    /// the descent (`None`: all the way down). A referrer that is already an ancestor is
+    /// marked as a cycle and not expanded again.
+    pub fn tree(&self, mut root: Node, filter: &Filter, depth: Option<usize>) -> Node {
+        let mut path = vec![root.digest.clone()];
+        root.referrers = Some(self.expand(&root.digest, filter, depth, &mut path));
+        root
+    }
+
+    fn expand(
+        &self,
+        subject: &Digest,
+        filter: &Filter,
+        depth: Option<usize>,
+        path: &mut Vec<Digest>,
+    ) -> Vec<Node> {
+        let below = depth.map(|d| d.saturating_sub(1));
+        self.referrers(subject)
+            .into_iter()
+            .filter(|r| filter.matches(r))
+            .map(|referrer| {
+                let mut node = Node::from_referrer(referrer);
+                if path.contains(&node.digest) {
+                    node.cycle = true;
+                } else if below != Some(0) {
+                    path.push(node.digest.clone());
+                    node.referrers = Some(self.expand(&node.digest, filter, below, path));
+                    path.pop();
+                }
+                node
+            })
+            .collect()
+    }
+
+    /// Reads every document-sized blob of `blobs/` that looks like JSON, keeping the
+    /// manifests that have a subject.
+    fn scan(&mut self) -> Result<()> {
+        let mut blobs: Vec<(Digest, u64)> = Vec::new();
+        for file in self.layout.files()? {
+            let Some(rest) = file.path.strip_prefix("blobs/") else {
+                continue;
+            };
+            let Some((algorithm, encoded)) = rest.split_once('/') else {
+                continue;
+            };
+            let Ok(digest) = Digest::parse(&format!("{algorithm}:{encoded}")) else {
+                continue;
+            };
+            match file.kind {
+                FileKind::Regular if file.len <= MAX_DOCUMENT_SIZE => blobs.push((digest, file.len)),
+                FileKind::Regular | FileKind::Directory => {}
+                FileKind::Symlink | FileKind::Other => self.problem(format!(
+                    "scan: {} is not a regular file; it was not read",
+                    file.path
+                )),
+            }
+        }
+        let known: HashSet<Digest> = self
+            .facts
+            .lock()
+            .map(|f| f.keys().cloned().collect())
+            .unwrap_or_default();
+        let layout = self.layout;
+        let found: Vec<(Digest, std::result::Result<Option<Facts>, String>)> = blobs
+            .par_iter()
+            .filter(|(d, _)| !known.contains(d))
+            .map(|(digest, len)| (digest.clone(), scan_blob(layout, digest, *len)))
+            .collect();
+        let mut from_scan: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
+        let mut cache = self
+            .facts
+            .lock()
+            .map_err(|_| Error::Invalid("a scan thread panicked".into()))?;
+        for (digest, outcome) in found {
+            match outcome {
+                Ok(Some(facts)) => {
+                    if let Some(subject) = &facts.subject {
+                        from_scan.entry(subject.clone()).or_default().push(digest.clone());
+                    }
+                    cache.insert(digest, Ok(facts));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if let Ok(mut problems) = self.problems.lock() {
+                        problems.insert(format!("scan: blob {digest}: {e}"));
+                    }
+                }
+            }
+        }
+        // Blobs already read through index.json count as found by the scan too.
+        for (digest, facts) in cache.iter() {
+            if let Ok(Facts {
+                subject: Some(subject),
+                ..
+            }) = facts
+            {
+                let list = from_scan.entry(subject.clone()).or_default();
+                if !list.contains(digest) {
+                    list.push(digest.clone());
+                }
+            }
+        }
+        drop(cache);
+        self.from_scan = from_scan
+            .into_iter()
+            .map(|(subject, mut list)| {
+                list.sort();
+                (subject, list)
+            })
+            .collect();
+        Ok(())
+    }
+}
+
+/// A scanned blob: `None` unless it is a JSON manifest or index.
+fn scan_blob(
+    layout: &dyn LayoutRead,
+    digest: &Digest,
+    len: u64,
+) -> std::result::Result<Option<Facts>, String> {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let mut raw = layout.open_blob_raw(digest).map_err(|e| e.to_string())?;
+    let n = raw.read(&mut head).map_err(|e| e.to_string())?;
+    drop(raw);
+    let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Ok(None);
+    }
+    let bytes = layout
+        .read_blob_limited(digest, Some(len))
+        .map_err(|e| e.to_string())?;
+    Ok(facts_of(&bytes, None, digest).ok())
+}
+
+/// The descriptors a fallback-tag index lists.
+fn fallback_list(layout: &dyn LayoutRead, entry: &Descriptor) -> Result<Vec<Descriptor>> {
+    let bytes = layout.read_document(entry)?;
+    match Document::parse(
+        &bytes,
+        Some(&entry.media_type),
+        &format!("fallback index {}", entry.digest),
+    )? {
+        Document::Index(index) => Ok(index.manifests),
+        Document::Manifest(_) => Err(Error::UnexpectedMediaType {
+            what: format!("fallback index {}", entry.digest),
+            media_type: entry.media_type.clone(),
+            expected: "but a fallback tag must name an index".into(),
+        }),
+    }
+}
+
+// ---- writing bookkeeping ----
+
+/// `value` with its object keys in canonical (sorted) order, as the documents ocikit writes.
+pub(crate) fn canonical_value(value: &Value) -> Result<Value> {
+    serde_json::from_slice(&canonical::to_vec(value))
+        .map_err(|e| Error::Invalid(format!("cannot reorder a JSON value: {e}")))
+}
+
+/// A descriptor as JSON, keys sorted.
+pub(crate) fn descriptor_value(descriptor: &Descriptor) -> Result<Value> {
+    let value = serde_json::to_value(descriptor)
+        .map_err(|e| Error::Invalid(format!("cannot serialize a descriptor: {e}")))?;
+    canonical_value(&value)
+}
+
+/// Records `referrer` (a descriptor with `artifactType` and annotations) as a referrer of
+/// `subject` in `index`, in the conventions `format` names: an untagged entry, and the
+/// fallback index merged with what it already lists. Returns whether index.json changed.
+pub fn record(
+    writer: &LayoutWriter<'_>,
+    index: &mut IndexFile,
+    subject: &Digest,
+    referrer: &Descriptor,
+    format: Format,
+) -> Result<bool> {
+    let mut changed = false;
+    if format.index() && !has_untagged(index, &referrer.digest) {
+        index.push_raw(descriptor_value(referrer)?)?;
+        changed = true;
+    }
+    if format.tag() {
+        let entry = descriptor_value(referrer)?;
+        changed |= edit_fallback(writer, index, subject, |list| {
+            if list.iter().any(|v| listed_digest(v) == Some(referrer.digest.as_str())) {
+                false
+            } else {
+                list.push(entry);
+                true
+            }
+        })?;
+    }
+    Ok(changed)
+}
+
+/// Whether `index` has an untagged entry for `digest`.
+fn has_untagged(index: &IndexFile, digest: &Digest) -> bool {
+    index
+        .entries()
+        .iter()
+        .any(|d| &d.digest == digest && d.ref_name().is_none())
+}
+
+fn listed_digest(value: &Value) -> Option<&str> {
+    value.get("digest").and_then(Value::as_str)
+}
+
+/// Applies `edit` to the list of descriptors of `subject`'s fallback index (raw JSON, so what
+/// other tools put there survives) and records the result: a new index (canonical JSON) under
+/// the fallback tag, in the place of the old entry. Several entries of that tag are merged into
+/// one; an empty list drops the tag. Returns whether index.json changed.
+pub fn edit_fallback(
+    writer: &LayoutWriter<'_>,
+    index: &mut IndexFile,
+    subject: &Digest,
+    edit: impl FnOnce(&mut Vec<Value>) -> bool,
+) -> Result<bool> {
+    let name = fallback_tag(subject);
+    let positions = index.find_name(&name);
+    let mut base: Option<Map<String, Value>> = None;
+    let mut list: Vec<Value> = Vec::new();
+    let mut seen = HashSet::new();
+    for &i in &positions {
+        let entry = &index.entries()[i];
+        let what = format!("fallback index {name} ({})", entry.digest);
+        let bytes = writer.layout().read_document(entry)?;
+        let value: Value = parse_json(&bytes, &what)?;
+        let Value::Object(mut object) = value else {
+            return Err(Error::Json {
+                file: what,
+                pointer: String::new(),
+                message: "the document is not a JSON object".into(),
+            });
+        };
+        let Some(Value::Array(manifests)) = object.remove("manifests") else {
+            return Err(Error::Json {
+                file: what,
+                pointer: "/manifests".into(),
+                message: "manifests must be an array".into(),
+            });
+        };
+        for item in manifests {
+            let key = listed_digest(&item).map(str::to_string);
+            if key.is_none_or(|k| seen.insert(k)) {
+                list.push(item);
+            }
+        }
+        base.get_or_insert(object);
+    }
+    let changed = edit(&mut list);
+    if !changed && positions.len() <= 1 {
+        return Ok(false);
+    }
+    if list.is_empty() {
+        let removed = index.remove_where(|d| d.ref_name() == Some(name.as_str()));
+        return Ok(removed > 0);
+    }
+    let mut object = base.unwrap_or_default();
+    object
+        .entry("schemaVersion")
+        .or_insert_with(|| Value::from(2));
+    object
+        .entry("mediaType")
+        .or_insert_with(|| Value::from(OCI_INDEX));
+    object.insert("manifests".into(), Value::Array(list));
+    let media_type = object
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or(OCI_INDEX)
+        .to_string();
+    let written = writer.write_blob_bytes(&canonical::to_vec(&Value::Object(object)))?;
+    match positions.first() {
+        Some(&first) => {
+            let mut entry = index.raw_entry(first).cloned().unwrap_or(Value::Null);
+            if let Some(fields) = entry.as_object_mut() {
+                fields.insert("mediaType".into(), Value::from(media_type));
+                fields.insert("digest".into(), Value::from(written.digest.as_str()));
+                fields.insert("size".into(), Value::from(written.size));
+            }
+            index.replace_raw(first, entry)?;
+            let mut kept_first = false;
+            index.remove_where(|d| {
+                d.ref_name() == Some(name.as_str()) && std::mem::replace(&mut kept_first, true)
+            });
+        }
+        None => {
+            let mut annotations = Annotations::new();
+            annotations.insert(REF_NAME.to_string(), name);
+            index.push_raw(descriptor_value(&Descriptor {
+                media_type,
+                digest: written.digest,
+                size: written.size,
+                urls: None,
+                annotations: Some(annotations),
+                data: None,
+                platform: None,
+                artifact_type: None,
+            })?)?;
+        }
+    }
+    Ok(true)
+}
+
+/// Removes `referrer` from `subject`'s fallback index (dropping the tag when nothing is left).
+pub fn unlist(
+    writer: &LayoutWriter<'_>,
+    index: &mut IndexFile,
+    subject: &Digest,
+    referrer: &Digest,
+) -> Result<bool> {
+    if index.find_name(&fallback_tag(subject)).is_empty() {
+        return Ok(false);
+    }
+    edit_fallback(writer, index, subject, |list| {
+        let before = list.len();
+        list.retain(|v| listed_digest(v) != Some(referrer.as_str()));
+        list.len() != before
+    })
+}
+
+// ---- sync ----
+
+/// What `sync` changed.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    /// How many referrers the layout has (each once).
+    pub referrers: usize,
+    /// Untagged entries added, by referrer digest.
+    pub added_entries: Vec<Digest>,
+    /// Untagged entries removed, by referrer digest.
+    pub removed_entries: Vec<Digest>,
+    /// Fallback tags written (new, or with a changed list).
+    pub written_tags: Vec<String>,
+    /// Fallback tags dropped (stale, empty, or not wanted in this format).
+    pub removed_tags: Vec<String>,
+    /// What could not be read; such manifests were left out of the truth.
+    pub problems: Vec<String>,
+}
+
+/// Rewrites a layout's referrer bookkeeping to `format`, from the truth: the manifests with a
+/// `subject` found through index.json (named or not), the fallback indexes and, with `scan`,
+/// `blobs/`. Adds missing entries, removes stale ones and drops fallback indexes that list
+/// nothing. Running it twice changes nothing the second time.
+pub fn sync(layout: &crate::layout::Layout, format: Format, scan: bool) -> Result<SyncReport> {
+    let writer = layout.writer()?;
+    writer.update_index(|index| {
+        let scope = Scope { named: true, scan };
+        let discovery = Discovery::with_index(layout, index.clone(), scope)?;
+        // The truth: subject → its referrers, each under the subject its manifest names.
+        let mut truth: BTreeMap<Digest, Vec<Referrer>> = BTreeMap::new();
+        let mut seen: HashSet<Digest> = HashSet::new();
+        for subject in discovery.subjects() {
+            let collected = discovery.collect(&subject);
+            let misfiled = collected.misfiled.into_iter();
+            let own = collected.referrers.into_iter().map(|r| (subject.clone(), r));
+            for (subject, referrer) in own.chain(misfiled) {
+                if referrer.problem.is_some() || !seen.insert(referrer.digest.clone()) {
+                    continue; // a listing without a readable manifest is stale
+                }
+                truth.entry(subject).or_default().push(referrer);
+            }
+        }
+        let mut report = SyncReport {
+            referrers: seen.len(),
+            problems: discovery.problems(),
+            ..SyncReport::default()
+        };
+        let mut changed = false;
+
+        // (a) untagged entries.
+        if format.index() {
+            for referrer in truth.values().flatten() {
+                if !has_untagged(index, &referrer.digest) {
+                    index.push_raw(descriptor_value(&referrer.descriptor())?)?;
+                    report.added_entries.push(referrer.digest.clone());
+                }
+            }
+        } else {
+            let removed: Vec<Digest> = index
+                .entries()
+                .iter()
+                .enumerate()
+                .filter(|(i, d)| d.ref_name().is_none() && discovery.is_bookkeeping(*i))
+                .map(|(_, d)| d.digest.clone())
+                .collect();
+            index.remove_where(|d| d.ref_name().is_none() && removed.contains(&d.digest));
+            report.removed_entries = removed;
+        }
+        changed |= !report.added_entries.is_empty() || !report.removed_entries.is_empty();
+
+        // (b) fallback indexes.
+        let tagged: BTreeSet<Digest> = index
+            .entries()
+            .iter()
+            .filter_map(|d| d.ref_name().and_then(fallback_tag_subject))
+            .collect();
+        for subject in tagged.iter().filter(|s| !format.tag() || !truth.contains_key(*s)) {
+            let name = fallback_tag(subject);
+            index.remove_where(|d| d.ref_name() == Some(name.as_str()));
+            report.removed_tags.push(name);
+            changed = true;
+        }
+        if format.tag() {
+            for (subject, referrers) in &truth {
+                let wanted: Vec<&Referrer> = referrers.iter().collect();
+                let mut values = Vec::with_capacity(wanted.len());
+                for r in &wanted {
+                    values.push(descriptor_value(&r.descriptor())?);
+                }
+                let wrote = edit_fallback(&writer, index, subject, |list| {
+                    let before_len = list.len();
+                    let before: Vec<String> = list
+                        .iter()
+                        .filter_map(|v| listed_digest(v).map(str::to_string))
+                        .collect();
+                    list.retain(|v| {
+                        listed_digest(v).is_some_and(|d| wanted.iter().any(|r| r.digest.as_str() == d))
+                    });
+                    for (r, value) in wanted.iter().zip(&values) {
+                        if !list.iter().any(|v| listed_digest(v) == Some(r.digest.as_str())) {
+                            list.push(value.clone());
+                        }
+                    }
+                    let after: Vec<String> = list
+                        .iter()
+                        .filter_map(|v| listed_digest(v).map(str::to_string))
+                        .collect();
+                    before != after || before_len != before.len()
+                })?;
+                if wrote {
+                    report.written_tags.push(fallback_tag(subject));
+                    changed = true;
+                }
+            }
+        }
+        Ok((report, changed))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_tag_names_the_subject() {
+        let d = Digest::sha256_of(b"x");
+        assert_eq!(fallback_tag(&d), format!("sha256-{}", d.encoded()));
+        assert_eq!(fallback_tag_subject(&fallback_tag(&d)), Some(d));
+    }
+
+    #[test]
+    fn filters_need_every_condition() {
+        let referrer = Referrer {
+            digest: Digest::sha256_of(b"r"),
+            media_type: media_type::OCI_MANIFEST.into(),
+            artifact_type: Some("application/x".into()),
+            size: 1,
+            annotations: [("k".to_string(), "v".to_string())].into(),
+            found_in: [Source::Index].into(),
+            problem: None,
+        };
+        assert!(Filter::default().matches(&referrer));
+        let by_type = Filter {
+            artifact_type: Some("application/x".into()),
+            annotations: vec![("k".into(), "v".into())],
+        };
+        assert!(by_type.matches(&referrer));
+        let wrong = Filter {
+            annotations: vec![("k".into(), "w".into())],
+            ..Filter::default()
+        };
+        assert!(!wrong.matches(&referrer));
+    }
+}
