@@ -1,9 +1,9 @@
 //! What a layout's `index.json` holds, summarized for listing: images and indexes with their
 //! platforms, sizes and referrer counts, apart from referrer bookkeeping.
 //!
-//! Referrer bookkeeping is recognized in both conventions of PRODUCT.md §Referrers: untagged
-//! entries whose manifest has a `subject` (oras), and fallback-tag indexes named
-//! `sha256-<hex>` (regctl). Neither is listed as an image; both count under their subject.
+//! Referrer bookkeeping is recognized by [`crate::referrers`] in both conventions of PRODUCT.md
+//! §Referrers: untagged entries whose manifest has a `subject` (oras), and fallback-tag indexes
+//! named `sha256-<hex>` (regctl). Neither is listed as an image; both count under their subject.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -17,7 +17,7 @@ use crate::document::{parse_json, Descriptor, Document, ImageConfig};
 use crate::error::Result;
 use crate::layout::LayoutRead;
 use crate::platform::Platform;
-use crate::resolve::fallback_tag_subject;
+use crate::referrers::{Discovery, Scope};
 
 /// One listed image, index or artifact.
 #[derive(Clone, Debug, Serialize)]
@@ -55,21 +55,25 @@ struct Summary {
     artifact_type: Option<String>,
     platforms: Vec<String>,
     blobs: BTreeSet<(Digest, u64)>,
-    subject: Option<Digest>,
     children: Vec<Digest>,
     problem: Option<String>,
 }
 
 /// Reads a layout's `index.json` and the documents behind it, in parallel, each blob once.
 pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
-    let index = layout.index()?;
-    let entries = index.entries();
-    let cache = SummaryCache::default();
+    // Referrer bookkeeping (both conventions) is recognized by the referrers module.
+    let discovery = Discovery::new(layout, Scope::default())?;
+    let entries = discovery.index().entries();
+    let listed: Vec<&Descriptor> = (0..entries.len())
+        .filter(|&i| !discovery.is_bookkeeping(i))
+        .map(|i| &entries[i])
+        .collect();
 
-    // Every distinct document behind an entry is summarized once, in parallel.
+    // Every distinct document behind a listed entry is summarized once, in parallel.
+    let cache = SummaryCache::default();
     let mut unique: Vec<&Descriptor> = Vec::new();
     let mut seen = BTreeSet::new();
-    for d in entries {
+    for d in &listed {
         if seen.insert(&d.digest) {
             unique.push(d);
         }
@@ -78,42 +82,29 @@ pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
         .par_iter()
         .for_each(|d| drop(cache.summarize(layout, d, 0)));
 
-    // Referrer bookkeeping, per subject, deduplicated by referrer digest.
-    let mut referrers: HashMap<Digest, BTreeSet<Digest>> = HashMap::new();
-    let mut rows = Vec::new();
-    for d in entries {
-        let summary = cache.summarize(layout, d, 0);
-        if let Some(subject) = d.ref_name().and_then(fallback_tag_subject) {
-            if let Ok(bytes) = layout.read_document(d) {
-                if let Ok(Document::Index(listed)) =
-                    Document::parse(&bytes, Some(&d.media_type), "fallback index")
-                {
-                    let set = referrers.entry(subject).or_default();
-                    set.extend(listed.manifests.into_iter().map(|m| m.digest));
-                }
-            }
-            continue;
-        }
-        if d.ref_name().is_none() {
-            if let Some(subject) = &summary.subject {
-                referrers
-                    .entry(subject.clone())
-                    .or_default()
-                    .insert(d.digest.clone());
-                continue;
-            }
-        }
-        rows.push((d, summary));
-    }
-
-    let mut attributed: BTreeSet<Digest> = BTreeSet::new();
-    let rows: Vec<Row> = rows
+    // Referrers per subject, each once, merged from every convention.
+    let referrers: HashMap<Digest, BTreeSet<Digest>> = discovery
+        .subjects()
         .into_iter()
-        .map(|(d, summary)| {
+        .map(|subject| {
+            let set = discovery
+                .referrers(&subject)
+                .into_iter()
+                .map(|r| r.digest)
+                .collect();
+            (subject, set)
+        })
+        .collect();
+
+    let mut attributed: BTreeSet<&Digest> = BTreeSet::new();
+    let rows: Vec<Row> = listed
+        .into_iter()
+        .map(|d| {
+            let summary = cache.summarize(layout, d, 0);
             let mut mine: BTreeSet<&Digest> = BTreeSet::new();
             for digest in std::iter::once(&d.digest).chain(summary.children.iter()) {
-                if let Some(set) = referrers.get(digest) {
-                    attributed.insert(digest.clone());
+                if let Some((subject, set)) = referrers.get_key_value(digest) {
+                    attributed.insert(subject);
                     mine.extend(set.iter());
                 }
             }
@@ -135,9 +126,11 @@ pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
             }
         })
         .collect();
+    // Referrers of referrers (signatures of SBOMs) are not detached: their subject is known.
+    let all_referrers: BTreeSet<&Digest> = referrers.values().flatten().collect();
     let detached_referrers = referrers
         .iter()
-        .filter(|(subject, _)| !attributed.contains(*subject))
+        .filter(|(subject, _)| !attributed.contains(subject) && !all_referrers.contains(subject))
         .map(|(_, set)| set.len())
         .sum();
     Ok(Catalog {
@@ -194,7 +187,6 @@ impl SummaryCache {
             Some(&d.media_type),
             &format!("manifest {}", d.digest),
         )?;
-        summary.subject = document.subject().map(|s| s.digest.clone());
         match document {
             Document::Manifest(m) => {
                 let config_is_image = m

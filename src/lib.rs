@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod digest;
 pub mod document;
 pub mod error;
+pub mod gc;
 pub mod inspect;
 pub mod layer;
 pub mod layout;

@@ -282,6 +282,7 @@ pub struct Discovery<'a> {
     from_scan: HashMap<Digest, Vec<Digest>>,
     facts: Mutex<HashMap<Digest, std::result::Result<Facts, String>>>,
     problems: Mutex<BTreeSet<String>>,
+    warnings: Mutex<BTreeSet<String>>,
 }
 
 /// What [`Discovery`] reads besides index.json and fallback indexes.
@@ -315,6 +316,7 @@ impl<'a> Discovery<'a> {
             from_scan: HashMap::new(),
             facts: Mutex::new(HashMap::new()),
             problems: Mutex::new(BTreeSet::new()),
+            warnings: Mutex::new(BTreeSet::new()),
         };
         let mut candidates: Vec<&Descriptor> = Vec::new();
         let mut seen = HashSet::new();
@@ -376,9 +378,23 @@ impl<'a> Discovery<'a> {
             .unwrap_or_default()
     }
 
+    /// Bookkeeping that disagrees with the manifests it lists (which the listings ignore).
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|w| w.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn problem(&self, text: String) {
         if let Ok(mut problems) = self.problems.lock() {
             problems.insert(text);
+        }
+    }
+
+    fn warning(&self, text: String) {
+        if let Ok(mut warnings) = self.warnings.lock() {
+            warnings.insert(text);
         }
     }
 
@@ -414,7 +430,7 @@ impl<'a> Discovery<'a> {
     pub fn referrers(&self, subject: &Digest) -> Vec<Referrer> {
         let collected = self.collect(subject);
         for (real, referrer) in &collected.misfiled {
-            self.problem(format!(
+            self.warning(format!(
                 "the fallback index {} lists {}, whose subject is {real}; it is not counted there (`ocikit referrers sync` fixes the bookkeeping)",
                 fallback_tag(subject),
                 referrer.digest
@@ -426,18 +442,20 @@ impl<'a> Discovery<'a> {
     fn collect(&self, subject: &Digest) -> Collected {
         let mut out = Collected::default();
         let mut position: HashMap<Digest, usize> = HashMap::new();
-        let mut add = |out: &mut Collected, referrer: Referrer| {
-            match position.get(&referrer.digest) {
-                Some(&i) => out.referrers[i].found_in.extend(referrer.found_in),
-                None => {
-                    position.insert(referrer.digest.clone(), out.referrers.len());
-                    out.referrers.push(referrer);
-                }
+        let mut add = |out: &mut Collected, referrer: Referrer| match position.get(&referrer.digest)
+        {
+            Some(&i) => out.referrers[i].found_in.extend(referrer.found_in),
+            None => {
+                position.insert(referrer.digest.clone(), out.referrers.len());
+                out.referrers.push(referrer);
             }
         };
         for digest in self.from_index.get(subject).into_iter().flatten() {
             if let Some(Ok(facts)) = self.cached(digest) {
-                add(&mut out, Referrer::from_facts(digest, &facts, Source::Index));
+                add(
+                    &mut out,
+                    Referrer::from_facts(digest, &facts, Source::Index),
+                );
             }
         }
         for &i in self.tags.get(subject).into_iter().flatten() {
@@ -467,7 +485,7 @@ impl<'a> Discovery<'a> {
                                 Referrer::from_facts(&descriptor.digest, &facts, Source::Tag);
                             out.misfiled.push((real, referrer));
                         } else {
-                            self.problem(format!(
+                            self.warning(format!(
                                 "the fallback index {} lists {}, which has no subject; it is not counted",
                                 fallback_tag(subject),
                                 descriptor.digest
@@ -495,6 +513,19 @@ impl<'a> Discovery<'a> {
             }
         }
         out
+    }
+
+    /// The subject the manifest `digest` names, read from its blob if no bookkeeping did.
+    pub fn subject_of(&self, digest: &Digest) -> Option<Digest> {
+        if let Some(known) = self.cached(digest) {
+            return known.ok()?.subject;
+        }
+        let bytes = self.layout.read_blob_limited(digest, None).ok()?;
+        let facts = facts_of(&bytes, None, digest).ok()?;
+        if let Ok(mut cache) = self.facts.lock() {
+            cache.insert(digest.clone(), Ok(facts.clone()));
+        }
+        facts.subject
     }
 
     fn cached(&self, digest: &Digest) -> Option<std::result::Result<Facts, String>> {
@@ -561,7 +592,9 @@ impl<'a> Discovery<'a> {
                 continue;
             };
             match file.kind {
-                FileKind::Regular if file.len <= MAX_DOCUMENT_SIZE => blobs.push((digest, file.len)),
+                FileKind::Regular if file.len <= MAX_DOCUMENT_SIZE => {
+                    blobs.push((digest, file.len))
+                }
                 FileKind::Regular | FileKind::Directory => {}
                 FileKind::Symlink | FileKind::Other => self.problem(format!(
                     "scan: {} is not a regular file; it was not read",
@@ -589,7 +622,10 @@ impl<'a> Discovery<'a> {
             match outcome {
                 Ok(Some(facts)) => {
                     if let Some(subject) = &facts.subject {
-                        from_scan.entry(subject.clone()).or_default().push(digest.clone());
+                        from_scan
+                            .entry(subject.clone())
+                            .or_default()
+                            .push(digest.clone());
                     }
                     cache.insert(digest, Ok(facts));
                 }
@@ -689,23 +725,60 @@ pub fn record(
     referrer: &Descriptor,
     format: Format,
 ) -> Result<bool> {
-    let mut changed = false;
-    if format.index() && !has_untagged(index, &referrer.digest) {
-        index.push_raw(descriptor_value(referrer)?)?;
-        changed = true;
+    Pending::read(writer.layout(), index, subject, format)?.record(writer, index, referrer)
+}
+
+/// A subject's bookkeeping, read before a referrer is recorded, so that a fallback index that
+/// cannot be read is reported before any blob is written.
+pub struct Pending {
+    format: Format,
+    fallback: Option<Fallback>,
+}
+
+impl Pending {
+    /// Reads what recording a referrer of `subject` in `format` will change.
+    pub fn read(
+        layout: &dyn LayoutRead,
+        index: &IndexFile,
+        subject: &Digest,
+        format: Format,
+    ) -> Result<Pending> {
+        let fallback = if format.tag() {
+            Some(Fallback::read(layout, index, subject)?)
+        } else {
+            None
+        };
+        Ok(Pending { format, fallback })
     }
-    if format.tag() {
-        let entry = descriptor_value(referrer)?;
-        changed |= edit_fallback(writer, index, subject, |list| {
-            if list.iter().any(|v| listed_digest(v) == Some(referrer.digest.as_str())) {
-                false
-            } else {
-                list.push(entry);
-                true
-            }
-        })?;
+
+    /// Records `referrer`; returns whether index.json changed.
+    pub fn record(
+        self,
+        writer: &LayoutWriter<'_>,
+        index: &mut IndexFile,
+        referrer: &Descriptor,
+    ) -> Result<bool> {
+        let mut changed = false;
+        if self.format.index() && !has_untagged(index, &referrer.digest) {
+            index.push_raw(descriptor_value(referrer)?)?;
+            changed = true;
+        }
+        if let Some(fallback) = self.fallback {
+            let entry = descriptor_value(referrer)?;
+            changed |= fallback.edit(writer, index, |list| {
+                if list
+                    .iter()
+                    .any(|v| listed_digest(v) == Some(referrer.digest.as_str()))
+                {
+                    false
+                } else {
+                    list.push(entry);
+                    true
+                }
+            })?;
+        }
+        Ok(changed)
     }
-    Ok(changed)
 }
 
 /// Whether `index` has an untagged entry for `digest`.
@@ -720,100 +793,138 @@ fn listed_digest(value: &Value) -> Option<&str> {
     value.get("digest").and_then(Value::as_str)
 }
 
-/// Applies `edit` to the list of descriptors of `subject`'s fallback index (raw JSON, so what
-/// other tools put there survives) and records the result: a new index (canonical JSON) under
-/// the fallback tag, in the place of the old entry. Several entries of that tag are merged into
-/// one; an empty list drops the tag. Returns whether index.json changed.
+/// A subject's fallback-tag index as read: its entries in index.json, the document's other
+/// fields, and the descriptors it lists (raw JSON, so what other tools put there survives).
+/// Several entries of that tag are merged into one.
+struct Fallback {
+    name: String,
+    positions: Vec<usize>,
+    base: Option<Map<String, Value>>,
+    list: Vec<Value>,
+}
+
+impl Fallback {
+    fn read(layout: &dyn LayoutRead, index: &IndexFile, subject: &Digest) -> Result<Fallback> {
+        let name = fallback_tag(subject);
+        let positions = index.find_name(&name);
+        let mut base: Option<Map<String, Value>> = None;
+        let mut list: Vec<Value> = Vec::new();
+        let mut seen = HashSet::new();
+        for &i in &positions {
+            let entry = &index.entries()[i];
+            let what = format!("fallback index {name} ({})", entry.digest);
+            let bytes = layout.read_document(entry)?;
+            let value: Value = parse_json(&bytes, &what)?;
+            let Value::Object(mut object) = value else {
+                return Err(Error::Json {
+                    file: what,
+                    pointer: String::new(),
+                    message: "the document is not a JSON object".into(),
+                });
+            };
+            let Some(Value::Array(manifests)) = object.remove("manifests") else {
+                return Err(Error::Json {
+                    file: what,
+                    pointer: "/manifests".into(),
+                    message: "manifests must be an array".into(),
+                });
+            };
+            for item in manifests {
+                let key = listed_digest(&item).map(str::to_string);
+                if key.is_none_or(|k| seen.insert(k)) {
+                    list.push(item);
+                }
+            }
+            base.get_or_insert(object);
+        }
+        Ok(Fallback {
+            name,
+            positions,
+            base,
+            list,
+        })
+    }
+
+    /// Applies `edit` to the list and records the result: a new index (canonical JSON) under
+    /// the tag, in the place of the old entry; an empty list drops the tag. Returns whether
+    /// index.json changed.
+    fn edit(
+        self,
+        writer: &LayoutWriter<'_>,
+        index: &mut IndexFile,
+        edit: impl FnOnce(&mut Vec<Value>) -> bool,
+    ) -> Result<bool> {
+        let Fallback {
+            name,
+            positions,
+            base,
+            mut list,
+        } = self;
+        let changed = edit(&mut list);
+        if !changed && positions.len() <= 1 {
+            return Ok(false);
+        }
+        if list.is_empty() {
+            let removed = index.remove_where(|d| d.ref_name() == Some(name.as_str()));
+            return Ok(removed > 0);
+        }
+        let mut object = base.unwrap_or_default();
+        object
+            .entry("schemaVersion")
+            .or_insert_with(|| Value::from(2));
+        object
+            .entry("mediaType")
+            .or_insert_with(|| Value::from(OCI_INDEX));
+        object.insert("manifests".into(), Value::Array(list));
+        let media_type = object
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or(OCI_INDEX)
+            .to_string();
+        let written = writer.write_blob_bytes(&canonical::to_vec(&Value::Object(object)))?;
+        match positions.first() {
+            Some(&first) => {
+                let mut entry = index.raw_entry(first).cloned().unwrap_or(Value::Null);
+                if let Some(fields) = entry.as_object_mut() {
+                    fields.insert("mediaType".into(), Value::from(media_type));
+                    fields.insert("digest".into(), Value::from(written.digest.as_str()));
+                    fields.insert("size".into(), Value::from(written.size));
+                }
+                index.replace_raw(first, entry)?;
+                let mut kept_first = false;
+                index.remove_where(|d| {
+                    d.ref_name() == Some(name.as_str()) && std::mem::replace(&mut kept_first, true)
+                });
+            }
+            None => {
+                let mut annotations = Annotations::new();
+                annotations.insert(REF_NAME.to_string(), name);
+                index.push_raw(descriptor_value(&Descriptor {
+                    media_type,
+                    digest: written.digest,
+                    size: written.size,
+                    urls: None,
+                    annotations: Some(annotations),
+                    data: None,
+                    platform: None,
+                    artifact_type: None,
+                })?)?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Applies `edit` to the list of descriptors of `subject`'s fallback index (raw JSON) and
+/// records the result in place of the old entry (see [`Fallback`]); an empty list drops the
+/// tag. Returns whether index.json changed.
 pub fn edit_fallback(
     writer: &LayoutWriter<'_>,
     index: &mut IndexFile,
     subject: &Digest,
     edit: impl FnOnce(&mut Vec<Value>) -> bool,
 ) -> Result<bool> {
-    let name = fallback_tag(subject);
-    let positions = index.find_name(&name);
-    let mut base: Option<Map<String, Value>> = None;
-    let mut list: Vec<Value> = Vec::new();
-    let mut seen = HashSet::new();
-    for &i in &positions {
-        let entry = &index.entries()[i];
-        let what = format!("fallback index {name} ({})", entry.digest);
-        let bytes = writer.layout().read_document(entry)?;
-        let value: Value = parse_json(&bytes, &what)?;
-        let Value::Object(mut object) = value else {
-            return Err(Error::Json {
-                file: what,
-                pointer: String::new(),
-                message: "the document is not a JSON object".into(),
-            });
-        };
-        let Some(Value::Array(manifests)) = object.remove("manifests") else {
-            return Err(Error::Json {
-                file: what,
-                pointer: "/manifests".into(),
-                message: "manifests must be an array".into(),
-            });
-        };
-        for item in manifests {
-            let key = listed_digest(&item).map(str::to_string);
-            if key.is_none_or(|k| seen.insert(k)) {
-                list.push(item);
-            }
-        }
-        base.get_or_insert(object);
-    }
-    let changed = edit(&mut list);
-    if !changed && positions.len() <= 1 {
-        return Ok(false);
-    }
-    if list.is_empty() {
-        let removed = index.remove_where(|d| d.ref_name() == Some(name.as_str()));
-        return Ok(removed > 0);
-    }
-    let mut object = base.unwrap_or_default();
-    object
-        .entry("schemaVersion")
-        .or_insert_with(|| Value::from(2));
-    object
-        .entry("mediaType")
-        .or_insert_with(|| Value::from(OCI_INDEX));
-    object.insert("manifests".into(), Value::Array(list));
-    let media_type = object
-        .get("mediaType")
-        .and_then(Value::as_str)
-        .unwrap_or(OCI_INDEX)
-        .to_string();
-    let written = writer.write_blob_bytes(&canonical::to_vec(&Value::Object(object)))?;
-    match positions.first() {
-        Some(&first) => {
-            let mut entry = index.raw_entry(first).cloned().unwrap_or(Value::Null);
-            if let Some(fields) = entry.as_object_mut() {
-                fields.insert("mediaType".into(), Value::from(media_type));
-                fields.insert("digest".into(), Value::from(written.digest.as_str()));
-                fields.insert("size".into(), Value::from(written.size));
-            }
-            index.replace_raw(first, entry)?;
-            let mut kept_first = false;
-            index.remove_where(|d| {
-                d.ref_name() == Some(name.as_str()) && std::mem::replace(&mut kept_first, true)
-            });
-        }
-        None => {
-            let mut annotations = Annotations::new();
-            annotations.insert(REF_NAME.to_string(), name);
-            index.push_raw(descriptor_value(&Descriptor {
-                media_type,
-                digest: written.digest,
-                size: written.size,
-                urls: None,
-                annotations: Some(annotations),
-                data: None,
-                platform: None,
-                artifact_type: None,
-            })?)?;
-        }
-    }
-    Ok(true)
+    Fallback::read(writer.layout(), index, subject)?.edit(writer, index, edit)
 }
 
 /// Removes `referrer` from `subject`'s fallback index (dropping the tag when nothing is left).
@@ -868,7 +979,10 @@ pub fn sync(layout: &crate::layout::Layout, format: Format, scan: bool) -> Resul
         for subject in discovery.subjects() {
             let collected = discovery.collect(&subject);
             let misfiled = collected.misfiled.into_iter();
-            let own = collected.referrers.into_iter().map(|r| (subject.clone(), r));
+            let own = collected
+                .referrers
+                .into_iter()
+                .map(|r| (subject.clone(), r));
             for (subject, referrer) in own.chain(misfiled) {
                 if referrer.problem.is_some() || !seen.insert(referrer.digest.clone()) {
                     continue; // a listing without a readable manifest is stale
@@ -910,7 +1024,10 @@ pub fn sync(layout: &crate::layout::Layout, format: Format, scan: bool) -> Resul
             .iter()
             .filter_map(|d| d.ref_name().and_then(fallback_tag_subject))
             .collect();
-        for subject in tagged.iter().filter(|s| !format.tag() || !truth.contains_key(*s)) {
+        for subject in tagged
+            .iter()
+            .filter(|s| !format.tag() || !truth.contains_key(*s))
+        {
             let name = fallback_tag(subject);
             index.remove_where(|d| d.ref_name() == Some(name.as_str()));
             report.removed_tags.push(name);
@@ -930,10 +1047,14 @@ pub fn sync(layout: &crate::layout::Layout, format: Format, scan: bool) -> Resul
                         .filter_map(|v| listed_digest(v).map(str::to_string))
                         .collect();
                     list.retain(|v| {
-                        listed_digest(v).is_some_and(|d| wanted.iter().any(|r| r.digest.as_str() == d))
+                        listed_digest(v)
+                            .is_some_and(|d| wanted.iter().any(|r| r.digest.as_str() == d))
                     });
                     for (r, value) in wanted.iter().zip(&values) {
-                        if !list.iter().any(|v| listed_digest(v) == Some(r.digest.as_str())) {
+                        if !list
+                            .iter()
+                            .any(|v| listed_digest(v) == Some(r.digest.as_str()))
+                        {
                             list.push(value.clone());
                         }
                     }

@@ -6,7 +6,7 @@ use crate::archive::Archive;
 use crate::digest::Digest;
 use crate::document::{parse_json, Descriptor, Document};
 use crate::error::{Error, Result};
-use crate::layout::{Layout, LayoutRead};
+use crate::layout::{IndexFile, Layout, LayoutRead};
 use crate::platform::Platform;
 use crate::reference::{Reference, Transport};
 
@@ -74,7 +74,17 @@ pub fn resolve(
     reference: &Reference,
     platform: Option<&Platform>,
 ) -> Result<Resolved> {
-    let index = layout.index()?;
+    resolve_in(layout, &layout.index()?, reference, platform)
+}
+
+/// [`resolve`] against an `index.json` already read (inside the index lock, say), so that it is
+/// not parsed twice.
+pub fn resolve_in(
+    layout: &dyn LayoutRead,
+    index: &IndexFile,
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> Result<Resolved> {
     let entries = index.entries();
     let layout_name = layout.name();
 

@@ -122,7 +122,7 @@ impl Archive {
     /// Opens a layout archive, detecting its compression from its first bytes, and indexes its
     /// entries (see the module documentation).
     pub fn open(path: &Path) -> Result<Archive> {
-        let archive = Archive::open_unchecked(path)?;
+        let archive = Archive::open_with(path, true)?;
         archive.check_oci_layout()?;
         Ok(archive)
     }
@@ -130,6 +130,10 @@ impl Archive {
     /// Opens an archive without requiring a valid `oci-layout`, for `validate`, which reports a
     /// missing or wrong one as a finding. The archive must still be a readable tar.
     pub fn open_unchecked(path: &Path) -> Result<Archive> {
+        Archive::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, strict: bool) -> Result<Archive> {
         // Checked before opening: opening a FIFO would hang.
         let is_file = std::fs::metadata(path)
             .map_err(|e| Error::io("cannot open", path, e))?
@@ -170,7 +174,9 @@ impl Archive {
         let root = match find_root(path, &scan.entries) {
             Ok(root) => root,
             // No oci-layout anywhere: read the top as the layout, for validate to report.
-            Err(_) if !scan.entries.keys().any(|k| k.ends_with("oci-layout")) => String::new(),
+            Err(_) if !strict && !scan.entries.keys().any(|k| k.ends_with("oci-layout")) => {
+                String::new()
+            }
             Err(e) => return Err(e),
         };
         Ok(Archive {

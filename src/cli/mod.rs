@@ -6,11 +6,13 @@ mod attach;
 mod cat;
 mod completions;
 mod convert;
+mod gc;
 mod init;
 mod inspect;
 mod ls;
 mod man;
 mod output;
+mod progress;
 mod referrers;
 mod rm;
 mod tag;
@@ -60,6 +62,7 @@ enum Command {
     Tag(tag::Args),
     Rm(rm::Args),
     Validate(validate::Args),
+    Gc(gc::Args),
     #[command(subcommand)]
     Artifact(artifact::Command),
     Attach(attach::Args),
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Tag(args) => tag::run(args),
         Command::Rm(args) => rm::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Gc(args) => gc::run(args),
         Command::Artifact(command) => artifact::run(command),
         Command::Attach(args) => attach::run(args),
         Command::Referrers(args) => referrers::run(args),

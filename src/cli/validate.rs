@@ -1,20 +1,49 @@
 //! `ocikit validate`
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use ocikit::reference::{Reference, Transport};
-use ocikit::validate::{self, Level, NoProgress, Options};
+use ocikit::validate::report::{self, Format, RenderOptions};
+use ocikit::validate::{self, NoProgress, Options};
 
 use super::output::stdout;
+
+macro_rules! exit_status {
+    () => {
+        "EXIT STATUS:\n  0  no error-level findings\n  1  error-level findings\n  2  could not run: the path is missing or unreadable, bad arguments"
+    };
+}
+
+/// The JSON schema and the exit status, for `--help` and the man page.
+const AFTER_LONG_HELP: &str = concat!(
+    "JSON OUTPUT (--format json), schemaVersion 1: fields may be added, never renamed or\n",
+    "removed; absent optional fields are omitted.\n",
+    "  {\"schemaVersion\": 1, \"tool\": {\"name\", \"version\"},\n",
+    "   \"target\", \"strict\", \"deep\",\n",
+    "   \"summary\": {\"errors\", \"warnings\", \"notes\"},\n",
+    "   \"stats\": {\"blobs\", \"bytes\", \"manifests\", \"layers\",\n",
+    "             \"unreferenced\", \"unreferencedBytes\"},\n",
+    "   \"findings\": [{\"rule\", \"level\": \"error\"|\"warning\"|\"info\", \"message\",\n",
+    "                 \"file\"?, \"digest\"?, \"pointer\"?, \"entry\"?}]}\n",
+    "\n",
+    "file is relative to the layout, pointer a JSON pointer (RFC 6901) into it, entry a path in\n",
+    "a layer's tar stream. --list-rules --format json prints\n",
+    "  [{\"id\", \"level\", \"strictError\", \"source\", \"summary\"}]\n",
+    "\n",
+    "SARIF locations are relative to the uriBaseId LAYOUT (the layout). JUnit has one test case\n",
+    "per rule checked; error-level findings are failures, warnings and notes go to <system-out>.\n",
+    "\n",
+    exit_status!()
+);
 
 /// Check a layout (directory or archive) against every rule of the OCI image-spec v1.1 and the
 /// referrers conventions, or check one JSON document with --document.
 ///
-/// Findings name the rule (see --list-rules), the file, the digest and the JSON pointer. Exit
-/// status: 0 no error-level findings, 1 error-level findings, 2 could not run.
+/// Findings name the rule (see --list-rules), the file, the digest, the JSON pointer and the tar
+/// entry.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "EXIT STATUS:\n  0  no error-level findings\n  1  error-level findings\n  2  could not run: the path is missing or unreadable, bad arguments")]
+#[command(after_help = exit_status!(), after_long_help = AFTER_LONG_HELP)]
 pub struct Args {
     /// The layout directory or archive (.tar, .tar.gz, .tar.zst).
     #[arg(required_unless_present_any = ["document", "list_rules"])]
@@ -37,29 +66,60 @@ pub struct Args {
     /// The media type of --document, when it does not say (detected otherwise).
     #[arg(long, value_name = "TYPE", requires = "document")]
     media_type: Option<String>,
-    /// List every rule with its id, level and source, and exit.
+    /// List every rule with its id, level and source, and exit (as text or json).
     #[arg(long)]
     list_rules: bool,
+    /// The output format.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Text)]
+    format: FormatArg,
+    /// List info-level findings one by one (text), instead of counting them.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FormatArg {
+    /// For people: findings grouped by object, colored on a terminal unless NO_COLOR is set
+    Text,
+    /// A stable JSON document (schema below)
+    Json,
+    /// SARIF 2.1.0, for code-scanning upload
+    Sarif,
+    /// JUnit XML, one test case per rule, for CI test reports
+    Junit,
+}
+
+impl From<FormatArg> for Format {
+    fn from(format: FormatArg) -> Format {
+        match format {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+            FormatArg::Sarif => Format::Sarif,
+            FormatArg::Junit => Format::Junit,
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let mut out = stdout();
+    let format = Format::from(args.format);
     if args.list_rules {
-        for rule in validate::RULES {
-            let level = if rule.strict_error {
-                "warning (error with --strict)".to_string()
-            } else {
-                rule.level.name().to_string()
-            };
-            writeln!(out, "{:<4} {:<30} {}  [{}]", rule.id, level, rule.summary, rule.source)?;
+        if !matches!(format, Format::Text | Format::Json) {
+            anyhow::bail!("--list-rules prints text or json, not {}", format.name());
         }
+        let mut out = stdout();
+        report::render_rules(validate::RULES, format, &mut out)?;
         out.flush()?;
         return Ok(super::EXIT_OK);
     }
     let report = if let Some(path) = &args.document {
         let bytes = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        validate::validate_document(&bytes, args.media_type.as_deref(), &path.display().to_string(), args.strict)
+        validate::validate_document(
+            &bytes,
+            args.media_type.as_deref(),
+            &path.display().to_string(),
+            args.strict,
+        )
     } else {
         let target = args.layout.as_deref().unwrap_or_default();
         let reference = Reference::parse(target)?;
@@ -73,31 +133,43 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             names: args.names.clone(),
             allow_foreign: args.allow_foreign,
         };
-        validate::validate_layout(layout.as_ref(), &options, &NoProgress)?
-    };
-    for f in &report.findings {
-        let mut location = f.file.clone().unwrap_or_default();
-        if let Some(p) = &f.pointer {
-            location.push_str(&format!(" at {p}"));
+        {
+            // Only --deep reads enough to need a bar; it is cleared before the report prints.
+            let bar = args.deep.then(|| super::progress::Bar::new("validating"));
+            let progress: &dyn validate::Progress = match &bar {
+                Some(bar) => bar,
+                None => &NoProgress,
+            };
+            validate::validate_layout(layout.as_ref(), &options, progress)?
         }
-        writeln!(out, "{} {} {}: {}", f.level.name(), f.rule, location, f.message)?;
-    }
-    writeln!(
-        out,
-        "{} errors, {} warnings, {} notes",
-        report.count(Level::Error),
-        report.count(Level::Warning),
-        report.count(Level::Info)
-    )?;
+    };
+    let options = RenderOptions {
+        color: format == Format::Text && color_wanted(),
+        verbose: args.verbose,
+        document: args.document.is_some(),
+    };
+    let mut out = stdout();
+    report::render(&report, format, &options, &mut out)?;
     out.flush()?;
-    Ok(if report.is_clean() { super::EXIT_OK } else { super::EXIT_FINDINGS })
+    Ok(if report.is_clean() {
+        super::EXIT_OK
+    } else {
+        super::EXIT_FINDINGS
+    })
+}
+
+/// Colors only on a terminal, and not when `NO_COLOR` is set (https://no-color.org).
+fn color_wanted() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Opens a layout without requiring a valid oci-layout: validate reports that as a finding.
 fn open_unchecked(reference: &Reference) -> anyhow::Result<Box<dyn ocikit::layout::LayoutRead>> {
     let path = reference.layout.as_path();
-    let archive = matches!(reference.transport, Transport::Archive | Transport::DockerArchive)
-        || path.is_file();
+    let archive = matches!(
+        reference.transport,
+        Transport::Archive | Transport::DockerArchive
+    ) || path.is_file();
     Ok(if archive {
         Box::new(ocikit::archive::Archive::open_unchecked(path)?)
     } else {

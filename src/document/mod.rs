@@ -63,6 +63,8 @@ impl Descriptor {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
+    /// Absent (0) only in the pre-release artifact manifest, which had no schemaVersion.
+    #[serde(default)]
     pub schema_version: u32,
     #[serde(default)]
     pub media_type: Option<String>,
@@ -232,6 +234,11 @@ impl Document {
 
 /// Parses JSON bytes into `T`, reporting the JSON pointer of the first problem.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    // Plain serde first: tracking the path costs an allocation per value, and is only needed
+    // to name the pointer of a problem.
+    if let Ok(parsed) = T::deserialize(&mut serde_json::Deserializer::from_slice(bytes)) {
+        return Ok(parsed);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Json {
         file: what.to_string(),
@@ -242,11 +249,19 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> R
 
 /// Converts an already parsed value into `T`, reporting the JSON pointer of the first problem.
 pub fn from_value<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T> {
+    if let Ok(converted) = T::deserialize(&value) {
+        return Ok(converted);
+    }
     serde_path_to_error::deserialize(value).map_err(|e| Error::Json {
         file: what.to_string(),
         pointer: pointer_of(e.path()),
         message: e.inner().to_string(),
     })
+}
+
+/// [`from_value`] for a borrowed value: nothing is copied unless there is a problem to report.
+pub fn from_value_ref<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
+    T::deserialize(value).or_else(|_| from_value(value.clone(), what))
 }
 
 /// Renders a serde path as an RFC 6901 JSON pointer.

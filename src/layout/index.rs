@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::digest::Digest;
-use crate::document::{from_value, parse_json, Descriptor, REF_NAME};
+use crate::document::{from_value, from_value_ref, parse_json, Descriptor, REF_NAME};
 use crate::error::{Error, Result};
 
 /// The parsed `index.json` of a layout.
@@ -64,7 +64,7 @@ impl IndexFile {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                from_value::<Descriptor>(item.clone(), what).map_err(|e| match e {
+                from_value_ref::<Descriptor>(item, what).map_err(|e| match e {
                     Error::Json {
                         file,
                         pointer,

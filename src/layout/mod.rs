@@ -339,8 +339,8 @@ impl LayoutRead for Layout {
     }
 
     fn open_blob_raw(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
-        let file = open_regular_file(&self.blob_path(digest))
-            .map_err(|e| self.missing_blob(e, digest))?;
+        let file =
+            open_regular_file(&self.blob_path(digest)).map_err(|e| self.missing_blob(e, digest))?;
         Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
     }
 
@@ -442,12 +442,20 @@ impl Layout {
 
 /// Checks bytes held in memory against a digest and an optional size; the error says how they
 /// differ.
-fn verify_bytes(bytes: &[u8], digest: &Digest, size: Option<u64>) -> std::result::Result<(), String> {
+fn verify_bytes(
+    bytes: &[u8],
+    digest: &Digest,
+    size: Option<u64>,
+) -> std::result::Result<(), String> {
     let len = bytes.len() as u64;
     match size {
         Some(expected) if len > expected => return Err(Mismatch::TooLong { expected }.to_string()),
         Some(expected) if len < expected => {
-            return Err(Mismatch::TooShort { expected, actual: len }.to_string())
+            return Err(Mismatch::TooShort {
+                expected,
+                actual: len,
+            }
+            .to_string())
         }
         _ => {}
     }

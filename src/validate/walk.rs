@@ -27,8 +27,9 @@ const MAX_DEPTH: usize = 16;
 
 /// What was learned from a document blob.
 enum Facts {
-    Manifest(ManifestFacts),
-    Index(IndexFacts),
+    /// Boxed (as is `Index`): much larger than the other variants.
+    Manifest(Box<ManifestFacts>),
+    Index(Box<IndexFacts>),
     Config(ConfigFacts),
     /// Read but not usable (not JSON, wrong shape, too large).
     Unusable,
@@ -105,11 +106,30 @@ pub(super) fn run(
 impl Walk<'_> {
     fn check_header(&mut self) -> Result<()> {
         let place = Place::file("oci-layout");
-        match self.layout.root_file("oci-layout", 64 * 1024)? {
-            None => self.findings.add("L1", &place, "", "the layout has no oci-layout file".into()),
+        let bytes = match self.layout.root_file("oci-layout", 64 * 1024) {
+            Err(e) if is_unusable(&e) => {
+                self.findings.add(
+                    "L2",
+                    &place,
+                    "",
+                    format!("oci-layout cannot be read as a JSON file: {e}"),
+                );
+                return Ok(());
+            }
+            other => other?,
+        };
+        match bytes {
+            None => self
+                .findings
+                .add("L1", &place, "", "the layout has no oci-layout file".into()),
             Some(bytes) => match serde_json::from_slice(&bytes) {
                 Ok(value) => Checker::new(&mut self.findings, place).layout_header(&value),
-                Err(e) => self.findings.add("L2", &place, "", format!("oci-layout is not valid JSON: {e}")),
+                Err(e) => self.findings.add(
+                    "L2",
+                    &place,
+                    "",
+                    format!("oci-layout is not valid JSON: {e}"),
+                ),
             },
         }
         Ok(())
@@ -118,8 +138,15 @@ impl Walk<'_> {
     /// L6, L7, L9, L12: what is in the layout's directory tree.
     fn check_files(&mut self) -> Result<()> {
         let files = self.layout.files()?;
-        if !files.iter().any(|f| f.path.starts_with("blobs/") || (f.path == "blobs" && f.kind == FileKind::Directory)) {
-            self.findings.add("L6", &Place::file("blobs"), "", "the layout has no blobs directory".into());
+        if !files.iter().any(|f| {
+            f.path.starts_with("blobs/") || (f.path == "blobs" && f.kind == FileKind::Directory)
+        }) {
+            self.findings.add(
+                "L6",
+                &Place::file("blobs"),
+                "",
+                "the layout has no blobs directory".into(),
+            );
         }
         for file in &files {
             let name = file.path.rsplit('/').next().unwrap_or(&file.path);
@@ -135,20 +162,46 @@ impl Walk<'_> {
             match parts.as_slice() {
                 [algorithm] if file.kind == FileKind::Directory => {
                     if !crate::digest::is_valid_algorithm(algorithm) {
-                        self.findings.add("L7", &place, "", format!("blobs/{algorithm} is not named after a digest algorithm"));
+                        self.findings.add(
+                            "L7",
+                            &place,
+                            "",
+                            format!("blobs/{algorithm} is not named after a digest algorithm"),
+                        );
                     }
                 }
                 [algorithm, encoded] => match Digest::parse(&format!("{algorithm}:{encoded}")) {
                     Ok(digest) if file.kind == FileKind::Regular => {
                         self.blobs.insert(digest, BlobFile { len: file.len });
                     }
-                    Ok(digest) => self.findings.add("L12", &Place::blob(&digest), "", format!("{} is a {}, not a regular file", file.path, kind_name(file.kind))),
-                    Err(e) => self.findings.add("L7", &place, "", format!("{} is not named after a valid digest: {e}", file.path)),
+                    Ok(digest) => self.findings.add(
+                        "L12",
+                        &Place::blob(&digest),
+                        "",
+                        format!(
+                            "{} is a {}, not a regular file",
+                            file.path,
+                            kind_name(file.kind)
+                        ),
+                    ),
+                    Err(e) => self.findings.add(
+                        "L7",
+                        &place,
+                        "",
+                        format!("{} is not named after a valid digest: {e}", file.path),
+                    ),
                 },
-                _ if parts.len() > 2 && Digest::parse(&format!("{}:{}", parts[0], parts[1])).is_ok() => {
+                _ if parts.len() > 2
+                    && Digest::parse(&format!("{}:{}", parts[0], parts[1])).is_ok() =>
+                {
                     // Inside a "blob" that is a directory: reported once, as L12, above.
                 }
-                _ => self.findings.add("L7", &place, "", format!("{} is not at blobs/<algorithm>/<encoded>", file.path)),
+                _ => self.findings.add(
+                    "L7",
+                    &place,
+                    "",
+                    format!("{} is not at blobs/<algorithm>/<encoded>", file.path),
+                ),
             }
         }
         Ok(())
@@ -157,14 +210,32 @@ impl Walk<'_> {
     /// L4, L5 and the index rules for `index.json`; returns the roots to walk.
     fn check_index_json(&mut self) -> Result<Vec<(usize, Descriptor)>> {
         let place = Place::file("index.json");
-        let Some(bytes) = self.layout.root_file("index.json", MAX_DOCUMENT_SIZE * 16)? else {
-            self.findings.add("L4", &place, "", "the layout has no index.json file".into());
+        let bytes = match self.layout.root_file("index.json", MAX_DOCUMENT_SIZE * 16) {
+            Err(e) if is_unusable(&e) => {
+                self.findings.add(
+                    "L5",
+                    &place,
+                    "",
+                    format!("index.json cannot be read as a JSON file: {e}"),
+                );
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
+        let Some(bytes) = bytes else {
+            self.findings
+                .add("L4", &place, "", "the layout has no index.json file".into());
             return Ok(Vec::new());
         };
         let value: serde_json::Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(e) => {
-                self.findings.add("L5", &place, "", format!("index.json is not valid JSON: {e}"));
+                self.findings.add(
+                    "L5",
+                    &place,
+                    "",
+                    format!("index.json is not valid JSON: {e}"),
+                );
                 return Ok(Vec::new());
             }
         };
@@ -181,7 +252,10 @@ impl Walk<'_> {
                     return Err(Error::NameNotFound {
                         name: name.clone(),
                         layout: self.layout.name(),
-                        available: descriptors.iter().filter_map(|d| d.ref_name().map(str::to_string)).collect(),
+                        available: descriptors
+                            .iter()
+                            .filter_map(|d| d.ref_name().map(str::to_string))
+                            .collect(),
                     });
                 }
                 wanted.extend(matches);
@@ -202,25 +276,79 @@ impl Walk<'_> {
         let Some(blob) = self.blobs.get(&d.digest) else {
             let foreign = d.urls.as_ref().is_some_and(|u| !u.is_empty());
             if !(foreign && self.options.allow_foreign) {
-                let hint = if foreign { " (it has urls: a foreign layer; --allow-foreign accepts that)" } else { "" };
-                self.findings.add("L11", &from.place, &from.pointer, format!("blob {} is referenced here but missing from blobs/{hint}", d.digest));
+                let hint = if foreign {
+                    " (it has urls: a foreign layer; --allow-foreign accepts that)"
+                } else {
+                    ""
+                };
+                self.findings.add(
+                    "L11",
+                    &from.place,
+                    &from.pointer,
+                    format!(
+                        "blob {} is referenced here but missing from blobs/{hint}",
+                        d.digest
+                    ),
+                );
             }
             return;
         };
         if blob.len != d.size {
-            self.findings.add("D5", &from.place, &format!("{}/size", from.pointer), format!("size is {} but blob {} is {} bytes", d.size, d.digest, blob.len));
+            self.findings.add(
+                "D5",
+                &from.place,
+                &format!("{}/size", from.pointer),
+                format!(
+                    "size is {} but blob {} is {} bytes",
+                    d.size, d.digest, blob.len
+                ),
+            );
         }
         match mt::kind(&d.media_type) {
             Kind::Manifest | Kind::Index | Kind::ArtifactManifest => {
                 if ancestors.contains(&d.digest) {
-                    self.findings.add("I5", &from.place, &from.pointer, format!("{} is one of its own ancestors: the indexes form a cycle", d.digest));
+                    self.findings.add(
+                        "I5",
+                        &from.place,
+                        &from.pointer,
+                        format!(
+                            "{} is one of its own ancestors: the indexes form a cycle",
+                            d.digest
+                        ),
+                    );
                     return;
                 }
                 if ancestors.len() >= MAX_DEPTH {
-                    self.findings.add("I5", &from.place, &from.pointer, format!("indexes nest more than {MAX_DEPTH} deep here; not followed further"));
+                    self.findings.add(
+                        "I5",
+                        &from.place,
+                        &from.pointer,
+                        format!(
+                            "indexes nest more than {MAX_DEPTH} deep here; not followed further"
+                        ),
+                    );
                     return;
                 }
-                if self.docs.contains_key(&d.digest) {
+                if let Some(facts) = self.docs.get(&d.digest) {
+                    // Checked already, through another descriptor: that one's media type was
+                    // compared with the document's then; compare this one's now (M2, I3).
+                    let own = match facts {
+                        Facts::Manifest(m) => m.media_type.as_deref().map(|own| ("M2", own)),
+                        Facts::Index(i) => i.media_type.as_deref().map(|own| ("I3", own)),
+                        _ => None,
+                    };
+                    if let Some((rule, own)) = own.filter(|(_, own)| *own != d.media_type) {
+                        let message = format!(
+                            "the descriptor says mediaType {:?} but {} says {own:?}",
+                            d.media_type, d.digest
+                        );
+                        self.findings.add(
+                            rule,
+                            &from.place,
+                            &format!("{}/mediaType", from.pointer),
+                            message,
+                        );
+                    }
                     return;
                 }
                 self.check_document(d, ancestors);
@@ -231,11 +359,13 @@ impl Walk<'_> {
                 }
             }
             Kind::Layer(compression) => {
-                self.layers.entry(d.digest.clone()).or_insert_with(|| LayerCheck {
-                    media_type: d.media_type.clone(),
-                    compression,
-                    diff_ids: Vec::new(),
-                });
+                self.layers
+                    .entry(d.digest.clone())
+                    .or_insert_with(|| LayerCheck {
+                        media_type: d.media_type.clone(),
+                        compression,
+                        diff_ids: Vec::new(),
+                    });
             }
             Kind::Other => {}
         }
@@ -255,8 +385,12 @@ impl Walk<'_> {
         };
         let kind = mt::kind(&d.media_type);
         let facts = match kind {
-            Kind::Manifest | Kind::ArtifactManifest => checker.manifest(&value, Some(&d.media_type), bytes.len()).map(Facts::Manifest),
-            Kind::Index => checker.index(&value, Some(&d.media_type)).map(Facts::Index),
+            Kind::Manifest | Kind::ArtifactManifest => checker
+                .manifest(&value, Some(&d.media_type), bytes.len())
+                .map(|m| Facts::Manifest(Box::new(m))),
+            Kind::Index => checker
+                .index(&value, Some(&d.media_type))
+                .map(|i| Facts::Index(Box::new(i))),
             _ => checker.config(&value).map(Facts::Config),
         }
         .unwrap_or(Facts::Unusable);
@@ -270,7 +404,11 @@ impl Walk<'_> {
                 .iter()
                 .map(|c| (c.clone(), "/config".to_string()))
                 .chain(m.layers.iter().enumerate().filter_map(|(i, l)| {
-                    let field = if kind == Kind::ArtifactManifest { "blobs" } else { "layers" };
+                    let field = if kind == Kind::ArtifactManifest {
+                        "blobs"
+                    } else {
+                        "layers"
+                    };
                     l.clone().map(|l| (l, format!("/{field}/{i}")))
                 }))
                 .collect(),
@@ -282,9 +420,18 @@ impl Walk<'_> {
             _ => Vec::new(),
         };
         if let Facts::Manifest(m) = &facts {
-            if let Some(config) = m.config.as_ref().filter(|c| mt::kind(&c.media_type) == Kind::Config) {
-                let layers = m.layers.iter().map(|l| l.as_ref().map(|l| l.digest.clone())).collect();
-                self.images.push((d.digest.clone(), config.digest.clone(), layers));
+            if let Some(config) = m
+                .config
+                .as_ref()
+                .filter(|c| mt::kind(&c.media_type) == Kind::Config && m.layers_listed)
+            {
+                let layers = m
+                    .layers
+                    .iter()
+                    .map(|l| l.as_ref().map(|l| l.digest.clone()))
+                    .collect();
+                self.images
+                    .push((d.digest.clone(), config.digest.clone(), layers));
             }
         }
         let is_index = matches!(facts, Facts::Index(_));
@@ -306,16 +453,14 @@ impl Walk<'_> {
     /// Reads a document whole (bounded), hashing it in memory (L8).
     fn read_document(&mut self, d: &Descriptor, place: &Place) -> Option<Vec<u8>> {
         let mut bytes = Vec::new();
-        let read = self
-            .layout
-            .open_blob_raw(&d.digest)
-            .and_then(|r| {
-                r.take(MAX_DOCUMENT_SIZE + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| Error::io("cannot read", place.file.clone().unwrap_or_default(), e))
-            });
+        let read = self.layout.open_blob_raw(&d.digest).and_then(|r| {
+            r.take(MAX_DOCUMENT_SIZE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io("cannot read", place.file.clone().unwrap_or_default(), e))
+        });
         if let Err(e) = read {
-            self.findings.add("L8", place, "", format!("the blob cannot be read: {e}"));
+            self.findings
+                .add("L8", place, "", format!("the blob cannot be read: {e}"));
             return None;
         }
         self.stats.blobs += 1;
@@ -330,14 +475,21 @@ impl Walk<'_> {
             let actual = hasher.finish();
             self.hashed.insert(d.digest.clone());
             if actual != d.digest {
-                self.findings.add("L8", place, "", format!("the blob's content hashes to {actual}, not to its name"));
+                self.findings.add(
+                    "L8",
+                    place,
+                    "",
+                    format!("the blob's content hashes to {actual}, not to its name"),
+                );
             }
         }
         Some(bytes)
     }
 
+    /// An image manifest (a config of an image), not a referrer: the referrers listings
+    /// (fallback-tag indexes) list signatures with image configs, which carry no platform.
     fn is_image_manifest(&self, digest: &Digest) -> bool {
-        matches!(self.docs.get(digest), Some(Facts::Manifest(m)) if m.config.as_ref().is_some_and(|c| mt::kind(&c.media_type) == Kind::Config))
+        matches!(self.docs.get(digest), Some(Facts::Manifest(m)) if m.subject.is_none() && m.config.as_ref().is_some_and(|c| mt::kind(&c.media_type) == Kind::Config))
     }
 
     /// R1–R4 and M8: the referrers bookkeeping agrees with the manifests.
@@ -348,37 +500,66 @@ impl Walk<'_> {
             if let Some(subject) = entry.ref_name().and_then(fallback_tag_subject) {
                 let Some(Facts::Index(listing)) = self.docs.get(&entry.digest) else {
                     if self.blobs.contains_key(&entry.digest) {
-                        self.findings.add("R4", &index_place, &pointer, format!("the fallback tag {} names {}, which is not an image index", entry.ref_name().unwrap_or_default(), entry.digest));
+                        self.findings.add(
+                            "R4",
+                            &index_place,
+                            &pointer,
+                            format!(
+                                "the fallback tag {} names {}, which is not an image index",
+                                entry.ref_name().unwrap_or_default(),
+                                entry.digest
+                            ),
+                        );
                     }
                     continue;
                 };
                 let listing_place = Place::blob(&entry.digest);
                 let mut problems = Vec::new();
                 for (i, listed) in &listing.manifests {
-                    let Some(facts) = self.docs.get(&listed.digest) else { continue };
+                    let Some(facts) = self.docs.get(&listed.digest) else {
+                        continue;
+                    };
                     let (subject_of, artifact_type, annotations) = referrer_view(facts);
                     let at = format!("/manifests/{i}");
                     if subject_of.as_ref() != Some(&subject) {
                         problems.push(("R1", at.clone(), format!("{} is listed under the fallback tag of {subject}, but its subject is {}", listed.digest, subject_of.map_or("absent".to_string(), |s| s.to_string()))));
                     }
                     if listed.artifact_type.as_deref() != artifact_type.as_deref() {
-                        problems.push(("R2", format!("{at}/artifactType"), format!("artifactType is {:?} but the manifest's is {:?}", listed.artifact_type, artifact_type)));
+                        problems.push((
+                            "R2",
+                            format!("{at}/artifactType"),
+                            format!(
+                                "artifactType is {:?} but the manifest's is {:?}",
+                                listed.artifact_type, artifact_type
+                            ),
+                        ));
                     }
                     if listed.annotations.clone().unwrap_or_default() != annotations {
-                        problems.push(("R2", format!("{at}/annotations"), "the annotations differ from the manifest's".to_string()));
+                        problems.push((
+                            "R2",
+                            format!("{at}/annotations"),
+                            "the annotations differ from the manifest's".to_string(),
+                        ));
                     }
                 }
                 for (rule, at, message) in problems {
                     self.findings.add(rule, &listing_place, &at, message);
                 }
             } else if entry.ref_name().is_none() {
-                let Some(facts) = self.docs.get(&entry.digest) else { continue };
+                let Some(facts) = self.docs.get(&entry.digest) else {
+                    continue;
+                };
                 let (subject, artifact_type, _) = referrer_view(facts);
                 if subject.is_some() {
                     if let Some(declared) = &entry.artifact_type {
                         if Some(declared) != artifact_type.as_ref() {
                             let message = format!("the entry says artifactType {declared:?} but the manifest's is {artifact_type:?}");
-                            self.findings.add("R3", &index_place, &format!("{pointer}/artifactType"), message);
+                            self.findings.add(
+                                "R3",
+                                &index_place,
+                                &format!("{pointer}/artifactType"),
+                                message,
+                            );
                         }
                     }
                 }
@@ -399,23 +580,41 @@ impl Walk<'_> {
         }
         missing.sort();
         for (digest, subject) in missing {
-            self.findings.add("M8", &Place::blob(&digest), "/subject", format!("the subject {subject} is not in the layout"));
+            self.findings.add(
+                "M8",
+                &Place::blob(&digest),
+                "/subject",
+                format!("the subject {subject} is not in the layout"),
+            );
         }
     }
 
     /// C5, C9, and the diff_ids each layer must have.
     fn check_images(&mut self) {
         for (manifest, config, layers) in std::mem::take(&mut self.images) {
-            let Some(Facts::Config(facts)) = self.docs.get(&config) else { continue };
+            let Some(Facts::Config(facts)) = self.docs.get(&config) else {
+                continue;
+            };
             let place = Place::blob(&config);
             if let Some(history) = facts.history_layers {
                 if history != layers.len() {
                     self.findings.add("C9", &place, "/history", format!("history has {history} entries that are not empty_layer, but manifest {manifest} has {} layers", layers.len()));
                 }
             }
-            let Some(diff_ids) = facts.diff_ids.clone() else { continue };
+            let Some(diff_ids) = facts.diff_ids.clone() else {
+                continue;
+            };
             if diff_ids.len() != layers.len() {
-                self.findings.add("C5", &place, "/rootfs/diff_ids", format!("the config lists {} diff_ids but manifest {manifest} has {} layers", diff_ids.len(), layers.len()));
+                self.findings.add(
+                    "C5",
+                    &place,
+                    "/rootfs/diff_ids",
+                    format!(
+                        "the config lists {} diff_ids but manifest {manifest} has {} layers",
+                        diff_ids.len(),
+                        layers.len()
+                    ),
+                );
                 continue;
             }
             for (position, (diff_id, layer)) in diff_ids.into_iter().zip(layers).enumerate() {
@@ -489,7 +688,12 @@ impl Walk<'_> {
         for (digest, len) in unreferenced {
             self.stats.unreferenced += 1;
             self.stats.unreferenced_bytes += len;
-            self.findings.add("L10", &Place::blob(&digest), "", format!("nothing references this blob ({len} bytes); `ocikit gc` would remove it"));
+            self.findings.add(
+                "L10",
+                &Place::blob(&digest),
+                "",
+                format!("nothing references this blob ({len} bytes); `ocikit gc` would remove it"),
+            );
         }
     }
 }
@@ -499,7 +703,9 @@ fn referrer_view(facts: &Facts) -> (Option<Digest>, Option<String>, BTreeMap<Str
     match facts {
         Facts::Manifest(m) => (
             m.subject.as_ref().map(|s| s.digest.clone()),
-            m.artifact_type.clone().or_else(|| m.config.as_ref().map(|c| c.media_type.clone())),
+            m.artifact_type
+                .clone()
+                .or_else(|| m.config.as_ref().map(|c| c.media_type.clone())),
             m.annotations.clone(),
         ),
         Facts::Index(i) => (
@@ -508,6 +714,17 @@ fn referrer_view(facts: &Facts) -> (Option<Digest>, Option<String>, BTreeMap<Str
             i.annotations.clone(),
         ),
         _ => (None, None, BTreeMap::new()),
+    }
+}
+
+/// Whether reading a root file (`oci-layout`, `index.json`) failed because of the file itself
+/// (not a regular file, too large): a finding. Other failures (permissions, I/O) mean the
+/// layout cannot be validated.
+fn is_unusable(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => source.kind() == io::ErrorKind::InvalidData,
+        Error::Invalid(_) | Error::Archive { .. } => true,
+        _ => false,
     }
 }
 

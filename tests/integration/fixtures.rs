@@ -344,3 +344,203 @@ pub(crate) fn descriptor_value(descriptor: &Descriptor) -> Value {
 fn canonical_value(value: &Value) -> Value {
     serde_json::from_slice(&canonical::to_vec(value)).expect("canonical JSON parses")
 }
+
+// ---- referrers after each peer's convention (PRODUCT.md §"Referrers inside a layout") ----
+
+/// An image-spec 1.1 artifact manifest with one titled blob of `content`, whose `subject` is
+/// `subject`, written without any bookkeeping. Returns the descriptor bookkeeping would record
+/// (with artifactType and the manifest's annotations).
+pub(crate) fn referrer_manifest(
+    writer: &LayoutWriter<'_>,
+    subject: &Descriptor,
+    artifact_type: &str,
+    content: &[u8],
+) -> Descriptor {
+    let blob = writer.write_blob_bytes(content).expect("write blob");
+    writer.write_blob_bytes(b"{}").expect("write empty config");
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_DIGEST, "size": 2, "data": "e30="},
+        "layers": [{
+            "mediaType": "application/octet-stream",
+            "digest": blob.digest,
+            "size": blob.size,
+            "annotations": {TITLE: "content.bin"},
+        }],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+        "annotations": {CREATED: CREATED_AT},
+    });
+    let written = write_document(writer, OCI_MANIFEST, &manifest);
+    Descriptor {
+        artifact_type: Some(artifact_type.to_string()),
+        annotations: Some([(CREATED.to_string(), CREATED_AT.to_string())].into()),
+        ..written
+    }
+}
+
+/// Records `referrer` as an untagged index.json entry (oras's convention).
+pub(crate) fn record_untagged(writer: &LayoutWriter<'_>, referrer: &Descriptor) {
+    let entry = canonical_value(&descriptor_value(referrer));
+    writer
+        .update_index(|index| {
+            index.push_raw(entry)?;
+            Ok(((), true))
+        })
+        .expect("record the untagged entry");
+}
+
+/// Writes the fallback-tag index `sha256-<hex of subject>` listing exactly `referrers`
+/// (regctl's convention), replacing any earlier one.
+pub(crate) fn record_fallback(
+    writer: &LayoutWriter<'_>,
+    subject: &ocikit::Digest,
+    referrers: &[Descriptor],
+) {
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": referrers.iter().map(descriptor_value).collect::<Vec<_>>(),
+    });
+    let written = write_document(writer, OCI_INDEX, &index);
+    tag(writer, &written, &format!("sha256-{}", subject.encoded()));
+}
+
+/// A layout with one image `app:1` and one referrer of it recorded only as an untagged
+/// index.json entry, as `oras attach --oci-layout` leaves it. Returns (image, referrer).
+pub(crate) fn oras_style(dir: &Path) -> (Descriptor, Descriptor) {
+    let (layout, _) = Layout::init(dir).expect("init");
+    let image = gzip_image(&layout, "app:1");
+    let writer = layout.writer().expect("writer");
+    let referrer = referrer_manifest(
+        &writer,
+        &image.manifest,
+        "application/vnd.example.oras",
+        b"oras",
+    );
+    record_untagged(&writer, &referrer);
+    (image.manifest, referrer)
+}
+
+/// A layout with one image `app:1` and one referrer of it recorded only under the fallback tag,
+/// as regctl leaves it. Returns (image, referrer).
+pub(crate) fn regctl_style(dir: &Path) -> (Descriptor, Descriptor) {
+    let (layout, _) = Layout::init(dir).expect("init");
+    let image = gzip_image(&layout, "app:1");
+    let writer = layout.writer().expect("writer");
+    let referrer = referrer_manifest(
+        &writer,
+        &image.manifest,
+        "application/vnd.example.regctl",
+        b"regctl",
+    );
+    record_fallback(
+        &writer,
+        &image.manifest.digest,
+        std::slice::from_ref(&referrer),
+    );
+    (image.manifest, referrer)
+}
+
+/// A layout with one image `app:1` and one referrer of it that is only a blob, recorded
+/// nowhere, as cosign leaves it. Returns (image, referrer).
+pub(crate) fn blob_only_style(dir: &Path) -> (Descriptor, Descriptor) {
+    let (layout, _) = Layout::init(dir).expect("init");
+    let image = gzip_image(&layout, "app:1");
+    let writer = layout.writer().expect("writer");
+    let referrer = referrer_manifest(
+        &writer,
+        &image.manifest,
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        b"cosign",
+    );
+    (image.manifest, referrer)
+}
+
+/// A layout with image `app:1`, an SBOM of it, a signature of the SBOM and an attestation of
+/// the signature, each recorded as `ocikit attach` does (both conventions). Returns the image
+/// and the chain, nearest first.
+pub(crate) fn chain_style(dir: &Path) -> (Descriptor, Vec<Descriptor>) {
+    let (layout, _) = Layout::init(dir).expect("init");
+    let image = gzip_image(&layout, "app:1");
+    let writer = layout.writer().expect("writer");
+    let mut chain = Vec::new();
+    let mut subject = image.manifest.clone();
+    for (kind, content) in [
+        ("application/spdx+json", &b"sbom"[..]),
+        ("application/vnd.example.signature", b"signature"),
+        ("application/vnd.example.attestation", b"attestation"),
+    ] {
+        let referrer = referrer_manifest(&writer, &subject, kind, content);
+        record_untagged(&writer, &referrer);
+        record_fallback(&writer, &subject.digest, std::slice::from_ref(&referrer));
+        chain.push(referrer.clone());
+        subject = referrer;
+    }
+    (image.manifest, chain)
+}
+
+/// A layout with an index `idx` whose `subject` is its own first child (legal: the child's
+/// digest is known before the index is written). Returns (index, child).
+pub(crate) fn self_subject_index(dir: &Path) -> (Descriptor, Descriptor) {
+    let (layout, _) = Layout::init(dir).expect("init");
+    let writer = layout.writer().expect("writer");
+    let child = write_image(
+        &writer,
+        Compression::Gzip,
+        ("amd64", None),
+        base_files(),
+        "child",
+    );
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "artifactType": "application/vnd.example.bundle",
+        "manifests": [{
+            "mediaType": child.manifest.media_type,
+            "digest": child.manifest.digest,
+            "size": child.manifest.size,
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+        "subject": {"mediaType": child.manifest.media_type, "digest": child.manifest.digest, "size": child.manifest.size},
+    });
+    let index = write_document(&writer, OCI_INDEX, &index);
+    tag(&writer, &index, "idx");
+    (index, child.manifest)
+}
+
+/// A pre-release `application/vnd.oci.artifact.manifest.v1+json` (2023) with one blob, whose
+/// subject is `subject`, recorded in both conventions as a tool of that time might have.
+pub(crate) fn pre_release_artifact(layout: &Layout, subject: &Descriptor) -> Descriptor {
+    let writer = layout.writer().expect("writer");
+    let blob = writer
+        .write_blob_bytes(b"pre-release signature")
+        .expect("blob");
+    let manifest = json!({
+        "mediaType": ocikit::document::media_type::OCI_ARTIFACT_MANIFEST,
+        "artifactType": "application/vnd.example.signature",
+        "blobs": [{
+            "mediaType": "application/octet-stream",
+            "digest": blob.digest,
+            "size": blob.size,
+            "annotations": {TITLE: "signature.bin"},
+            "x-vendor": "kept",
+        }],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+        "annotations": {CREATED: CREATED_AT},
+    });
+    let written = write_document(
+        &writer,
+        ocikit::document::media_type::OCI_ARTIFACT_MANIFEST,
+        &manifest,
+    );
+    let descriptor = Descriptor {
+        artifact_type: Some("application/vnd.example.signature".into()),
+        annotations: Some([(CREATED.to_string(), CREATED_AT.to_string())].into()),
+        ..written
+    };
+    record_untagged(&writer, &descriptor);
+    record_fallback(&writer, &subject.digest, std::slice::from_ref(&descriptor));
+    descriptor
+}

@@ -60,3 +60,41 @@ pub fn tool_available(tool: &str) -> bool {
     }
     found
 }
+
+/// The bytes of a layout's `index.json`.
+pub fn index_bytes(layout: &Path) -> Vec<u8> {
+    std::fs::read(layout.join("index.json")).expect("index.json")
+}
+
+/// The parsed `index.json` of a layout.
+pub fn index_value(layout: &Path) -> serde_json::Value {
+    serde_json::from_slice(&index_bytes(layout)).expect("index.json is JSON")
+}
+
+/// The sorted names of the files under `blobs/` (to show that nothing was added).
+pub fn blob_names(layout: &Path) -> Vec<String> {
+    let mut names: Vec<String> = walkdir::WalkDir::new(layout.join("blobs"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The blob `digest` of a layout, as bytes.
+pub fn blob_bytes(layout: &Path, digest: &str) -> Vec<u8> {
+    let (algorithm, encoded) = digest.split_once(':').expect("a digest");
+    std::fs::read(layout.join("blobs").join(algorithm).join(encoded)).expect("the blob exists")
+}
+
+/// Runs ocikit with `args`, asserting success; returns stdout parsed as JSON.
+pub fn ocikit_json<I, S>(args: I) -> serde_json::Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = ocikit().args(args).assert().success();
+    serde_json::from_slice(&out.get_output().stdout).expect("ocikit printed JSON")
+}

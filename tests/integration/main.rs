@@ -12,3 +12,4 @@ mod referrers;
 mod testdata;
 mod validate;
 mod validate_deep;
+mod validate_output;

@@ -1,0 +1,97 @@
+//! `ocikit gc`
+
+use std::io::Write;
+
+use ocikit::gc::Options;
+use ocikit::reference::Reference;
+
+use super::output::{human_size, print_json, stdout};
+
+/// Remove blobs nothing references, keeping referrers (signatures, SBOMs, …) of what is kept.
+///
+/// Roots are every index.json entry, tagged or untagged, except referrer bookkeeping. Marking
+/// follows indexes, manifests, configs and layers; referrers of kept manifests are kept, and
+/// theirs (blob-only referrers too: blobs/ is scanned for them). Referrers whose subject is not
+/// kept are orphans and go with their bookkeeping. index.json is rewritten before any blob is
+/// deleted, and the whole run holds the layout's blobs lock exclusively, so concurrent ocikit
+/// writers never lose a blob they are about to reference. If a reachable document cannot be
+/// read, gc stops before deleting anything.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The layout directory.
+    layout: String,
+    /// List what would be removed; change nothing.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+    /// Keep referrers whose subject is not kept, and their fallback-tag indexes.
+    #[arg(long)]
+    keep_orphans: bool,
+    /// Also drop untagged index.json entries that are not referrers of something kept.
+    #[arg(long)]
+    prune_untagged: bool,
+    /// Print what was (or would be) removed as JSON: {dryRun, removedBlobs: [{digest, size}],
+    /// removedBytes, keptBlobs, keptBytes, removedEntries: [{digest, name, reason}],
+    /// removedTempFiles, skipped}.
+    #[arg(long)]
+    json: bool,
+    /// Also list every removed blob.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let reference = Reference::parse(&args.layout)?;
+    if reference.name.is_some() || reference.digest.is_some() {
+        anyhow::bail!(
+            "gc works on a whole layout; give just LAYOUT, not {}",
+            args.layout
+        );
+    }
+    let layout = ocikit::resolve::open_write(&reference)?;
+    let options = Options {
+        dry_run: args.dry_run,
+        keep_orphans: args.keep_orphans,
+        prune_untagged: args.prune_untagged,
+    };
+    let outcome = ocikit::gc::gc(&layout, &options)?;
+    if args.json {
+        print_json(&outcome)?;
+        return Ok(super::EXIT_OK);
+    }
+    let mut out = stdout();
+    let (verb, entries_verb) = if outcome.dry_run {
+        ("Would remove", "would go")
+    } else {
+        ("Removed", "went")
+    };
+    for entry in &outcome.removed_entries {
+        writeln!(
+            out,
+            "index.json entry {} {} {entries_verb}: {}",
+            entry.name.as_deref().unwrap_or("(untagged)"),
+            entry.digest.short(),
+            entry.reason
+        )?;
+    }
+    if args.verbose {
+        for blob in &outcome.removed_blobs {
+            writeln!(out, "{verb} {} ({})", blob.digest, human_size(blob.size))?;
+        }
+    }
+    for temp in &outcome.removed_temp_files {
+        writeln!(out, "{verb} leftover temp file {temp}")?;
+    }
+    for skipped in &outcome.skipped {
+        writeln!(out, "Left alone: {skipped}")?;
+    }
+    writeln!(
+        out,
+        "{verb} {} blobs ({}); kept {} blobs ({})",
+        outcome.removed_blobs.len(),
+        human_size(outcome.removed_bytes),
+        outcome.kept_blobs,
+        human_size(outcome.kept_bytes)
+    )?;
+    out.flush()?;
+    Ok(super::EXIT_OK)
+}
