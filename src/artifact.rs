@@ -159,11 +159,21 @@ struct Plan {
     mtime: u64,
 }
 
-/// A blob ready to be stored: its digest and size are known.
+/// Where a blob's bytes come from once every size is known.
 enum Ready {
     File(PathBuf),
     Packed(File),
     Empty,
+}
+
+/// A blob ready to be stored: its size is known, and its digest unless it is a file (whose
+/// digest is a placeholder of the same length until it is stored).
+struct Prepared {
+    ready: Ready,
+    digest: Digest,
+    size: u64,
+    /// The digest of a packed directory's uncompressed tar.
+    diff_id: Option<Digest>,
 }
 
 impl Plan {
@@ -327,24 +337,32 @@ impl Plan {
 
     /// Packs directories into anonymous temp files in the layout; after this every size is
     /// known. Nothing is visible in the layout yet.
-    fn prepare(&self, root: &Path) -> Result<Vec<(Ready, Digest, u64, Option<Digest>)>> {
+    fn prepare(&self, root: &Path) -> Result<Vec<Prepared>> {
         let mut ready = Vec::with_capacity(self.layers.len() + 1);
         for blob in self.layers.iter().chain(std::iter::once(&self.config)) {
             ready.push(match &blob.source {
-                Source::File { path, size } => {
-                    (Ready::File(path.clone()), placeholder_digest(), *size, None)
-                }
+                Source::File { path, size } => Prepared {
+                    ready: Ready::File(path.clone()),
+                    digest: placeholder_digest(),
+                    size: *size,
+                    diff_id: None,
+                },
                 Source::Directory { path } => {
                     let title = blob.annotations.get(TITLE).cloned().unwrap_or_default();
                     let packed = pack_directory(root, path, &title, self.mtime)?;
-                    (
-                        Ready::Packed(packed.file),
-                        packed.digest,
-                        packed.size,
-                        Some(packed.diff_id),
-                    )
+                    Prepared {
+                        ready: Ready::Packed(packed.file),
+                        digest: packed.digest,
+                        size: packed.size,
+                        diff_id: Some(packed.diff_id),
+                    }
                 }
-                Source::Empty => (Ready::Empty, Digest::sha256_of(EMPTY_JSON), 2, None),
+                Source::Empty => Prepared {
+                    ready: Ready::Empty,
+                    digest: Digest::sha256_of(EMPTY_JSON),
+                    size: 2,
+                    diff_id: None,
+                },
             });
         }
         Ok(ready)
@@ -436,7 +454,7 @@ impl Plan {
         // Size check with placeholder digests (same length) and placeholder data (same length).
         let sizes: Vec<(Digest, u64, Option<Digest>)> = prepared
             .iter()
-            .map(|(_, d, s, id)| (d.clone(), *s, id.clone()))
+            .map(|p| (p.digest.clone(), p.size, p.diff_id.clone()))
             .collect();
         let placeholder = |_: usize, size: u64| -> Result<Option<String>> {
             Ok(Some("A".repeat(base64_len(size))))
@@ -446,7 +464,13 @@ impl Plan {
 
         // Store the blobs.
         let mut stored = Vec::with_capacity(prepared.len());
-        for (ready, digest, size, diff_id) in prepared {
+        for Prepared {
+            ready,
+            digest,
+            size,
+            diff_id,
+        } in prepared
+        {
             let written = match ready {
                 Ready::File(path) => {
                     let mut file = File::open(&path).ctx("cannot open", &path)?;

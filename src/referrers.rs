@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::digest::Digest;
@@ -127,6 +127,7 @@ pub struct Referrer {
     pub size: u64,
     pub annotations: Annotations,
     /// The conventions it was found through.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub found_in: BTreeSet<Source>,
     /// Why its manifest could not be read (it is then described by the bookkeeping).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,17 +189,9 @@ impl Filter {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Node {
-    pub digest: Digest,
-    pub media_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-    pub size: u64,
-    pub annotations: Annotations,
-    /// The conventions it was found through (empty for the root).
-    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
-    pub found_in: BTreeSet<Source>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<String>,
+    /// What the node is (for the root: the subject, found in no convention).
+    #[serde(flatten)]
+    pub item: Referrer,
     /// True when this referrer is also one of its own ancestors here (not expanded again).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cycle: bool,
@@ -219,7 +212,7 @@ impl Node {
             }),
             Document::Index(i) => i.artifact_type.clone(),
         };
-        Node {
+        Node::from(Referrer {
             digest: descriptor.digest.clone(),
             media_type: descriptor.media_type.clone(),
             artifact_type,
@@ -227,14 +220,12 @@ impl Node {
             annotations: document.annotations().cloned().unwrap_or_default(),
             found_in: BTreeSet::new(),
             problem: None,
-            cycle: false,
-            referrers: None,
-        }
+        })
     }
 
     /// The root of a tree whose subject is not in the layout (referrers may outlive it).
     pub fn absent(digest: &Digest) -> Node {
-        Node {
+        Node::from(Referrer {
             digest: digest.clone(),
             media_type: String::new(),
             artifact_type: None,
@@ -242,20 +233,14 @@ impl Node {
             annotations: Annotations::new(),
             found_in: BTreeSet::new(),
             problem: Some("the subject is not in the layout".into()),
-            cycle: false,
-            referrers: None,
-        }
+        })
     }
+}
 
-    fn from_referrer(referrer: Referrer) -> Node {
+impl From<Referrer> for Node {
+    fn from(item: Referrer) -> Node {
         Node {
-            digest: referrer.digest,
-            media_type: referrer.media_type,
-            artifact_type: referrer.artifact_type,
-            size: referrer.size,
-            annotations: referrer.annotations,
-            found_in: referrer.found_in,
-            problem: referrer.problem,
+            item,
             cycle: false,
             referrers: None,
         }
@@ -547,8 +532,8 @@ impl<'a> Discovery<'a> {
     /// the descent (`None`: all the way down). A referrer that is already an ancestor is
     /// marked as a cycle and not expanded again.
     pub fn tree(&self, mut root: Node, filter: &Filter, depth: Option<usize>) -> Node {
-        let mut path = vec![root.digest.clone()];
-        root.referrers = Some(self.expand(&root.digest, filter, depth, &mut path));
+        let mut path = vec![root.item.digest.clone()];
+        root.referrers = Some(self.expand(&root.item.digest, filter, depth, &mut path));
         root
     }
 
@@ -564,12 +549,12 @@ impl<'a> Discovery<'a> {
             .into_iter()
             .filter(|r| filter.matches(r))
             .map(|referrer| {
-                let mut node = Node::from_referrer(referrer);
-                if path.contains(&node.digest) {
+                let mut node = Node::from(referrer);
+                if path.contains(&node.item.digest) {
                     node.cycle = true;
                 } else if below != Some(0) {
-                    path.push(node.digest.clone());
-                    node.referrers = Some(self.expand(&node.digest, filter, below, path));
+                    path.push(node.item.digest.clone());
+                    node.referrers = Some(self.expand(&node.item.digest, filter, below, path));
                     path.pop();
                 }
                 node
@@ -764,18 +749,7 @@ impl Pending {
             changed = true;
         }
         if let Some(fallback) = self.fallback {
-            let entry = descriptor_value(referrer)?;
-            changed |= fallback.edit(writer, index, |list| {
-                if list
-                    .iter()
-                    .any(|v| listed_digest(v) == Some(referrer.digest.as_str()))
-                {
-                    false
-                } else {
-                    list.push(entry);
-                    true
-                }
-            })?;
+            changed |= fallback.append(writer, index, referrer)?;
         }
         Ok(changed)
     }
@@ -799,14 +773,79 @@ fn listed_digest(value: &Value) -> Option<&str> {
 struct Fallback {
     name: String,
     positions: Vec<usize>,
+    content: Content,
+}
+
+/// What a fallback index holds.
+enum Content {
+    /// The common case, kept typed (cheap to read and write for long lists): one index with
+    /// no field that ocikit does not know, so nothing is lost by writing it canonically.
+    Plain(PlainIndex),
+    /// Anything else, as raw JSON.
+    Raw(RawFallback),
+}
+
+/// A fallback index as raw JSON: the document's other fields and the listed descriptors.
+#[derive(Default)]
+struct RawFallback {
     base: Option<Map<String, Value>>,
     list: Vec<Value>,
+}
+
+/// An image index with only the fields a fallback index needs, declared in canonical (sorted)
+/// key order, so that serializing it gives canonical JSON.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PlainIndex {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<String>,
+    manifests: Vec<PlainDescriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    schema_version: u64,
+}
+
+/// A descriptor without `platform`, fields in canonical order (see [`PlainIndex`]).
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PlainDescriptor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    digest: String,
+    media_type: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    urls: Option<Vec<String>>,
+}
+
+impl PlainIndex {
+    /// The index, if it has no field a [`PlainIndex`] lacks (its canonical form then says all
+    /// it says).
+    fn parse(bytes: &[u8]) -> Option<PlainIndex> {
+        serde_json::from_slice(bytes).ok()
+    }
 }
 
 impl Fallback {
     fn read(layout: &dyn LayoutRead, index: &IndexFile, subject: &Digest) -> Result<Fallback> {
         let name = fallback_tag(subject);
         let positions = index.find_name(&name);
+        if let [only] = positions[..] {
+            let bytes = layout.read_document(&index.entries()[only])?;
+            if let Some(plain) = PlainIndex::parse(&bytes) {
+                return Ok(Fallback {
+                    name,
+                    positions,
+                    content: Content::Plain(plain),
+                });
+            }
+        }
         let mut base: Option<Map<String, Value>> = None;
         let mut list: Vec<Value> = Vec::new();
         let mut seen = HashSet::new();
@@ -840,32 +879,84 @@ impl Fallback {
         Ok(Fallback {
             name,
             positions,
-            base,
-            list,
+            content: Content::Raw(RawFallback { base, list }),
         })
+    }
+
+    /// Lists `referrer` unless it is listed already; returns whether index.json changed.
+    fn append(
+        self,
+        writer: &LayoutWriter<'_>,
+        index: &mut IndexFile,
+        referrer: &Descriptor,
+    ) -> Result<bool> {
+        let mut plain = match self.content {
+            Content::Plain(plain) if referrer.platform.is_none() => plain,
+            content => {
+                let entry = descriptor_value(referrer)?;
+                let raw = Fallback { content, ..self };
+                return raw.edit(writer, index, |list| {
+                    if list
+                        .iter()
+                        .any(|v| listed_digest(v) == Some(referrer.digest.as_str()))
+                    {
+                        false
+                    } else {
+                        list.push(entry);
+                        true
+                    }
+                });
+            }
+        };
+        if plain
+            .manifests
+            .iter()
+            .any(|m| m.digest == referrer.digest.as_str())
+        {
+            return Ok(false);
+        }
+        plain.manifests.push(PlainDescriptor {
+            annotations: referrer.annotations.clone(),
+            artifact_type: referrer.artifact_type.clone(),
+            data: referrer.data.clone(),
+            digest: referrer.digest.to_string(),
+            media_type: referrer.media_type.clone(),
+            size: referrer.size,
+            urls: referrer.urls.clone(),
+        });
+        let bytes = serde_json::to_vec(&plain).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot serialize fallback index {}: {e}",
+                self.name
+            ))
+        })?;
+        let media_type = plain.media_type.as_deref().unwrap_or(OCI_INDEX);
+        let written = writer.write_blob_bytes(&bytes)?;
+        replace_entry(&self.name, &self.positions, index, media_type, written)?;
+        Ok(true)
     }
 
     /// Applies `edit` to the list and records the result: a new index (canonical JSON) under
     /// the tag, in the place of the old entry; an empty list drops the tag. Returns whether
     /// index.json changed.
     fn edit(
-        self,
+        mut self,
         writer: &LayoutWriter<'_>,
         index: &mut IndexFile,
         edit: impl FnOnce(&mut Vec<Value>) -> bool,
     ) -> Result<bool> {
-        let Fallback {
-            name,
-            positions,
-            base,
-            mut list,
-        } = self;
+        let RawFallback { base, mut list } =
+            match std::mem::replace(&mut self.content, Content::Raw(RawFallback::default())) {
+                Content::Raw(raw) => raw,
+                Content::Plain(plain) => plain_to_raw(plain)?,
+            };
         let changed = edit(&mut list);
-        if !changed && positions.len() <= 1 {
+        if !changed && self.positions.len() <= 1 {
             return Ok(false);
         }
         if list.is_empty() {
-            let removed = index.remove_where(|d| d.ref_name() == Some(name.as_str()));
+            let name = self.name.as_str();
+            let removed = index.remove_where(|d| d.ref_name() == Some(name));
             return Ok(removed > 0);
         }
         let mut object = base.unwrap_or_default();
@@ -882,37 +973,66 @@ impl Fallback {
             .unwrap_or(OCI_INDEX)
             .to_string();
         let written = writer.write_blob_bytes(&canonical::to_vec(&Value::Object(object)))?;
-        match positions.first() {
-            Some(&first) => {
-                let mut entry = index.raw_entry(first).cloned().unwrap_or(Value::Null);
-                if let Some(fields) = entry.as_object_mut() {
-                    fields.insert("mediaType".into(), Value::from(media_type));
-                    fields.insert("digest".into(), Value::from(written.digest.as_str()));
-                    fields.insert("size".into(), Value::from(written.size));
-                }
-                index.replace_raw(first, entry)?;
-                let mut kept_first = false;
-                index.remove_where(|d| {
-                    d.ref_name() == Some(name.as_str()) && std::mem::replace(&mut kept_first, true)
-                });
-            }
-            None => {
-                let mut annotations = Annotations::new();
-                annotations.insert(REF_NAME.to_string(), name);
-                index.push_raw(descriptor_value(&Descriptor {
-                    media_type,
-                    digest: written.digest,
-                    size: written.size,
-                    urls: None,
-                    annotations: Some(annotations),
-                    data: None,
-                    platform: None,
-                    artifact_type: None,
-                })?)?;
-            }
-        }
+        replace_entry(&self.name, &self.positions, index, &media_type, written)?;
         Ok(true)
     }
+}
+
+/// Points the (first) entry of fallback tag `name` (at `positions`) at `written`, or adds one.
+fn replace_entry(
+    name: &str,
+    positions: &[usize],
+    index: &mut IndexFile,
+    media_type: &str,
+    written: crate::layout::WrittenBlob,
+) -> Result<()> {
+    match positions.first() {
+        Some(&first) => {
+            let mut entry = index.raw_entry(first).cloned().unwrap_or(Value::Null);
+            if let Some(fields) = entry.as_object_mut() {
+                fields.insert("mediaType".into(), Value::from(media_type));
+                fields.insert("digest".into(), Value::from(written.digest.as_str()));
+                fields.insert("size".into(), Value::from(written.size));
+            }
+            index.replace_raw(first, entry)?;
+            let mut kept_first = false;
+            index.remove_where(|d| {
+                d.ref_name() == Some(name) && std::mem::replace(&mut kept_first, true)
+            });
+        }
+        None => {
+            let mut annotations = Annotations::new();
+            annotations.insert(REF_NAME.to_string(), name.to_string());
+            index.push_raw(descriptor_value(&Descriptor {
+                media_type: media_type.to_string(),
+                digest: written.digest,
+                size: written.size,
+                urls: None,
+                annotations: Some(annotations),
+                data: None,
+                platform: None,
+                artifact_type: None,
+            })?)?;
+        }
+    }
+    Ok(())
+}
+
+/// The raw form of a plain fallback index: its other fields and its listed descriptors.
+fn plain_to_raw(plain: PlainIndex) -> Result<RawFallback> {
+    let value = serde_json::to_value(&plain)
+        .map_err(|e| Error::Invalid(format!("cannot convert a fallback index: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(Error::Invalid("a fallback index is not an object".into()));
+    };
+    let list = match object.remove("manifests") {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    Ok(RawFallback {
+        base: Some(object),
+        list,
+    })
 }
 
 /// Applies `edit` to the list of descriptors of `subject`'s fallback index (raw JSON) and

@@ -150,8 +150,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     } else if tree {
         let mut out = stdout();
         let label = match &name {
-            Some(name) => format!("{} ({name})", root.digest),
-            None => root.digest.to_string(),
+            Some(name) => format!("{} ({name})", root.item.digest),
+            None => root.item.digest.to_string(),
         };
         writeln!(out, "{label}")?;
         write_tree(&mut out, root.referrers.as_deref().unwrap_or_default(), "")?;
@@ -160,10 +160,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let mut table = Table::new(&["DIGEST", "ARTIFACT TYPE", "SIZE", "CREATED", "FOUND IN"]);
         for node in root.referrers.as_deref().unwrap_or_default() {
             table.push(vec![
-                node.digest.to_string(),
-                node.artifact_type.clone().unwrap_or_else(|| "-".into()),
-                human_size(node.size),
-                node.annotations
+                node.item.digest.to_string(),
+                node.item
+                    .artifact_type
+                    .clone()
+                    .unwrap_or_else(|| "-".into()),
+                human_size(node.item.size),
+                node.item
+                    .annotations
                     .get(CREATED)
                     .cloned()
                     .unwrap_or_else(|| "-".into()),
@@ -190,7 +194,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 fn found_in(node: &Node) -> String {
-    node.found_in
+    node.item
+        .found_in
         .iter()
         .map(|s| s.name())
         .collect::<Vec<_>>()
@@ -199,8 +204,8 @@ fn found_in(node: &Node) -> String {
 
 fn collect_problems(node: &Node, out: &mut Vec<String>) {
     for child in node.referrers.as_deref().unwrap_or_default() {
-        if let Some(problem) = &child.problem {
-            out.push(format!("referrer {}: {problem}", child.digest));
+        if let Some(problem) = &child.item.problem {
+            out.push(format!("referrer {}: {problem}", child.item.digest));
         }
         collect_problems(child, out);
     }
@@ -216,14 +221,17 @@ fn write_tree(out: &mut dyn Write, nodes: &[Node], prefix: &str) -> std::io::Res
         };
         let mut line = format!(
             "{prefix}{branch}{}  {}  [{}]",
-            node.digest,
-            node.artifact_type.as_deref().unwrap_or(&node.media_type),
+            node.item.digest,
+            node.item
+                .artifact_type
+                .as_deref()
+                .unwrap_or(&node.item.media_type),
             found_in(node)
         );
         if node.cycle {
             line.push_str("  (cycle: already listed above)");
         }
-        if node.problem.is_some() {
+        if node.item.problem.is_some() {
             line.push_str("  (unreadable)");
         }
         writeln!(out, "{line}")?;

@@ -604,7 +604,10 @@ fn open_regular_file(path: &Path) -> Result<File> {
 /// Reads a small regular file whole, refusing one larger than `limit`.
 pub(crate) fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let file = open_regular_file(path)?;
-    let mut bytes = Vec::new();
+    // Sized from the file's length (bounded by the limit), so a large index.json is not read
+    // through a series of reallocations.
+    let expected = file.metadata().map(|m| m.len().min(limit)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(expected as usize + 1);
     file.take(limit + 1)
         .read_to_end(&mut bytes)
         .ctx("cannot read", path)?;

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::fixtures;
 use crate::helpers::{
     blob_bytes, blob_names, index_bytes, index_value, ocikit, ocikit_json, sample_layout_copy,
-    tool_available,
+    tool_available, trimmed_stdout,
 };
 
 const EPOCH: &str = "1704067200";
@@ -43,15 +43,13 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 
 /// Runs ocikit with a fixed SOURCE_DATE_EPOCH; returns trimmed stdout, asserting success.
 fn run_ok(args: &[&str]) -> String {
-    let out = ocikit()
-        .args(args)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .assert()
-        .success();
-    String::from_utf8(out.get_output().stdout.clone())
-        .unwrap()
-        .trim()
-        .to_string()
+    trimmed_stdout(
+        &ocikit()
+            .args(args)
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .assert()
+            .success(),
+    )
 }
 
 /// The manifest `digest` of `layout`, parsed.

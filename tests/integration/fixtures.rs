@@ -407,55 +407,49 @@ pub(crate) fn record_fallback(
     tag(writer, &written, &format!("sha256-{}", subject.encoded()));
 }
 
-/// A layout with one image `app:1` and one referrer of it recorded only as an untagged
-/// index.json entry, as `oras attach --oci-layout` leaves it. Returns (image, referrer).
-pub(crate) fn oras_style(dir: &Path) -> (Descriptor, Descriptor) {
+/// A layout with one image `app:1` and one referrer of it (of `artifact_type`, holding
+/// `content`), which `record` records (or not). Returns (image, referrer).
+fn image_and_referrer(
+    dir: &Path,
+    artifact_type: &str,
+    content: &[u8],
+    record: impl FnOnce(&LayoutWriter<'_>, &Descriptor, &Descriptor),
+) -> (Descriptor, Descriptor) {
     let (layout, _) = Layout::init(dir).expect("init");
     let image = gzip_image(&layout, "app:1");
     let writer = layout.writer().expect("writer");
-    let referrer = referrer_manifest(
-        &writer,
-        &image.manifest,
+    let referrer = referrer_manifest(&writer, &image.manifest, artifact_type, content);
+    record(&writer, &image.manifest, &referrer);
+    (image.manifest, referrer)
+}
+
+/// One image and one referrer of it recorded only as an untagged index.json entry, as
+/// `oras attach --oci-layout` leaves it. Returns (image, referrer).
+pub(crate) fn oras_style(dir: &Path) -> (Descriptor, Descriptor) {
+    image_and_referrer(
+        dir,
         "application/vnd.example.oras",
         b"oras",
-    );
-    record_untagged(&writer, &referrer);
-    (image.manifest, referrer)
+        |writer, _, r| record_untagged(writer, r),
+    )
 }
 
-/// A layout with one image `app:1` and one referrer of it recorded only under the fallback tag,
-/// as regctl leaves it. Returns (image, referrer).
+/// One image and one referrer of it recorded only under the fallback tag, as regctl leaves
+/// it. Returns (image, referrer).
 pub(crate) fn regctl_style(dir: &Path) -> (Descriptor, Descriptor) {
-    let (layout, _) = Layout::init(dir).expect("init");
-    let image = gzip_image(&layout, "app:1");
-    let writer = layout.writer().expect("writer");
-    let referrer = referrer_manifest(
-        &writer,
-        &image.manifest,
+    image_and_referrer(
+        dir,
         "application/vnd.example.regctl",
         b"regctl",
-    );
-    record_fallback(
-        &writer,
-        &image.manifest.digest,
-        std::slice::from_ref(&referrer),
-    );
-    (image.manifest, referrer)
+        |writer, image, r| record_fallback(writer, &image.digest, std::slice::from_ref(r)),
+    )
 }
 
-/// A layout with one image `app:1` and one referrer of it that is only a blob, recorded
-/// nowhere, as cosign leaves it. Returns (image, referrer).
+/// One image and one referrer of it that is only a blob, recorded nowhere, as cosign leaves
+/// it. Returns (image, referrer).
 pub(crate) fn blob_only_style(dir: &Path) -> (Descriptor, Descriptor) {
-    let (layout, _) = Layout::init(dir).expect("init");
-    let image = gzip_image(&layout, "app:1");
-    let writer = layout.writer().expect("writer");
-    let referrer = referrer_manifest(
-        &writer,
-        &image.manifest,
-        "application/vnd.dev.cosign.artifact.sig.v1+json",
-        b"cosign",
-    );
-    (image.manifest, referrer)
+    let cosign = "application/vnd.dev.cosign.artifact.sig.v1+json";
+    image_and_referrer(dir, cosign, b"cosign", |_, _, _| {})
 }
 
 /// A layout with image `app:1`, an SBOM of it, a signature of the SBOM and an attestation of

@@ -98,3 +98,10 @@ where
     let out = ocikit().args(args).assert().success();
     serde_json::from_slice(&out.get_output().stdout).expect("ocikit printed JSON")
 }
+
+/// The stdout of a successful run, trimmed (a digest, say).
+pub fn trimmed_stdout(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stdout)
+        .trim()
+        .to_string()
+}

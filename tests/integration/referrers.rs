@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::fixtures;
 use crate::helpers::{
     blob_names, index_bytes, index_value, ocikit, ocikit_json, sample_layout, sample_layout_copy,
+    trimmed_stdout,
 };
 
 fn l(path: &Path) -> String {
@@ -461,8 +462,7 @@ fn referrers_reads_only_index_json_the_fallback_index_and_the_referrers_manifest
             .env("SOURCE_DATE_EPOCH", "0")
             .assert()
             .success();
-        let digest = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-        attached.push(Digest::parse(digest.trim()).unwrap());
+        attached.push(Digest::parse(&trimmed_stdout(&out)).unwrap());
     }
     let opened = Layout::open(&layout).unwrap();
     let counting = Counting {
@@ -774,15 +774,13 @@ fn rm_of_a_referrer_takes_it_out_of_its_subjects_fallback_index() {
     let target = format!("{}:app:gzip", l(&layout));
     let file = layout.parent().unwrap().join("sig");
     fs::write(&file, "sig").unwrap();
-    let sig = ocikit()
-        .args(["attach", &target, "--artifact-type", "application/x-sig"])
-        .arg(&file)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let sig = String::from_utf8(sig).unwrap().trim().to_string();
+    let sig = trimmed_stdout(
+        &ocikit()
+            .args(["attach", &target, "--artifact-type", "application/x-sig"])
+            .arg(&file)
+            .assert()
+            .success(),
+    );
     let removal = ocikit_json([
         "rm".to_string(),
         format!("{}@{sig}", l(&layout)),

@@ -1,0 +1,35 @@
+//! Reading a layer (`validate --deep`) never panics and always returns the raw digest, whatever
+//! the bytes: the first byte chooses the declared compression, the rest is the blob.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ocikit::digest::Algorithm;
+use ocikit::document::media_type::Compression;
+use ocikit::validate::deep::{check_layer, LayerCheck};
+use ocikit::validate::{Findings, Place};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, blob)) = data.split_first() else {
+        return;
+    };
+    let compression = match selector % 3 {
+        0 => Compression::None,
+        1 => Compression::Gzip,
+        _ => Compression::Zstd,
+    };
+    let check = LayerCheck {
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        compression,
+        diff_ids: Vec::new(),
+    };
+    let mut findings = Findings::new(true);
+    let digest = check_layer(
+        &mut &blob[..],
+        Algorithm::Sha256,
+        &check,
+        &mut findings,
+        &Place::default(),
+    )
+    .expect("reading from memory cannot fail");
+    assert_eq!(digest, ocikit::Digest::sha256_of(blob));
+});

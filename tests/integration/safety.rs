@@ -1,0 +1,472 @@
+//! Safety: writers killed at random moments never corrupt a layout or lose a name, and hostile
+//! layouts get clear errors or findings — never a hang, a panic, or a step outside the layout.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::helpers::{index_value, ocikit, ocikit_path, sample_layout_copy};
+
+/// Names in `index.json`.
+fn names(layout: &Path) -> Vec<String> {
+    index_value(layout)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A small deterministic generator, so a failing trial can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// After any crash: the layout opens, index.json parses, no referenced blob is missing and no
+/// error-level finding exists (temp leftovers are warnings), and gc then cleans up.
+fn assert_intact(
+    layout: &Path,
+    names_before: &[String],
+    removed: Option<&str>,
+    trial: usize,
+    op: &str,
+) {
+    ocikit().arg("ls").arg(layout).assert().success();
+    let report: Value = serde_json::from_slice(
+        &ocikit()
+            .args(["validate", "--format", "json"])
+            .arg(layout)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap_or_else(|e| panic!("trial {trial} ({op}): validate printed no JSON: {e}"));
+    let errors: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["level"] == "error")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "trial {trial} ({op}) left errors: {errors:#?}"
+    );
+    let now = names(layout);
+    for name in names_before {
+        if Some(name.as_str()) != removed {
+            assert!(
+                now.contains(name),
+                "trial {trial} ({op}) lost the name {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    // A payload big enough that a kill often lands in the middle of a blob write.
+    let payload = dir.path().join("payload.bin");
+    let mut rng = Lcg(0x0c1_4b17);
+    let bytes: Vec<u8> = (0..4 * 1024 * 1024).map(|_| rng.next() as u8).collect();
+    fs::write(&payload, &bytes).unwrap();
+    let small = dir.path().join("small.txt");
+    fs::write(&small, b"signature").unwrap();
+
+    let trials = 120;
+    let mut killed_midway = 0;
+    for trial in 0..trials {
+        let before = names(&layout);
+        let op = trial % 6;
+        let (args, removed): (Vec<String>, Option<String>) = match op {
+            0 => (
+                vec!["tag".into(), format!("{l}:app:gzip"), format!("t{trial}")],
+                None,
+            ),
+            1 => (
+                vec![
+                    "attach".into(),
+                    format!("{l}:app:zstd"),
+                    "--artifact-type".into(),
+                    "application/vnd.example.sig".into(),
+                    payload.display().to_string(),
+                ],
+                None,
+            ),
+            2 => (
+                vec![
+                    "artifact".into(),
+                    "push".into(),
+                    format!("{l}:a{trial}"),
+                    payload.display().to_string(),
+                    "--artifact-type".into(),
+                    "application/vnd.example.data".into(),
+                ],
+                None,
+            ),
+            3 => {
+                // Remove a name this test added earlier (never one of the sample's).
+                let created = |n: &&String| {
+                    let digits = n.strip_prefix('t').or_else(|| n.strip_prefix('a'));
+                    digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                };
+                let victim = before.iter().find(created).cloned();
+                match victim {
+                    Some(v) => (vec!["rm".into(), format!("{l}:{v}")], Some(v)),
+                    None => (
+                        vec!["tag".into(), format!("{l}:app:zstd"), format!("t{trial}")],
+                        None,
+                    ),
+                }
+            }
+            4 => (vec!["gc".into(), l.clone()], None),
+            _ => (
+                vec![
+                    "attach".into(),
+                    format!("{l}:app:multi"),
+                    "--artifact-type".into(),
+                    "application/vnd.example.sig".into(),
+                    small.display().to_string(),
+                ],
+                None,
+            ),
+        };
+        let mut child = Command::new(ocikit_path())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next() % 40_000));
+        if child.try_wait().unwrap().is_none() {
+            killed_midway += 1;
+        }
+        let _ = child.kill(); // SIGKILL; the command may already have finished
+        let _ = child.wait();
+        assert_intact(&layout, &before, removed.as_deref(), trial, &args.join(" "));
+    }
+    assert!(
+        killed_midway >= trials / 4,
+        "only {killed_midway} of {trials} writers were still running when killed"
+    );
+    // Whatever crashed writers left, gc removes, and the layout is then spotless.
+    ocikit().arg("gc").arg(&layout).assert().success();
+    let report: Value = serde_json::from_slice(
+        &ocikit()
+            .args(["validate", "--format", "json", "--deep"])
+            .arg(&layout)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let problems: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["level"] != "info")
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn four_writers_and_a_gc_loop_lose_no_operation() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    let file = dir.path().join("f.txt");
+    fs::write(&file, b"content").unwrap();
+    let bin = ocikit_path().display().to_string();
+    let per_writer = 50;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let script = format!(
+                "set -e; for i in $(seq 1 {per_writer}); do \
+                   case $((i % 3)) in \
+                     0) {bin} tag '{l}:app:gzip' w{w}-tag-$i ;; \
+                     1) {bin} artifact push '{l}:w{w}-art-'$i '{f}' --artifact-type application/vnd.example.data >/dev/null ;; \
+                     2) {bin} attach '{l}:app:zstd' --artifact-type application/vnd.example.w{w} '{f}' >> '{out}' ;; \
+                   esac; \
+                 done",
+                f = file.display(),
+                out = dir.path().join(format!("attached-{w}")).display()
+            );
+            Command::new("sh").arg("-c").arg(script).spawn().unwrap()
+        })
+        .collect();
+    let stop = dir.path().join("stop");
+    let gc_loop = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "n=0; while [ ! -e '{}' ]; do {bin} gc '{l}' >/dev/null || exit 1; n=$((n+1)); done; echo $n",
+            stop.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for mut w in writers {
+        assert!(w.wait().unwrap().success(), "a writer failed");
+    }
+    fs::write(&stop, b"").unwrap();
+    let gc_out = gc_loop.wait_with_output().unwrap();
+    assert!(gc_out.status.success(), "a gc run failed");
+    let gc_runs: u32 = String::from_utf8_lossy(&gc_out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(gc_runs > 0, "gc ran beside the writers");
+
+    let now = names(&layout);
+    let referrers = crate::helpers::ocikit_json(["referrers", &format!("{l}:app:zstd"), "--json"]);
+    let attached: Vec<String> = referrers["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap().to_string())
+        .collect();
+    for w in 0..4 {
+        for i in 1..=per_writer {
+            match i % 3 {
+                0 => assert!(now.contains(&format!("w{w}-tag-{i}")), "w{w}-tag-{i} lost"),
+                1 => assert!(now.contains(&format!("w{w}-art-{i}")), "w{w}-art-{i} lost"),
+                _ => {}
+            }
+        }
+        for digest in fs::read_to_string(dir.path().join(format!("attached-{w}")))
+            .unwrap()
+            .lines()
+        {
+            assert!(
+                attached.iter().any(|a| a == digest),
+                "referrer {digest} of writer {w} lost"
+            );
+        }
+    }
+    ocikit().arg("validate").arg(&layout).assert().success();
+}
+
+// ---- hostile layouts ----
+
+/// Runs a command that must finish quickly with a clear failure or findings, never a panic.
+fn must_not_hang(args: &[&str], layout: &Path) -> assert_cmd::assert::Assert {
+    let assert = ocikit()
+        .args(args)
+        .arg(layout)
+        .timeout(Duration::from_secs(20))
+        .assert();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    assert!(
+        assert.get_output().status.code().is_some(),
+        "{args:?} was killed (hung?)"
+    );
+    assert
+}
+
+#[test]
+fn a_symlink_in_blobs_pointing_outside_is_never_followed() {
+    let (dir, layout) = sample_layout_copy();
+    let secret = dir.path().join("secret");
+    fs::write(&secret, b"outside the layout").unwrap();
+    // A blob named after the outside file's digest, linking to it, and referenced by an entry.
+    let digest = ocikit::Digest::sha256_of(b"outside the layout");
+    let link = layout.join("blobs/sha256").join(digest.encoded());
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    must_not_hang(&["validate"], &layout)
+        .code(1)
+        .stdout(predicate::str::contains("L12"));
+    ocikit()
+        .args(["cat", &format!("{}@{digest}", layout.display())])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a regular file"));
+    must_not_hang(&["gc"], &layout).success();
+    assert_eq!(fs::read(&secret).unwrap(), b"outside the layout");
+    assert!(link.symlink_metadata().is_ok());
+}
+
+#[test]
+fn a_blob_that_is_a_directory_is_a_finding_not_a_crash() {
+    let (_dir, layout) = sample_layout_copy();
+    let digest = crate::helpers::ocikit_json([
+        "inspect",
+        &format!("{}:app:zstd", layout.display()),
+        "--json",
+    ])["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    must_not_hang(&["validate"], &layout)
+        .code(1)
+        .stdout(predicate::str::contains("L12"));
+    must_not_hang(&["ls"], &layout).success();
+    must_not_hang(&["gc"], &layout).success();
+    assert!(path.is_dir());
+}
+
+#[test]
+fn an_index_json_that_is_a_fifo_or_huge_is_refused_without_hanging() {
+    let (_dir, layout) = sample_layout_copy();
+    fs::remove_file(layout.join("index.json")).unwrap();
+    let status = Command::new("mkfifo")
+        .arg(layout.join("index.json"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    must_not_hang(&["ls"], &layout)
+        .code(2)
+        .stderr(predicate::str::contains("not a regular file"));
+    must_not_hang(&["gc"], &layout).code(2);
+    must_not_hang(&["validate"], &layout)
+        .code(1)
+        .stdout(predicate::str::contains("L5"));
+
+    fs::remove_file(layout.join("index.json")).unwrap();
+    let huge = fs::File::create(layout.join("index.json")).unwrap();
+    huge.set_len(2 * 1024 * 1024 * 1024).unwrap(); // sparse: 2 GB without using the disk
+    must_not_hang(&["ls"], &layout)
+        .code(2)
+        .stderr(predicate::str::contains("larger than"));
+    must_not_hang(&["gc"], &layout).code(2);
+    must_not_hang(&["validate"], &layout)
+        .code(1)
+        .stdout(predicate::str::contains("L5"));
+}
+
+#[test]
+fn a_deeply_nested_index_chain_is_reported_and_gc_refuses_to_guess() {
+    let (_dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    // Build 80 indexes, each listing the previous one, and name the outermost.
+    let child = crate::helpers::ocikit_json(["inspect", &format!("{l}:app:gzip"), "--json"]);
+    let mut descriptor = serde_json::json!({
+        "mediaType": child["mediaType"], "digest": child["digest"], "size": child["size"],
+    });
+    for _ in 0..80 {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [descriptor],
+        });
+        let bytes = ocikit::document::canonical::to_vec(&index);
+        let digest = ocikit::Digest::sha256_of(&bytes);
+        fs::write(layout.join("blobs/sha256").join(digest.encoded()), &bytes).unwrap();
+        descriptor = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(), "size": bytes.len(),
+        });
+    }
+    let mut index = index_value(&layout);
+    descriptor["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "deep"});
+    index["manifests"].as_array_mut().unwrap().push(descriptor);
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+
+    must_not_hang(&["validate"], &layout)
+        .code(1)
+        .stdout(predicate::str::contains("I5"));
+    must_not_hang(&["ls"], &layout);
+    let before = crate::helpers::blob_names(&layout);
+    must_not_hang(&["gc"], &layout)
+        .code(2)
+        .stderr(predicate::str::contains("nest more than"));
+    assert_eq!(crate::helpers::blob_names(&layout), before);
+}
+
+#[test]
+fn a_referrer_cycle_terminates_everywhere() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    // Referrers whose subjects are each other cannot be made (each digest would have to hash
+    // the other), so the cycle is made through an index: A refers to app:gzip, B refers to A,
+    // and an index that lists B as a child is tagged — B's subject chain leads back into it.
+    let f = dir.path().join("x.txt");
+    fs::write(&f, b"x").unwrap();
+    let a = String::from_utf8(
+        ocikit()
+            .args([
+                "attach",
+                &format!("{l}:app:gzip"),
+                "--artifact-type",
+                "application/vnd.example.a",
+            ])
+            .arg(&f)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let b = String::from_utf8(
+        ocikit()
+            .args([
+                "attach",
+                &format!("{l}@{a}"),
+                "--artifact-type",
+                "application/vnd.example.b",
+            ])
+            .arg(&f)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    assert!(a.starts_with("sha256:") && b.starts_with("sha256:"));
+    let b_manifest = crate::helpers::ocikit_json(["inspect", &format!("{l}@{b}"), "--json"]);
+    let b_descriptor = serde_json::json!({
+        "mediaType": b_manifest["mediaType"], "digest": b, "size": b_manifest["size"],
+    });
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "artifactType": "application/vnd.example.loop",
+        "manifests": [b_descriptor],
+        "subject": b_descriptor,
+    });
+    let bytes = ocikit::document::canonical::to_vec(&index);
+    let c = ocikit::Digest::sha256_of(&bytes);
+    fs::write(layout.join("blobs/sha256").join(c.encoded()), &bytes).unwrap();
+    let mut top = index_value(&layout);
+    top["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "artifactType": "application/vnd.example.loop",
+            "digest": c.to_string(), "size": bytes.len(),
+        }));
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    ocikit()
+        .args(["referrers", "--tree", &format!("{l}:app:gzip")])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(&b[7..19]))
+        .stdout(predicate::str::contains(&c.encoded()[..12]));
+    must_not_hang(&["gc"], &layout).success();
+    must_not_hang(&["validate"], &layout).success();
+}
