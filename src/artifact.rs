@@ -1006,7 +1006,7 @@ fn unpack_layer(
         .tempdir_in(root)
         .ctx("cannot create a temp directory in", root)?;
     let digest = &descriptor.digest;
-    let decompressed = crate::layer::decompress(content, compression)?;
+    let decompressed = crate::layer::decompress(&mut *content, compression)?;
     let mut tar_hash = HashingReader::new(decompressed);
     let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
     {
@@ -1020,6 +1020,8 @@ fn unpack_layer(
     // Read to the end so both digests are checked.
     io::copy(&mut tar_hash, &mut io::sink()).map_err(|e| read_error(digest, e))?;
     let tar_digest = tar_hash.finish();
+    // A decompressor may stop at the end of its stream; the blob's digest is checked at its end.
+    io::copy(content, &mut io::sink()).map_err(|e| read_error(digest, e))?;
     if let Some(want) = descriptor.annotation(ORAS_CONTENT_DIGEST) {
         if want != tar_digest.as_str() {
             return Err(Error::Invalid(format!(

@@ -9,8 +9,8 @@
 //!   referrer does not keep its subject.
 //! - **Referrers** of a kept manifest are kept, and theirs, to a fixpoint (a signature of an
 //!   SBOM of an image). They are found in all three conventions, including blob-only referrers
-//!   (`blobs/` is scanned, reading only blobs that start like JSON), so a cosign signature of a
-//!   kept image is never swept. Referrers whose subject is not kept are orphans: their entries
+//!   (the unmarked blobs are scanned, reading only those that start like JSON), so a cosign
+//!   signature of a kept image is never swept. Referrers whose subject is not kept are orphans: their entries
 //!   and fallback-tag indexes go, unless `keep_orphans`.
 //! - **Never delete when unsure**: a reachable document that cannot be read or parsed, or a
 //!   corrupt one, stops gc before anything is deleted.
@@ -19,16 +19,19 @@
 //!   so no writer is between writing a blob and referencing it (ARCHITECTURE.md §Locking).
 //!   Temp files of crashed writers are removed only then, when no writer can hold the layout.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::document::media_type::{self as mt, Kind};
 use crate::document::{Descriptor, Document};
 use crate::error::{Error, IoContext, Result};
-use crate::layout::{FileKind, IndexFile, Layout, LayoutRead, TEMP_PREFIX};
+use crate::layout::{
+    FileInfo, FileKind, IndexFile, Layout, LayoutRead, MAX_DOCUMENT_SIZE, TEMP_PREFIX,
+};
 use crate::referrers::{Discovery, Scope};
 use crate::resolve::fallback_tag_subject;
 
@@ -85,8 +88,17 @@ pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
         dry_run: options.dry_run,
         ..Outcome::default()
     };
+    // Listed once, under the lock: no writer can add a blob until gc is done. Nothing is
+    // stat'ed here: kept blobs' sizes come from their descriptors, and only unmarked blobs
+    // (candidates for removal) are looked at closer.
+    let files = layout.list(false)?;
+    let blobs: Vec<Digest> = files
+        .iter()
+        .filter(|f| f.kind == FileKind::Regular)
+        .filter_map(|f| blob_digest(&f.path))
+        .collect();
     let marked = layout.update_index(|index| {
-        let (marked, removals) = mark(layout, index, options)?;
+        let (marked, removals) = mark(layout, index, &blobs, options)?;
         let changed = !removals.is_empty() && !options.dry_run;
         if changed {
             let doomed: BTreeSet<usize> = removals.iter().map(|(i, _)| *i).collect();
@@ -100,8 +112,14 @@ pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
         outcome.removed_entries = removals.into_iter().map(|(_, e)| e).collect();
         Ok((marked, changed))
     })?;
-    sweep(layout, &marked, options, &mut outcome)?;
+    sweep(layout, &files, &marked, options, &mut outcome)?;
     Ok(outcome)
+}
+
+/// The digest a path under `blobs/` is named after, if it is one.
+fn blob_digest(path: &str) -> Option<Digest> {
+    let (algorithm, encoded) = path.strip_prefix("blobs/")?.split_once('/')?;
+    Digest::parse(&format!("{algorithm}:{encoded}")).ok()
 }
 
 /// `index.json` entries to remove, by position.
@@ -111,17 +129,20 @@ type Removals = Vec<(usize, Entry)>;
 fn mark(
     layout: &Layout,
     index: &IndexFile,
+    blobs: &[Digest],
     options: &Options,
-) -> Result<(HashSet<Digest>, Removals)> {
+) -> Result<(HashMap<Digest, u64>, Removals)> {
+    // Named entries are roots whether or not they are referrers, so only untagged entries'
+    // manifests need reading; blob-only referrers are looked for among unmarked blobs below.
     let scope = Scope {
-        named: true,
-        scan: true,
+        named: false,
+        scan: false,
     };
     let discovery = Discovery::with_index(layout, index.clone(), scope)?;
     let entries = index.entries();
     let mut marker = Marker {
         layout,
-        marked: HashSet::new(),
+        marked: HashMap::new(),
     };
     let mut removals = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
@@ -133,19 +154,32 @@ fn mark(
         }
         marker.mark(entry, 0)?;
     }
-    // Referrers of kept manifests, and theirs, until nothing changes.
+    // Referrers of kept manifests, and theirs, until nothing changes: those recorded in
+    // index.json and fallback indexes, and blob-only ones (cosign). A blob-only referrer can
+    // only be among the blobs not yet marked, so only those are read — once, and only those
+    // that start like JSON — which keeps gc off the layers.
     let subjects = discovery.subjects();
+    let mut blob_only: Option<Vec<(Digest, Descriptor)>> = None;
     loop {
         let mut grew = false;
         for subject in &subjects {
-            if !(options.keep_orphans || marker.marked.contains(subject)) {
+            if !(options.keep_orphans || marker.marked.contains_key(subject)) {
                 continue;
             }
             for referrer in discovery.referrers(subject) {
-                if !marker.marked.contains(&referrer.digest) {
+                if !marker.marked.contains_key(&referrer.digest) {
                     marker.mark(&referrer.descriptor(), 0)?;
                     grew = true;
                 }
+            }
+        }
+        let found = blob_only
+            .get_or_insert_with(|| find_blob_only_referrers(layout, blobs, &marker.marked));
+        for (subject, referrer) in found.iter() {
+            let wanted = options.keep_orphans || marker.marked.contains_key(subject);
+            if wanted && !marker.marked.contains_key(&referrer.digest) {
+                marker.mark(referrer, 0)?;
+                grew = true;
             }
         }
         if !grew {
@@ -156,7 +190,7 @@ fn mark(
     for (i, entry) in entries.iter().enumerate() {
         let name = entry.ref_name().map(str::to_string);
         if let Some(subject) = name.as_deref().and_then(fallback_tag_subject) {
-            if options.keep_orphans || marker.marked.contains(&subject) {
+            if options.keep_orphans || marker.marked.contains_key(&subject) {
                 marker.mark(entry, 0)?;
             } else {
                 removals.push((
@@ -169,7 +203,7 @@ fn mark(
                 ));
             }
         } else if discovery.is_bookkeeping(i) {
-            if !marker.marked.contains(&entry.digest) {
+            if !marker.marked.contains_key(&entry.digest) {
                 removals.push((
                     i,
                     Entry {
@@ -201,15 +235,68 @@ fn mark(
     Ok((marker.marked, removals))
 }
 
+/// Manifests among the unmarked blobs that have a `subject`: (subject, the referrer).
+fn find_blob_only_referrers(
+    layout: &Layout,
+    blobs: &[Digest],
+    marked: &HashMap<Digest, u64>,
+) -> Vec<(Digest, Descriptor)> {
+    blobs
+        .par_iter()
+        .filter(|digest| !marked.contains_key(*digest))
+        .filter_map(|digest| {
+            let len = layout.blob_len(digest).ok()??;
+            if len > MAX_DOCUMENT_SIZE {
+                return None;
+            }
+            let (document, media_type) = sniff_document(layout, digest, len)?;
+            let subject = document.subject()?.digest.clone();
+            let descriptor = Descriptor {
+                media_type,
+                digest: digest.clone(),
+                size: len,
+                urls: None,
+                annotations: None,
+                data: None,
+                platform: None,
+                artifact_type: None,
+            };
+            Some((subject, descriptor))
+        })
+        .collect()
+}
+
+/// A blob that starts like JSON and parses as a manifest or index, with its media type.
+fn sniff_document(layout: &Layout, digest: &Digest, len: u64) -> Option<(Document, String)> {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let n = layout.open_blob_raw(digest).ok()?.read(&mut head).ok()?;
+    if head[..n].iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let bytes = layout.read_blob_limited(digest, Some(len)).ok()?;
+    let document = Document::parse(&bytes, None, "blob").ok()?;
+    let own = match &document {
+        Document::Manifest(m) => m.media_type.clone(),
+        Document::Index(i) => i.media_type.clone(),
+    };
+    let media_type = own.unwrap_or_else(|| match document {
+        Document::Index(_) => mt::OCI_INDEX.to_string(),
+        Document::Manifest(_) => mt::OCI_MANIFEST.to_string(),
+    });
+    Some((document, media_type))
+}
+
 struct Marker<'a> {
     layout: &'a Layout,
-    marked: HashSet<Digest>,
+    /// Marked digests, with the size their descriptor gives.
+    marked: HashMap<Digest, u64>,
 }
 
 impl Marker<'_> {
     /// Marks a descriptor and, for documents, everything they reference (not their subject).
     fn mark(&mut self, d: &Descriptor, depth: usize) -> Result<()> {
-        if !self.marked.insert(d.digest.clone()) {
+        if self.marked.insert(d.digest.clone(), d.size).is_some() {
             return Ok(());
         }
         let kind = mt::kind(&d.media_type);
@@ -256,12 +343,13 @@ impl Marker<'_> {
 /// Deletes unmarked blobs and temp files (or lists them in a dry run).
 fn sweep(
     layout: &Layout,
-    marked: &HashSet<Digest>,
+    files: &[FileInfo],
+    marked: &HashMap<Digest, u64>,
     options: &Options,
     outcome: &mut Outcome,
 ) -> Result<()> {
     let mut touched_dirs = BTreeSet::new();
-    for file in layout.files()? {
+    for file in files {
         let base = file.path.rsplit('/').next().unwrap_or(&file.path);
         if base.starts_with(TEMP_PREFIX) && file.kind == FileKind::Regular {
             if !options.dry_run {
@@ -293,20 +381,18 @@ fn sweep(
                 .push(format!("{} (not a regular file)", file.path));
             continue;
         }
-        if marked.contains(&digest) {
+        if let Some(size) = marked.get(&digest) {
             outcome.kept_blobs += 1;
-            outcome.kept_bytes += file.len;
+            outcome.kept_bytes += size;
             continue;
         }
+        let len = layout.blob_len(&digest)?.unwrap_or(0);
         if !options.dry_run {
             remove(layout, &file.path)?;
             touched_dirs.insert(format!("blobs/{algorithm}"));
         }
-        outcome.removed_bytes += file.len;
-        outcome.removed_blobs.push(Blob {
-            digest,
-            size: file.len,
-        });
+        outcome.removed_bytes += len;
+        outcome.removed_blobs.push(Blob { digest, size: len });
     }
     for dir in touched_dirs {
         let path = layout.root().join(dir);

@@ -35,18 +35,14 @@ impl IndexFile {
 
     /// Parses `index.json` bytes; `what` names the file in errors.
     pub fn parse(bytes: &[u8], what: &str) -> Result<IndexFile> {
-        // Typed entries straight from the bytes cost less than converting each parsed value,
-        // and the two parses are independent: they run side by side. The value-by-value path
-        // below runs only to name the pointer of a problem.
+        // Typed entries straight from the bytes cost less than converting each parsed value;
+        // the value-by-value path below runs only to name the pointer of a problem.
         #[derive(serde::Deserialize)]
         struct Entries {
             manifests: Vec<Descriptor>,
         }
-        let (value, typed) = rayon::join(
-            || parse_json::<Value>(bytes, what),
-            || serde_json::from_slice::<Entries>(bytes).ok(),
-        );
-        let value = value?;
+        let value = parse_json::<Value>(bytes, what)?;
+        let typed = serde_json::from_slice::<Entries>(bytes).ok();
         let Value::Object(value) = value else {
             return Err(Error::Json {
                 file: what.to_string(),

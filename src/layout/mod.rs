@@ -257,6 +257,51 @@ impl Layout {
         })
     }
 
+    /// Every file and directory, as [`LayoutRead::files`] lists them; with `sizes` false no
+    /// file is `stat`ed and every `len` is 0, so listing 100,000 blobs costs only the directory
+    /// reads. The walk is unsorted, then plain strings are sorted once: walkdir's
+    /// `sort_by_file_name` re-parses path components on every comparison.
+    pub fn list(&self, sizes: bool) -> Result<Vec<FileInfo>> {
+        let root_len = self.root.as_os_str().len();
+        let mut files = Vec::new();
+        for entry in walkdir::WalkDir::new(&self.root)
+            .min_depth(1)
+            .follow_links(false)
+        {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(&self.root).to_path_buf();
+                Error::io("cannot list", path, e.into())
+            })?;
+            let full = entry.path().as_os_str().to_string_lossy();
+            let path = full
+                .get(root_len..)
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            let file_type = entry.file_type();
+            let (kind, len) = if file_type.is_symlink() {
+                (FileKind::Symlink, 0)
+            } else if file_type.is_dir() {
+                (FileKind::Directory, 0)
+            } else if file_type.is_file() {
+                let len = if sizes {
+                    entry
+                        .metadata()
+                        .map_err(|e| Error::io("cannot read", entry.path(), e.into()))?
+                        .len()
+                } else {
+                    0
+                };
+                (FileKind::Regular, len)
+            } else {
+                (FileKind::Other, 0)
+            };
+            files.push(FileInfo { path, kind, len });
+        }
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
     /// The layout directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -345,41 +390,7 @@ impl LayoutRead for Layout {
     }
 
     fn files(&self) -> Result<Vec<FileInfo>> {
-        let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(&self.root)
-            .min_depth(1)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
-            let entry = entry.map_err(|e| {
-                let path = e.path().unwrap_or(&self.root).to_path_buf();
-                Error::io("cannot list", path, e.into())
-            })?;
-            let Ok(relative) = entry.path().strip_prefix(&self.root) else {
-                continue;
-            };
-            let path = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            let file_type = entry.file_type();
-            let (kind, len) = if file_type.is_symlink() {
-                (FileKind::Symlink, 0)
-            } else if file_type.is_dir() {
-                (FileKind::Directory, 0)
-            } else if file_type.is_file() {
-                let len = entry
-                    .metadata()
-                    .map_err(|e| Error::io("cannot read", entry.path(), e.into()))?
-                    .len();
-                (FileKind::Regular, len)
-            } else {
-                (FileKind::Other, 0)
-            };
-            files.push(FileInfo { path, kind, len });
-        }
-        Ok(files)
+        self.list(true)
     }
 
     fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {

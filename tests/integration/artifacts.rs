@@ -1128,6 +1128,34 @@ fn pull_of_a_corrupt_blob_leaves_no_file() {
 }
 
 #[test]
+fn pull_of_a_directory_layer_with_bytes_after_its_tar_leaves_nothing_in_place() {
+    let (dir, layout, _) = fresh();
+    let tar = raw_tar(&[("d/file", tar::EntryType::Regular, "", b"content")]);
+    let unpack =
+        json!({"org.opencontainers.image.title": "d", "io.deis.oras.content.unpack": "true"});
+    artifact_with_layers(
+        &layout,
+        "a",
+        &[(&tar, "application/vnd.oci.image.layer.v1.tar", unpack)],
+    );
+    // The tar reads the same, but the blob no longer hashes to its digest.
+    let path = layout
+        .join("blobs/sha256")
+        .join(Digest::sha256_of(&tar).encoded());
+    let mut longer = tar.clone();
+    longer.extend_from_slice(b"trailing bytes");
+    fs::write(&path, &longer).unwrap();
+    let out = dir.path().join("out");
+    ocikit()
+        .args(["artifact", "pull", &format!("{}:a", l(&layout)), "-o"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("corrupt"));
+    assert_eq!(tree(&out), [""]);
+}
+
+#[test]
 fn pull_of_an_index_asks_for_a_platform() {
     let (_dir, layout) = sample_layout_copy();
     ocikit()

@@ -49,6 +49,18 @@ fn referrers_json(target: String, extra: &[&str]) -> Value {
     ocikit_json(args)
 }
 
+/// Asserts that `referrers LAYOUT:app:1` lists `referrer` alone, with its artifact type, found
+/// through `found`.
+fn assert_only_referrer(layout: &Path, referrer: &ocikit::document::Descriptor, found: &[&str]) {
+    let root = referrers_json(format!("{}:app:1", l(layout)), &[]);
+    assert_eq!(digests(&root), [referrer.digest.as_str()]);
+    assert_eq!(found_in(&root["referrers"][0]), found);
+    assert_eq!(
+        root["referrers"][0]["artifactType"],
+        referrer.artifact_type.as_deref().unwrap()
+    );
+}
+
 /// Names of the index.json entries that are fallback tags.
 fn fallback_tags(layout: &Path) -> Vec<String> {
     index_value(layout)["manifests"]
@@ -115,13 +127,7 @@ fn referrers_reads_oras_style_untagged_entries() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("oras");
     let (_, referrer) = fixtures::oras_style(&layout);
-    let root = referrers_json(format!("{}:app:1", l(&layout)), &[]);
-    assert_eq!(digests(&root), [referrer.digest.as_str()]);
-    assert_eq!(found_in(&root["referrers"][0]), ["index"]);
-    assert_eq!(
-        root["referrers"][0]["artifactType"],
-        "application/vnd.example.oras"
-    );
+    assert_only_referrer(&layout, &referrer, &["index"]);
 }
 
 #[test]
@@ -129,9 +135,7 @@ fn referrers_reads_a_regctl_style_fallback_tag_alone() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("regctl");
     let (_, referrer) = fixtures::regctl_style(&layout);
-    let root = referrers_json(format!("{}:app:1", l(&layout)), &[]);
-    assert_eq!(digests(&root), [referrer.digest.as_str()]);
-    assert_eq!(found_in(&root["referrers"][0]), ["tag"]);
+    assert_only_referrer(&layout, &referrer, &["tag"]);
 }
 
 #[test]
@@ -540,13 +544,7 @@ fn sync_to_tag_moves_oras_entries_into_a_fallback_index() {
     assert_eq!(report["writtenTags"], serde_json::json!([tag]));
     assert!(untagged(&layout).is_empty());
     assert_eq!(fallback_tags(&layout), [tag]);
-    let root = referrers_json(format!("{}:app:1", l(&layout)), &[]);
-    assert_eq!(digests(&root), [referrer.digest.as_str()]);
-    assert_eq!(found_in(&root["referrers"][0]), ["tag"]);
-    assert_eq!(
-        root["referrers"][0]["artifactType"],
-        "application/vnd.example.oras"
-    );
+    assert_only_referrer(&layout, &referrer, &["tag"]);
 }
 
 #[test]
@@ -671,8 +669,24 @@ fn sync_removes_stale_listings_and_drops_fallback_indexes_that_list_nothing() {
 }
 
 #[test]
-fn sync_keeps_unknown_fields_of_index_json_and_of_the_fallback_index() {
+fn attach_and_sync_keep_unknown_fields_of_index_json_and_of_the_fallback_index() {
     let (_dir, layout) = sample_layout_copy();
+    let sample = fixtures::sample_layout(&tempfile::tempdir().unwrap().path().join("s"));
+    // Another tool's fallback index, with fields of its own at the top and in its listing.
+    let opened = Layout::open(&layout).unwrap();
+    let writer = opened.writer().unwrap();
+    let theirs = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "x-vendor": "kept",
+        "manifests": [
+            {"x-item": 1, "mediaType": sample.sbom.manifest.media_type, "digest": sample.sbom.manifest.digest, "size": sample.sbom.manifest.size, "artifactType": fixtures::SBOM_TYPE}
+        ],
+    });
+    let written =
+        fixtures::write_document(&writer, "application/vnd.oci.image.index.v1+json", &theirs);
+    fixtures::tag(&writer, &written, &sample.sbom.tag_name);
+    drop(writer);
     let mut index = index_value(&layout);
     index["x-vendor"] = Value::from("kept");
     fs::write(
@@ -680,24 +694,40 @@ fn sync_keeps_unknown_fields_of_index_json_and_of_the_fallback_index() {
         serde_json::to_vec(&index).unwrap(),
     )
     .unwrap();
+
     let file = layout.parent().unwrap().join("sig");
     fs::write(&file, "sig").unwrap();
-    // Going to tag-only rewrites index.json (the untagged entries go) and the fallback indexes.
+    let target = format!("{}:app:gzip", l(&layout));
     ocikit()
-        .args([
-            "attach",
-            &format!("{}:app:zstd", l(&layout)),
-            "--artifact-type",
-            "application/x",
-        ])
+        .args(["attach", &target, "--artifact-type", "application/x"])
         .arg(&file)
         .assert()
         .success();
+    let tag_entry = index_value(&layout)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"] == sample.sbom.tag_name.as_str()
+        })
+        .unwrap()
+        .clone();
+    let merged: Value = serde_json::from_slice(&crate::helpers::blob_bytes(
+        &layout,
+        tag_entry["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(merged["x-vendor"], "kept");
+    assert_eq!(merged["manifests"][0]["x-item"], 1);
+    assert_eq!(merged["manifests"].as_array().unwrap().len(), 2);
+    // Going to tag-only rewrites index.json (the untagged entries go) and keeps its fields.
     ocikit()
         .args(["referrers", "sync", &l(&layout), "--format", "tag"])
         .assert()
         .success();
     assert_eq!(index_value(&layout)["x-vendor"], "kept");
+    assert!(untagged(&layout).is_empty());
+    assert_eq!(digests(&referrers_json(target, &[])).len(), 2);
 }
 
 #[test]
