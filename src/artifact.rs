@@ -1274,7 +1274,7 @@ pub fn artifact_to_image(
             if index.entries()[i].digest != from.digest {
                 continue;
             }
-            let mut entry = index.raw_entry(i).cloned().unwrap_or(Value::Null);
+            let mut entry = index.raw_entry(i).unwrap_or(Value::Null);
             if let Some(fields) = entry.as_object_mut() {
                 fields.insert("mediaType".into(), Value::from(OCI_MANIFEST));
                 fields.insert("digest".into(), Value::from(to.digest.as_str()));

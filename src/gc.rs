@@ -83,7 +83,7 @@ pub struct Outcome {
 
 /// Collects garbage in `layout`.
 pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
-    let _exclusive = layout.lock_blobs_exclusive()?;
+    let exclusive = layout.exclusive()?;
     let mut outcome = Outcome {
         dry_run: options.dry_run,
         ..Outcome::default()
@@ -97,7 +97,7 @@ pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
         .filter(|f| f.kind == FileKind::Regular)
         .filter_map(|f| blob_digest(&f.path))
         .collect();
-    let marked = layout.update_index(|index| {
+    let marked = exclusive.update_index(|index| {
         let (marked, removals) = mark(layout, index, &blobs, options)?;
         let changed = !removals.is_empty() && !options.dry_run;
         if changed {

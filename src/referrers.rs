@@ -977,7 +977,7 @@ fn replace_entry(
 ) -> Result<()> {
     match positions.first() {
         Some(&first) => {
-            let mut entry = index.raw_entry(first).cloned().unwrap_or(Value::Null);
+            let mut entry = index.raw_entry(first).unwrap_or(Value::Null);
             if let Some(fields) = entry.as_object_mut() {
                 fields.insert("mediaType".into(), Value::from(media_type));
                 fields.insert("digest".into(), Value::from(written.digest.as_str()));

@@ -43,7 +43,7 @@ pub fn tag(
             reason: "names of the form sha256-<hex> are referrers fallback tags".into(),
         });
     }
-    layout.update_index(|index| {
+    layout.writer()?.update_index(|index| {
         // Resolved under the index lock, so the entry cannot change underneath us.
         let resolved = resolve(layout, source, platform)?;
         let digest = resolved.descriptor.digest.clone();
@@ -69,7 +69,7 @@ pub fn tag(
                 index.set_annotation(i, REF_NAME, name)?;
             }
             Some(i) => {
-                let mut entry = index.raw_entry(i).cloned().unwrap_or(Value::Null);
+                let mut entry = index.raw_entry(i).unwrap_or(Value::Null);
                 set_name(&mut entry, name);
                 index.push_raw(entry)?;
             }
@@ -101,7 +101,7 @@ fn set_name(entry: &mut Value, name: &str) {
 /// Removes the `index.json` entries carrying `name` (matched as references match names).
 /// The manifest's blobs stay until `gc`. Returns the names removed.
 pub fn remove_name(layout: &Layout, name: &str) -> Result<Vec<String>> {
-    layout.update_index(|index| {
+    layout.writer()?.update_index(|index| {
         let matches = match_name(index.entries(), name);
         let names: Vec<String> = matches
             .iter()

@@ -327,15 +327,22 @@ impl Layout {
         })
     }
 
-    /// Takes the blobs lock exclusively: no writer is between its first blob and its index
-    /// update while this is held. Used by `gc`.
-    pub fn lock_blobs_exclusive(&self) -> Result<LockGuard> {
-        lock::lock_dir(&self.root.join("blobs"), Mode::Exclusive)
+    /// Takes the blobs lock exclusively: while the guard lives no writer is between its first
+    /// blob and its index update, and no writer can start. Used by `gc`.
+    pub fn exclusive(&self) -> Result<Exclusive<'_>> {
+        let guard = lock::lock_dir(&self.root.join("blobs"), Mode::Exclusive)?;
+        Ok(Exclusive {
+            layout: self,
+            _blobs_lock: guard,
+        })
     }
 
     /// Reads `index.json`, applies `change`, and writes it back atomically, all under the index
-    /// lock. `change` returns whether it changed anything; nothing is written if not.
-    pub fn update_index<T>(
+    /// lock. `change` returns whether it changed anything; nothing is written if not. Private:
+    /// callers go through [`LayoutWriter`] or [`Exclusive`], so the blobs lock is always held
+    /// first (ARCHITECTURE.md §Locking protocol) and gc can never sweep a blob that an index
+    /// update is about to reference.
+    fn update_index<T>(
         &self,
         change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
     ) -> Result<T> {
@@ -572,7 +579,24 @@ impl LayoutWriter<'_> {
         sync_dir(&dir)
     }
 
-    /// Updates `index.json` under the index lock (see [`Layout::update_index`]).
+    /// Reads `index.json`, applies `change` (which returns whether it changed anything) and
+    /// writes it back atomically, under the index lock.
+    pub fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        self.layout.update_index(change)
+    }
+}
+
+/// The layout with the blobs lock held exclusively (see [`Layout::exclusive`]).
+pub struct Exclusive<'a> {
+    layout: &'a Layout,
+    _blobs_lock: LockGuard,
+}
+
+impl Exclusive<'_> {
+    /// Updates `index.json` as [`LayoutWriter::update_index`] does.
     pub fn update_index<T>(
         &self,
         change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
