@@ -19,6 +19,7 @@ pub mod reference;
 pub mod referrers;
 pub mod resolve;
 pub mod tag;
+pub mod units;
 pub mod validate;
 
 pub use digest::Digest;

@@ -326,9 +326,17 @@ mod tests {
         let mut index = IndexFile::parse(text.as_bytes(), "index.json").unwrap();
         index.set_annotation(1, NAME_KEY, "v1").unwrap();
         let out = String::from_utf8(index.to_bytes()).unwrap();
-        assert!(out.starts_with(&format!(r#"{{"manifests":[{pretty_entry},"#)), "{out}");
+        assert!(
+            out.starts_with(&format!(r#"{{"manifests":[{pretty_entry},"#)),
+            "{out}"
+        );
         assert!(out.ends_with(r#"],"schemaVersion":2}"#), "{out}");
-        assert_eq!(IndexFile::parse(out.as_bytes(), "x").unwrap().find_name("v1"), vec![1]);
+        assert_eq!(
+            IndexFile::parse(out.as_bytes(), "x")
+                .unwrap()
+                .find_name("v1"),
+            vec![1]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::finding::{Findings, Place};
 use crate::digest::Digest;
+pub use crate::document::media_type::is_rfc6838 as is_media_type;
 use crate::document::media_type::{self as mt, Kind};
 use crate::document::{Descriptor, CREATED, REF_NAME};
 use crate::layout::index::validate_ref_name;
@@ -1015,22 +1016,6 @@ fn is_string_array(v: &Value) -> bool {
 /// Escapes a key for a JSON pointer (RFC 6901).
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
-}
-
-/// RFC 6838 as the image-spec schema restricts it:
-/// `^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$`.
-pub fn is_media_type(text: &str) -> bool {
-    fn part(p: &str) -> bool {
-        let bytes = p.as_bytes();
-        !bytes.is_empty()
-            && bytes.len() <= 127
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes[1..]
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(b))
-    }
-    text.split_once('/')
-        .is_some_and(|(t, s)| part(t) && part(s))
 }
 
 /// An RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.

@@ -81,6 +81,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::units::human_size;
+
 use super::finding::Finding;
 use super::rules::{rule_by_id, Level, Rule, RULES};
 use super::Report;
@@ -261,21 +263,6 @@ fn printable(text: &str) -> String {
         }
     }
     out
-}
-
-/// Bytes in human units: `512 B`, `1.5 KiB`, `20.0 MiB`.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
