@@ -293,6 +293,7 @@ fn a_symlink_in_blobs_pointing_outside_is_never_followed() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not a regular file"));
+    must_not_hang(&["ls"], &layout).success();
     must_not_hang(&["gc"], &layout).success();
     assert_eq!(fs::read(&secret).unwrap(), b"outside the layout");
     assert!(link.symlink_metadata().is_ok());
@@ -467,6 +468,7 @@ fn a_referrer_cycle_terminates_everywhere() {
         .success()
         .stdout(predicate::str::contains(&b[7..19]))
         .stdout(predicate::str::contains(&c.encoded()[..12]));
+    must_not_hang(&["ls"], &layout).success();
     must_not_hang(&["gc"], &layout).success();
     must_not_hang(&["validate"], &layout).success();
 }
