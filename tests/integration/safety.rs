@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 use serde_json::Value;
@@ -87,8 +87,9 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
     let small = dir.path().join("small.txt");
     fs::write(&small, b"signature").unwrap();
 
-    let trials = 120;
+    let trials = 126; // 6 timed runs, then 120 killed at random moments
     let mut killed_midway = 0;
+    let mut durations = [1u64; 6];
     for trial in 0..trials {
         let before = names(&layout);
         let op = trial % 6;
@@ -145,13 +146,26 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
                 None,
             ),
         };
-        let mut child = Command::new(ocikit_path())
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_micros(rng.next() % 40_000));
+        let spawn = || {
+            Command::new(ocikit_path())
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        // The first trial of each kind runs to the end and is timed, so that the kills of the
+        // later ones land at a random point inside the operation on any machine, fast or slow.
+        if trial < 6 {
+            let started = Instant::now();
+            let status = spawn().wait().unwrap();
+            assert!(status.success(), "trial {trial}: {} failed", args.join(" "));
+            durations[op] = started.elapsed().as_micros() as u64 + 1;
+            assert_intact(&layout, &before, removed.as_deref(), trial, &args.join(" "));
+            continue;
+        }
+        let mut child = spawn();
+        std::thread::sleep(Duration::from_micros(rng.next() % durations[op]));
         if child.try_wait().unwrap().is_none() {
             killed_midway += 1;
         }
@@ -159,10 +173,13 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
         let _ = child.wait();
         assert_intact(&layout, &before, removed.as_deref(), trial, &args.join(" "));
     }
-    assert!(
-        killed_midway >= trials / 4,
-        "only {killed_midway} of {trials} writers were still running when killed"
+    // How many kills hit a running writer depends on the machine, so it is reported, not
+    // asserted beyond the fact that the test did kill writers in flight.
+    eprintln!(
+        "{killed_midway} of {} writers were still running when killed",
+        trials - 6
     );
+    assert!(killed_midway > 0, "no writer was killed while running");
     // Whatever crashed writers left, gc removes, and the layout is then spotless.
     ocikit().arg("gc").arg(&layout).assert().success();
     let report: Value = serde_json::from_slice(
