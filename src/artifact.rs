@@ -391,14 +391,9 @@ impl Plan {
             _ => data,
         };
         Descriptor {
-            media_type: planned.media_type.clone(),
-            digest: digest.clone(),
-            size,
-            urls: None,
             annotations: (!annotations.is_empty()).then_some(annotations),
             data,
-            platform: None,
-            artifact_type: None,
+            ..Descriptor::new(planned.media_type.clone(), digest.clone(), size)
         }
     }
 
@@ -501,14 +496,9 @@ impl Plan {
         let written = writer.write_blob_bytes(&bytes)?;
         Ok(Artifact {
             manifest: Descriptor {
-                media_type: OCI_MANIFEST.into(),
-                digest: written.digest,
-                size: written.size,
-                urls: None,
                 annotations: Some(self.annotations.clone()),
-                data: None,
-                platform: None,
                 artifact_type: Some(self.artifact_type.clone()),
+                ..Descriptor::new(OCI_MANIFEST, written.digest, written.size)
             },
             config,
             layers,
@@ -713,16 +703,11 @@ pub fn attach(
         // The subject is resolved, and its bookkeeping read, under the index lock and before
         // the first blob is written; index.json is parsed once.
         let resolved = resolve_in(layout, index, subject, platform)?;
-        let subject = Descriptor {
-            media_type: resolved.descriptor.media_type.clone(),
-            digest: resolved.descriptor.digest.clone(),
-            size: resolved.descriptor.size,
-            urls: None,
-            annotations: None,
-            data: None,
-            platform: None,
-            artifact_type: None,
-        };
+        let subject = Descriptor::new(
+            resolved.descriptor.media_type.clone(),
+            resolved.descriptor.digest.clone(),
+            resolved.descriptor.size,
+        );
         let pending = referrers::Pending::read(layout, index, &subject.digest, format)?;
         let artifact = plan.write(&writer, Some(&subject))?;
         let changed = pending.record(&writer, index, &artifact.manifest)?;
@@ -1259,14 +1244,9 @@ pub fn artifact_to_image(
     writer.write_blob_bytes(EMPTY_JSON)?;
     let written = writer.write_blob_bytes(&bytes)?;
     let to = Descriptor {
-        media_type: OCI_MANIFEST.into(),
-        digest: written.digest,
-        size: written.size,
-        urls: None,
         annotations,
-        data: None,
-        platform: None,
         artifact_type,
+        ..Descriptor::new(OCI_MANIFEST, written.digest, written.size)
     };
     let (entries, tags) = writer.update_index(|index| {
         let mut entries = 0;

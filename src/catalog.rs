@@ -187,18 +187,13 @@ impl SummaryCache {
             Some(&d.media_type),
             &format!("manifest {}", d.digest),
         )?;
+        summary.artifact_type = document.listed_artifact_type().map(str::to_string);
         match document {
             Document::Manifest(m) => {
                 let config_is_image = m
                     .config
                     .as_ref()
                     .is_some_and(|c| media_type::kind(&c.media_type) == Kind::Config);
-                summary.artifact_type = m.artifact_type.clone().or_else(|| {
-                    m.config
-                        .as_ref()
-                        .filter(|_| !config_is_image)
-                        .map(|c| c.media_type.clone())
-                });
                 if let Some(config) = &m.config {
                     summary.blobs.insert((config.digest.clone(), config.size));
                     if config_is_image && d.platform.is_none() {
@@ -212,7 +207,6 @@ impl SummaryCache {
                 }
             }
             Document::Index(index) => {
-                summary.artifact_type = index.artifact_type.clone();
                 for child in &index.manifests {
                     summary.children.push(child.digest.clone());
                     let sub = self.summarize(layout, child, depth + 1);

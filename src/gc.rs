@@ -30,9 +30,10 @@ use crate::document::media_type::{self as mt, Kind};
 use crate::document::{Descriptor, Document};
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{
-    FileInfo, FileKind, IndexFile, Layout, LayoutRead, MAX_DOCUMENT_SIZE, TEMP_PREFIX,
+    blob_file_digest, FileInfo, FileKind, IndexFile, Layout, LayoutRead, MAX_DOCUMENT_SIZE,
+    TEMP_PREFIX,
 };
-use crate::referrers::{Discovery, Scope};
+use crate::referrers::{scan_blob, Discovery, Scope};
 use crate::resolve::fallback_tag_subject;
 
 /// Nested indexes deeper than this stop gc (a hostile chain must not exhaust the stack).
@@ -95,7 +96,7 @@ pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
     let blobs: Vec<Digest> = files
         .iter()
         .filter(|f| f.kind == FileKind::Regular)
-        .filter_map(|f| blob_digest(&f.path))
+        .filter_map(|f| blob_file_digest(&f.path)?.ok())
         .collect();
     let marked = exclusive.update_index(|index| {
         let (marked, removals) = mark(layout, index, &blobs, options)?;
@@ -114,12 +115,6 @@ pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
     })?;
     sweep(layout, &files, &marked, options, &mut outcome)?;
     Ok(outcome)
-}
-
-/// The digest a path under `blobs/` is named after, if it is one.
-fn blob_digest(path: &str) -> Option<Digest> {
-    let (algorithm, encoded) = path.strip_prefix("blobs/")?.split_once('/')?;
-    Digest::parse(&format!("{algorithm}:{encoded}")).ok()
 }
 
 /// `index.json` entries to remove, by position.
@@ -249,42 +244,15 @@ fn find_blob_only_referrers(
             if len > MAX_DOCUMENT_SIZE {
                 return None;
             }
-            let (document, media_type) = sniff_document(layout, digest, len)?;
-            let subject = document.subject()?.digest.clone();
-            let descriptor = Descriptor {
-                media_type,
-                digest: digest.clone(),
-                size: len,
-                urls: None,
-                annotations: None,
-                data: None,
-                platform: None,
-                artifact_type: None,
-            };
-            Some((subject, descriptor))
+            // A blob that starts like JSON and parses as a manifest or index.
+            let facts = scan_blob(layout, digest, len).ok()??;
+            let subject = facts.subject?;
+            Some((
+                subject,
+                Descriptor::new(facts.media_type, digest.clone(), len),
+            ))
         })
         .collect()
-}
-
-/// A blob that starts like JSON and parses as a manifest or index, with its media type.
-fn sniff_document(layout: &Layout, digest: &Digest, len: u64) -> Option<(Document, String)> {
-    use std::io::Read;
-    let mut head = [0u8; 64];
-    let n = layout.open_blob_raw(digest).ok()?.read(&mut head).ok()?;
-    if head[..n].iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return None;
-    }
-    let bytes = layout.read_blob_limited(digest, Some(len)).ok()?;
-    let document = Document::parse(&bytes, None, "blob").ok()?;
-    let own = match &document {
-        Document::Manifest(m) => m.media_type.clone(),
-        Document::Index(i) => i.media_type.clone(),
-    };
-    let media_type = own.unwrap_or_else(|| match document {
-        Document::Index(_) => mt::OCI_INDEX.to_string(),
-        Document::Manifest(_) => mt::OCI_MANIFEST.to_string(),
-    });
-    Some((document, media_type))
 }
 
 struct Marker<'a> {
@@ -358,15 +326,10 @@ fn sweep(
             outcome.removed_temp_files.push(file.path.clone());
             continue;
         }
-        let Some(rest) = file.path.strip_prefix("blobs/") else {
-            continue;
-        };
-        let Some((algorithm, encoded)) = rest.split_once('/') else {
-            continue;
-        };
-        let digest = match Digest::parse(&format!("{algorithm}:{encoded}")) {
-            Ok(d) => d,
-            Err(_) => {
+        let digest = match blob_file_digest(&file.path) {
+            None => continue,
+            Some(Ok(d)) => d,
+            Some(Err(_)) => {
                 if file.kind != FileKind::Directory {
                     outcome
                         .skipped
@@ -389,7 +352,7 @@ fn sweep(
         let len = layout.blob_len(&digest)?.unwrap_or(0);
         if !options.dry_run {
             remove(layout, &file.path)?;
-            touched_dirs.insert(format!("blobs/{algorithm}"));
+            touched_dirs.insert(format!("blobs/{}", digest.algorithm()));
         }
         outcome.removed_bytes += len;
         outcome.removed_blobs.push(Blob { digest, size: len });

@@ -24,7 +24,9 @@ use crate::digest::Digest;
 use crate::document::media_type::{self, OCI_INDEX};
 use crate::document::{canonical, parse_json, Annotations, Descriptor, Document, REF_NAME};
 use crate::error::{Error, Result};
-use crate::layout::{FileKind, IndexFile, LayoutRead, LayoutWriter, MAX_DOCUMENT_SIZE};
+use crate::layout::{
+    blob_file_digest, FileKind, IndexFile, LayoutRead, LayoutWriter, MAX_DOCUMENT_SIZE,
+};
 use crate::resolve::fallback_tag_subject;
 
 /// Where a referrer was found.
@@ -78,12 +80,12 @@ pub fn fallback_tag(subject: &Digest) -> String {
 
 /// What a manifest-like blob says about itself.
 #[derive(Clone, Debug)]
-struct Facts {
-    media_type: String,
+pub(crate) struct Facts {
+    pub(crate) media_type: String,
     size: u64,
     artifact_type: Option<String>,
     annotations: Option<Annotations>,
-    subject: Option<Digest>,
+    pub(crate) subject: Option<Digest>,
 }
 
 /// Reads the document behind `descriptor` and what a referrers listing needs from it.
@@ -151,14 +153,9 @@ impl Referrer {
     /// and the manifest's annotations.
     pub fn descriptor(&self) -> Descriptor {
         Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.size,
-            urls: None,
             annotations: (!self.annotations.is_empty()).then(|| self.annotations.clone()),
-            data: None,
-            platform: None,
             artifact_type: self.artifact_type.clone(),
+            ..Descriptor::new(self.media_type.clone(), self.digest.clone(), self.size)
         }
     }
 }
@@ -203,19 +200,10 @@ pub struct Node {
 impl Node {
     /// The root of a tree: the subject as it was resolved.
     pub fn root(descriptor: &Descriptor, document: &Document) -> Node {
-        let artifact_type = match document {
-            Document::Manifest(m) => m.artifact_type.clone().or_else(|| {
-                m.config
-                    .as_ref()
-                    .filter(|c| media_type::kind(&c.media_type) != media_type::Kind::Config)
-                    .map(|c| c.media_type.clone())
-            }),
-            Document::Index(i) => i.artifact_type.clone(),
-        };
         Node::from(Referrer {
             digest: descriptor.digest.clone(),
             media_type: descriptor.media_type.clone(),
-            artifact_type,
+            artifact_type: document.listed_artifact_type().map(str::to_string),
             size: descriptor.size,
             annotations: document.annotations().cloned().unwrap_or_default(),
             found_in: BTreeSet::new(),
@@ -567,13 +555,7 @@ impl<'a> Discovery<'a> {
     fn scan(&mut self) -> Result<()> {
         let mut blobs: Vec<(Digest, u64)> = Vec::new();
         for file in self.layout.files()? {
-            let Some(rest) = file.path.strip_prefix("blobs/") else {
-                continue;
-            };
-            let Some((algorithm, encoded)) = rest.split_once('/') else {
-                continue;
-            };
-            let Ok(digest) = Digest::parse(&format!("{algorithm}:{encoded}")) else {
+            let Some(Ok(digest)) = blob_file_digest(&file.path) else {
                 continue;
             };
             match file.kind {
@@ -647,8 +629,9 @@ impl<'a> Discovery<'a> {
     }
 }
 
-/// A scanned blob: `None` unless it is a JSON manifest or index.
-fn scan_blob(
+/// A scanned blob: `None` unless it is a JSON manifest or index. Only blobs whose first
+/// bytes look like JSON (`{` after any whitespace) are read whole.
+pub(crate) fn scan_blob(
     layout: &dyn LayoutRead,
     digest: &Digest,
     len: u64,
@@ -993,14 +976,8 @@ fn replace_entry(
             let mut annotations = Annotations::new();
             annotations.insert(REF_NAME.to_string(), name.to_string());
             index.push_raw(descriptor_value(&Descriptor {
-                media_type: media_type.to_string(),
-                digest: written.digest,
-                size: written.size,
-                urls: None,
                 annotations: Some(annotations),
-                data: None,
-                platform: None,
-                artifact_type: None,
+                ..Descriptor::new(media_type, written.digest, written.size)
             })?)?;
         }
     }

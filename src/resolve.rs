@@ -134,18 +134,23 @@ pub fn resolve_in(
         )?)
     };
 
-    let (descriptor, name) = match picked {
-        Some(d) => (d.clone(), d.ref_name().map(str::to_string)),
+    match picked {
+        Some(d) => load(
+            layout,
+            d.clone(),
+            d.ref_name().map(str::to_string),
+            platform,
+        ),
         None => {
             // Selected by a digest that no index.json entry carries: any manifest in blobs/.
             let digest = reference
                 .digest
                 .clone()
                 .ok_or_else(|| Error::Invalid("nothing to resolve".into()))?;
-            (descriptor_from_blob(layout, &digest)?, None)
+            let (descriptor, bytes) = descriptor_from_blob(layout, &digest)?;
+            load_from(layout, descriptor, Some(bytes), None, platform)
         }
-    };
-    load(layout, descriptor, name, platform)
+    }
 }
 
 /// Indexes of the entries a name selects: those whose `org.opencontainers.image.ref.name` is
@@ -163,8 +168,9 @@ pub fn match_name(entries: &[Descriptor], name: &str) -> Vec<usize> {
         .collect()
 }
 
-/// Reads a blob selected by digest alone and makes a descriptor from its own `mediaType`.
-fn descriptor_from_blob(layout: &dyn LayoutRead, digest: &Digest) -> Result<Descriptor> {
+/// Reads a blob selected by digest alone and makes a descriptor from its own `mediaType`;
+/// returns the bytes too, so that they are not read again.
+fn descriptor_from_blob(layout: &dyn LayoutRead, digest: &Digest) -> Result<(Descriptor, Vec<u8>)> {
     let bytes = layout.read_blob_limited(digest, None)?;
     let value: serde_json::Value = parse_json(&bytes, &format!("blob {digest}"))?;
     let media_type = match value.get("mediaType").and_then(|m| m.as_str()) {
@@ -172,16 +178,8 @@ fn descriptor_from_blob(layout: &dyn LayoutRead, digest: &Digest) -> Result<Desc
         None if value.get("manifests").is_some() => crate::document::media_type::OCI_INDEX.into(),
         None => crate::document::media_type::OCI_MANIFEST.into(),
     };
-    Ok(Descriptor {
-        media_type,
-        digest: digest.clone(),
-        size: bytes.len() as u64,
-        urls: None,
-        annotations: None,
-        data: None,
-        platform: None,
-        artifact_type: None,
-    })
+    let descriptor = Descriptor::new(media_type, digest.clone(), bytes.len() as u64);
+    Ok((descriptor, bytes))
 }
 
 /// Loads the document behind `descriptor`, narrowing indexes by `platform`.
@@ -191,10 +189,24 @@ pub fn load(
     name: Option<String>,
     platform: Option<&Platform>,
 ) -> Result<Resolved> {
+    load_from(layout, descriptor, None, name, platform)
+}
+
+/// [`load`], with the bytes behind `descriptor` when they are already read and verified.
+fn load_from(
+    layout: &dyn LayoutRead,
+    descriptor: Descriptor,
+    mut first_bytes: Option<Vec<u8>>,
+    name: Option<String>,
+    platform: Option<&Platform>,
+) -> Result<Resolved> {
     let mut descriptor = descriptor;
     // Nested indexes are followed, but not forever.
     for _ in 0..16 {
-        let bytes = layout.read_document(&descriptor)?;
+        let bytes = match first_bytes.take() {
+            Some(bytes) => bytes,
+            None => layout.read_document(&descriptor)?,
+        };
         let document = Document::parse(
             &bytes,
             Some(&descriptor.media_type),

@@ -48,6 +48,20 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// A descriptor of `media_type`, `digest` and `size` with every optional field absent.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            urls: None,
+            annotations: None,
+            data: None,
+            platform: None,
+            artifact_type: None,
+        }
+    }
+
     /// The value of annotation `key`, when present.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)
@@ -227,6 +241,20 @@ impl Document {
     pub fn effective_artifact_type(&self) -> Option<&str> {
         match self {
             Document::Manifest(m) => m.effective_artifact_type(),
+            Document::Index(i) => i.artifact_type.as_deref(),
+        }
+    }
+
+    /// The artifact type shown for a listed image or subject: `artifactType`, or else, for a
+    /// manifest, its config's media type unless that is an image config's.
+    pub fn listed_artifact_type(&self) -> Option<&str> {
+        match self {
+            Document::Manifest(m) => m.artifact_type.as_deref().or_else(|| {
+                m.config
+                    .as_ref()
+                    .filter(|c| media_type::kind(&c.media_type) != media_type::Kind::Config)
+                    .map(|c| c.media_type.as_str())
+            }),
             Document::Index(i) => i.artifact_type.as_deref(),
         }
     }

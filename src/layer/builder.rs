@@ -206,16 +206,11 @@ pub fn build_layer(
     file.seek(SeekFrom::Start(0)).map_err(write_failed)?;
     let stored = writer.write_blob(&mut file, Some((&digest, size)))?;
     Ok(BuiltLayer {
-        descriptor: Descriptor {
-            media_type: layer_media_type(options.compress.compression).to_string(),
-            digest: stored.digest,
-            size: stored.size,
-            urls: None,
-            annotations: None,
-            data: None,
-            platform: None,
-            artifact_type: None,
-        },
+        descriptor: Descriptor::new(
+            layer_media_type(options.compress.compression),
+            stored.digest,
+            stored.size,
+        ),
         diff_id,
     })
 }

@@ -79,6 +79,19 @@ pub trait LayoutRead: Send + Sync {
     }
 }
 
+/// Where a blob lives, relative to the layout's root: `blobs/<algorithm>/<encoded>`.
+pub fn blob_file(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm(), digest.encoded())
+}
+
+/// The digest a path relative to the layout's root is named after, for paths below a
+/// directory of `blobs/` (`blobs/<algorithm>/<rest>`): `Err` when `<algorithm>:<rest>` is not a
+/// valid digest. `None` for paths anywhere else.
+pub fn blob_file_digest(path: &str) -> Option<Result<Digest>> {
+    let (algorithm, encoded) = path.strip_prefix("blobs/")?.split_once('/')?;
+    Some(Digest::parse(&format!("{algorithm}:{encoded}")))
+}
+
 /// One entry of a layout, as [`LayoutRead::files`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {

@@ -39,7 +39,7 @@ impl Place {
     /// A blob of the layout.
     pub fn blob(digest: &Digest) -> Place {
         Place {
-            file: Some(format!("blobs/{}/{}", digest.algorithm(), digest.encoded())),
+            file: Some(crate::layout::blob_file(digest)),
             digest: Some(digest.clone()),
         }
     }

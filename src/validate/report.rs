@@ -322,7 +322,7 @@ fn object_rank(f: &Finding) -> u8 {
 }
 
 fn is_blob_path(file: &str, digest: &Digest) -> bool {
-    file == format!("blobs/{}/{}", digest.algorithm(), digest.encoded())
+    file == crate::layout::blob_file(digest)
 }
 
 fn short_blob(digest: &Digest) -> String {
