@@ -28,15 +28,7 @@ fn attach(layout: &Path, subject: &str, artifact_type: &str, content: &str) -> S
         .unwrap()
         .join(format!("{}.txt", content.len()));
     fs::write(&file, content).unwrap();
-    let out = ocikit()
-        .args(["attach", subject, "--artifact-type", artifact_type])
-        .arg(&file)
-        .assert()
-        .success();
-    String::from_utf8(out.get_output().stdout.clone())
-        .unwrap()
-        .trim()
-        .to_string()
+    crate::helpers::attach(subject, artifact_type, &file)
 }
 
 fn gc_json(layout: &Path, extra: &[&str]) -> Value {

@@ -105,3 +105,17 @@ pub fn trimmed_stdout(assert: &assert_cmd::assert::Assert) -> String {
         .trim()
         .to_string()
 }
+
+/// Runs `ocikit attach SUBJECT --artifact-type TYPE FILE`, asserting success; returns the
+/// referrer's digest (what attach prints on stdout).
+pub fn attach(subject: &str, artifact_type: &str, file: &Path) -> String {
+    let out = ocikit()
+        .args(["attach", subject, "--artifact-type", artifact_type])
+        .arg(file)
+        .assert()
+        .success();
+    String::from_utf8(out.get_output().stdout.clone())
+        .expect("attach prints a digest")
+        .trim()
+        .to_string()
+}

@@ -421,38 +421,8 @@ fn a_referrer_cycle_terminates_everywhere() {
     // and an index that lists B as a child is tagged — B's subject chain leads back into it.
     let f = dir.path().join("x.txt");
     fs::write(&f, b"x").unwrap();
-    let a = String::from_utf8(
-        ocikit()
-            .args([
-                "attach",
-                &format!("{l}:app:gzip"),
-                "--artifact-type",
-                "application/vnd.example.a",
-            ])
-            .arg(&f)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
-    let b = String::from_utf8(
-        ocikit()
-            .args([
-                "attach",
-                &format!("{l}@{a}"),
-                "--artifact-type",
-                "application/vnd.example.b",
-            ])
-            .arg(&f)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let a = crate::helpers::attach(&format!("{l}:app:gzip"), "application/vnd.example.a", &f);
+    let b = crate::helpers::attach(&format!("{l}@{a}"), "application/vnd.example.b", &f);
     assert!(a.starts_with("sha256:") && b.starts_with("sha256:"));
     let b_manifest = crate::helpers::ocikit_json(["inspect", &format!("{l}@{b}"), "--json"]);
     let b_descriptor = serde_json::json!({
