@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::spec::digest::{Digest, DigestError};
 
 /// A `Result` whose error is ocikit's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -32,8 +32,8 @@ pub enum Error {
     },
 
     /// A digest string does not follow the image-spec grammar.
-    #[error("{input:?} is not a valid digest: {reason}")]
-    InvalidDigest { input: String, reason: String },
+    #[error(transparent)]
+    InvalidDigest(#[from] DigestError),
 
     /// A reference (`LAYOUT[:NAME][@DIGEST]`) could not be parsed.
     #[error("{input:?} is not a valid reference: {reason}")]

@@ -1,26 +1,25 @@
 //! ocikit: an offline toolkit for OCI image layouts.
 //!
-//! The library holds all the work; the `ocikit` binary only parses arguments and prints. Start
-//! with [`layout::Layout`] (a layout directory), [`resolve::open_read`] (a directory or an
-//! archive, for reading) and [`resolve::resolve`] (a reference to a manifest).
+//! The library holds all the work; the `ocikit` binary only parses arguments and prints. It is
+//! built in layers, each using only those below it (ARCHITECTURE.md):
+//!
+//! - [`spec`]: the OCI vocabulary (digests, media types, document views, references), no I/O;
+//! - [`codec`]: streaming transforms (compression, tars) that know nothing of layouts;
+//! - [`store`]: layout directories and archives, the only code that touches their files;
+//! - [`graph`]: what references what (resolving references, referrers);
+//! - [`ops`]: one module per capability, as the binary's subcommands offer them.
+//!
+//! Start with [`store::open_read`] (a directory or an archive, for reading),
+//! [`store::layout::Layout`] (a layout directory, for writing) and [`graph::resolve::resolve`]
+//! (a reference to a manifest).
 
-pub mod archive;
-pub mod artifact;
-pub mod catalog;
-pub mod digest;
-pub mod document;
+pub mod codec;
 pub mod error;
-pub mod gc;
-pub mod inspect;
-pub mod layer;
-pub mod layout;
-pub mod platform;
-pub mod reference;
-pub mod referrers;
-pub mod resolve;
-pub mod tag;
-pub mod units;
-pub mod validate;
+pub mod graph;
+pub mod ops;
+pub mod progress;
+pub mod spec;
+pub mod store;
 
-pub use digest::Digest;
 pub use error::{Error, Result};
+pub use spec::digest::Digest;

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = ocikit::document::Document::parse(data, None, "fuzz");
-    let _ = ocikit::layout::IndexFile::parse(data, "fuzz");
-    let _ = ocikit::validate::validate_document(data, None, "fuzz", true);
+    let _ = ocikit::spec::document::Document::parse(data, None, "fuzz");
+    let _ = ocikit::store::layout::IndexFile::parse(data, "fuzz");
+    let _ = ocikit::ops::validate::validate_document(data, None, "fuzz", true);
 });

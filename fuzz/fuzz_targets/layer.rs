@@ -3,10 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ocikit::digest::Algorithm;
-use ocikit::document::media_type::Compression;
-use ocikit::validate::deep::{check_layer, LayerCheck};
-use ocikit::validate::{Findings, Place};
+use ocikit::spec::digest::Algorithm;
+use ocikit::spec::document::media_type::Compression;
+use ocikit::ops::validate::deep::{check_layer, LayerCheck};
+use ocikit::ops::validate::{Findings, Place};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, blob)) = data.split_first() else {

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use ocikit::artifact::{parse_annotation, ArtifactSpec, FileArg};
-use ocikit::reference::Reference;
+use ocikit::ops::artifact::{parse_annotation, ArtifactSpec, FileArg};
+use ocikit::spec::reference::Reference;
 
 use super::output::print_json;
 
@@ -90,6 +90,7 @@ impl ContentArgs {
             annotation_file: self.annotation_file.clone(),
             inline_max: self.inline_max,
             allow_large: self.allow_large,
+            clock: crate::cli::clock()?,
         })
     }
 }
@@ -138,8 +139,8 @@ fn push(args: PushArgs) -> anyhow::Result<u8> {
         );
     };
     let spec = args.content.spec()?;
-    let layout = ocikit::resolve::open_write(&reference)?;
-    let artifact = ocikit::artifact::push(&layout, name, &spec)?;
+    let layout = ocikit::store::open_write(&reference)?;
+    let artifact = ocikit::ops::artifact::push(&layout, name, &spec)?;
     if args.json {
         print_json(&artifact)?;
     } else {
@@ -156,8 +157,8 @@ fn push(args: PushArgs) -> anyhow::Result<u8> {
 
 fn pull(args: PullArgs) -> anyhow::Result<u8> {
     let reference = Reference::parse(&args.source)?;
-    let layout = ocikit::resolve::open_read(&reference)?;
-    let pulled = ocikit::artifact::pull(
+    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let pulled = ocikit::ops::artifact::pull(
         layout.as_ref(),
         &reference,
         args.platform.platform.as_ref(),

@@ -1,6 +1,6 @@
 //! `ocikit attach`
 
-use ocikit::reference::Reference;
+use ocikit::spec::reference::Reference;
 
 use super::output::print_json;
 use super::referrers::FormatArg;
@@ -34,8 +34,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let reference = Reference::parse(&args.subject)?;
     let spec = args.content.spec()?;
-    let layout = ocikit::resolve::open_write(&reference)?;
-    let artifact = ocikit::artifact::attach(
+    let layout = ocikit::store::open_write(&reference)?;
+    let artifact = ocikit::ops::artifact::attach(
         &layout,
         &reference,
         args.platform.platform.as_ref(),

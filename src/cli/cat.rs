@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use ocikit::reference::Reference;
+use ocikit::spec::reference::Reference;
 
 /// Write a blob's bytes to stdout, verified against its digest.
 ///
@@ -24,7 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if reference.name.is_some() {
         anyhow::bail!("cat takes LAYOUT@DIGEST, without a name");
     }
-    let layout = ocikit::resolve::open_read(&reference)?;
+    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
     let size = layout.blob_len(&digest)?;
     let mut blob = layout.open_blob(&digest, size)?;
     let stdout = std::io::stdout();

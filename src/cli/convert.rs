@@ -1,6 +1,6 @@
 //! `ocikit convert`
 
-use ocikit::reference::Reference;
+use ocikit::spec::reference::Reference;
 
 use super::output::print_json;
 
@@ -31,9 +31,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     debug_assert!(args.artifact_to_image);
     let reference = Reference::parse(&args.source)?;
-    let layout = ocikit::resolve::open_write(&reference)?;
-    let converted =
-        ocikit::artifact::artifact_to_image(&layout, &reference, args.platform.platform.as_ref())?;
+    let layout = ocikit::store::open_write(&reference)?;
+    let converted = ocikit::ops::artifact::artifact_to_image(
+        &layout,
+        &reference,
+        args.platform.platform.as_ref(),
+    )?;
     if args.json {
         print_json(&converted)?;
     } else {

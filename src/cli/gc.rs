@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use ocikit::gc::Options;
-use ocikit::reference::Reference;
+use ocikit::ops::gc::Options;
+use ocikit::spec::reference::Reference;
 
 use super::output::{human_size, print_json, stdout};
 
@@ -47,13 +47,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             args.layout
         );
     }
-    let layout = ocikit::resolve::open_write(&reference)?;
+    let layout = ocikit::store::open_write(&reference)?;
     let options = Options {
         dry_run: args.dry_run,
         keep_orphans: args.keep_orphans,
         prune_untagged: args.prune_untagged,
     };
-    let outcome = ocikit::gc::gc(&layout, &options)?;
+    let outcome = ocikit::ops::gc::gc(&layout, &options)?;
     if args.json {
         print_json(&outcome)?;
         return Ok(super::EXIT_OK);

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ocikit::layout::{InitOutcome, Layout};
+use ocikit::store::layout::{InitOutcome, Layout};
 
 /// Create an empty OCI image layout (oci-layout, index.json, blobs/sha256/).
 ///

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use ocikit::inspect::Inspection;
-use ocikit::reference::Reference;
+use ocikit::ops::inspect::Inspection;
+use ocikit::spec::reference::Reference;
 
 use super::output::{human_size, print_json, stdout, Table};
 
@@ -25,16 +25,19 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let reference = Reference::parse(&args.reference)?;
-    let layout = ocikit::resolve::open_read(&reference)?;
-    let resolved =
-        ocikit::resolve::resolve(layout.as_ref(), &reference, args.platform.platform.as_ref())?;
+    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let resolved = ocikit::graph::resolve::resolve(
+        layout.as_ref(),
+        &reference,
+        args.platform.platform.as_ref(),
+    )?;
     if args.raw {
         let mut out = std::io::stdout().lock();
         out.write_all(&resolved.bytes)?;
         out.flush()?;
         return Ok(super::EXIT_OK);
     }
-    let inspection = ocikit::inspect::inspect(layout.as_ref(), &resolved)?;
+    let inspection = ocikit::ops::inspect::inspect(layout.as_ref(), &resolved)?;
     if args.json {
         print_json(&inspection)?;
     } else {

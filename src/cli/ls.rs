@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use ocikit::document::media_type::short_name;
-use ocikit::reference::Reference;
+use ocikit::spec::document::media_type::short_name;
+use ocikit::spec::reference::Reference;
 
 use super::output::{human_size, print_json, stdout, Table};
 
@@ -32,8 +32,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             args.layout
         );
     }
-    let layout = ocikit::resolve::open_read(&reference)?;
-    let catalog = ocikit::catalog::load(layout.as_ref())?;
+    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let catalog = ocikit::ops::catalog::load(layout.as_ref())?;
     if args.json {
         print_json(&catalog)?;
     } else {

@@ -141,5 +141,25 @@ pub struct PlatformArg {
     /// Select the first manifest of an index matching os/arch[/variant] (e.g. linux/arm64).
     /// arm64 equals arm64/v8, amd64 equals amd64/v1 and arm equals arm/v7.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<ocikit::platform::Platform>,
+    pub platform: Option<ocikit::spec::platform::Platform>,
+}
+
+/// The time writing commands record: `SOURCE_DATE_EPOCH` when set (reproducible output), the
+/// wall clock otherwise. The environment and the clock are read here, never in the library.
+pub fn clock() -> anyhow::Result<ocikit::spec::time::Clock> {
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => ocikit::spec::time::parse_source_date_epoch(&text)?,
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("SOURCE_DATE_EPOCH is not valid UTF-8; it must be a number of seconds")
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(ocikit::spec::time::Clock {
+        source_date_epoch,
+        now,
+    })
 }

@@ -14,7 +14,7 @@ pub fn error_chain(error: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-pub use ocikit::units::human_size;
+pub use ocikit::spec::units::human_size;
 
 /// A table whose columns are padded to their widest cell; the last column is not padded.
 pub struct Table {

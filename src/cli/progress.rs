@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ocikit::validate::Progress;
+use ocikit::progress::Progress;
 
 /// A byte-counting progress bar; hidden when stderr is not a terminal. It clears itself when
 /// dropped, so the command's own output is not mixed with a stale bar.

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use ocikit::document::CREATED;
-use ocikit::reference::Reference;
-use ocikit::referrers::{Discovery, Filter, Format, Node, Scope};
+use ocikit::graph::referrers::{Discovery, Filter, Format, Node, Scope};
+use ocikit::spec::document::CREATED;
+use ocikit::spec::reference::Reference;
 
 use super::output::{human_size, print_json, stdout, Table};
 
@@ -115,12 +115,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         annotations: args
             .annotations
             .iter()
-            .map(|a| ocikit::artifact::parse_annotation(a))
+            .map(|a| ocikit::ops::artifact::parse_annotation(a))
             .collect::<ocikit::Result<_>>()?,
     };
-    let layout = ocikit::resolve::open_read(&reference)?;
+    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
     let platform = args.platform.platform.as_ref();
-    let (root, name) = match ocikit::resolve::resolve(layout.as_ref(), &reference, platform) {
+    let (root, name) = match ocikit::graph::resolve::resolve(layout.as_ref(), &reference, platform)
+    {
         Ok(resolved) => (
             Node::root(&resolved.descriptor, &resolved.document),
             resolved.name,
@@ -249,8 +250,8 @@ fn run_sync(args: SyncArgs) -> anyhow::Result<u8> {
             args.layout
         );
     }
-    let layout = ocikit::resolve::open_write(&reference)?;
-    let report = ocikit::referrers::sync(&layout, args.format.into(), args.scan)?;
+    let layout = ocikit::store::open_write(&reference)?;
+    let report = ocikit::graph::referrers::sync(&layout, args.format.into(), args.scan)?;
     if args.json {
         print_json(&report)?;
     } else {

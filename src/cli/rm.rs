@@ -1,6 +1,6 @@
 //! `ocikit rm`
 
-use ocikit::reference::Reference;
+use ocikit::spec::reference::Reference;
 
 use super::output::print_json;
 
@@ -27,13 +27,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let reference = Reference::parse(&args.target)?;
-    let layout = ocikit::resolve::open_write(&reference)?;
+    let layout = ocikit::store::open_write(&reference)?;
     match (reference.name.as_deref(), reference.digest.as_ref()) {
         (Some(name), None) => {
             if args.keep_referrers {
                 anyhow::bail!("--keep-referrers applies to LAYOUT@DIGEST, not to a name");
             }
-            let removed = ocikit::tag::remove_name(&layout, name)?;
+            let removed = ocikit::ops::tag::remove_name(&layout, name)?;
             if args.json {
                 print_json(&serde_json::json!({ "names": removed }))?;
             }
@@ -42,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         }
         (None, Some(digest)) => {
-            let removal = ocikit::tag::remove_digest(&layout, digest, args.keep_referrers)?;
+            let removal = ocikit::ops::tag::remove_digest(&layout, digest, args.keep_referrers)?;
             if args.json {
                 print_json(&removal)?;
             }

@@ -1,7 +1,7 @@
 //! `ocikit tag`
 
-use ocikit::reference::Reference;
-use ocikit::tag::TagOutcome;
+use ocikit::ops::tag::TagOutcome;
+use ocikit::spec::reference::Reference;
 
 /// Give the manifest REF names an additional name.
 ///
@@ -20,8 +20,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let reference = Reference::parse(&args.source)?;
-    let layout = ocikit::resolve::open_write(&reference)?;
-    match ocikit::tag::tag(
+    let layout = ocikit::store::open_write(&reference)?;
+    match ocikit::ops::tag::tag(
         &layout,
         &reference,
         args.platform.platform.as_ref(),

@@ -3,9 +3,10 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use ocikit::reference::{Reference, Transport};
-use ocikit::validate::report::{self, Format, RenderOptions};
-use ocikit::validate::{self, NoProgress, Options};
+use ocikit::ops::validate::report::{self, Format, RenderOptions};
+use ocikit::ops::validate::{self, Options};
+use ocikit::progress::{NoProgress, Progress};
+use ocikit::spec::reference::Reference;
 
 use super::output::stdout;
 
@@ -126,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         if reference.name.is_some() || reference.digest.is_some() {
             anyhow::bail!("validate takes a LAYOUT and optional NAMEs, not a reference: {target}");
         }
-        let layout = open_unchecked(&reference)?;
+        let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Unchecked)?;
         let options = Options {
             deep: args.deep,
             strict: args.strict,
@@ -136,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         {
             // Only --deep reads enough to need a bar; it is cleared before the report prints.
             let bar = args.deep.then(|| super::progress::Bar::new("validating"));
-            let progress: &dyn validate::Progress = match &bar {
+            let progress: &dyn Progress = match &bar {
                 Some(bar) => bar,
                 None => &NoProgress,
             };
@@ -161,18 +162,4 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 /// Colors only on a terminal, and not when `NO_COLOR` is set (https://no-color.org).
 fn color_wanted() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// Opens a layout without requiring a valid oci-layout: validate reports that as a finding.
-fn open_unchecked(reference: &Reference) -> anyhow::Result<Box<dyn ocikit::layout::LayoutRead>> {
-    let path = reference.layout.as_path();
-    let archive = matches!(
-        reference.transport,
-        Transport::Archive | Transport::DockerArchive
-    ) || path.is_file();
-    Ok(if archive {
-        Box::new(ocikit::archive::Archive::open_unchecked(path)?)
-    } else {
-        Box::new(ocikit::layout::Layout::open_unchecked(path)?)
-    })
 }

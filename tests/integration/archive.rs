@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ocikit::layout::{Layout, LayoutRead};
+use ocikit::store::layout::{Layout, LayoutRead};
 use serde_json::{json, Value};
 
 use crate::helpers::{init, ocikit};

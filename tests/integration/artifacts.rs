@@ -6,8 +6,8 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ocikit::document::canonical;
-use ocikit::layout::Layout;
+use ocikit::spec::document::canonical;
+use ocikit::store::layout::Layout;
 use ocikit::Digest;
 use predicates::prelude::*;
 use serde_json::{json, Value};

@@ -8,11 +8,12 @@
 
 use std::path::Path;
 
-use ocikit::document::canonical;
-use ocikit::document::media_type::{OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
-use ocikit::document::{Descriptor, CREATED, REF_NAME, TITLE};
-use ocikit::layer::{build_layer, BuiltLayer, Compression, Entry, LayerOptions};
-use ocikit::layout::{Layout, LayoutWriter};
+use ocikit::codec::layer::{Compression, Entry, LayerOptions};
+use ocikit::ops::layer::{build_layer, BuiltLayer};
+use ocikit::spec::document::canonical;
+use ocikit::spec::document::media_type::{OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
+use ocikit::spec::document::{Descriptor, CREATED, REF_NAME, TITLE};
+use ocikit::store::layout::{Layout, LayoutWriter};
 use serde_json::{json, Value};
 
 /// The creation time of every sample image.
@@ -512,7 +513,7 @@ pub(crate) fn pre_release_artifact(layout: &Layout, subject: &Descriptor) -> Des
         .write_blob_bytes(b"pre-release signature")
         .expect("blob");
     let manifest = json!({
-        "mediaType": ocikit::document::media_type::OCI_ARTIFACT_MANIFEST,
+        "mediaType": ocikit::spec::document::media_type::OCI_ARTIFACT_MANIFEST,
         "artifactType": "application/vnd.example.signature",
         "blobs": [{
             "mediaType": "application/octet-stream",
@@ -526,7 +527,7 @@ pub(crate) fn pre_release_artifact(layout: &Layout, subject: &Descriptor) -> Des
     });
     let written = write_document(
         &writer,
-        ocikit::document::media_type::OCI_ARTIFACT_MANIFEST,
+        ocikit::spec::document::media_type::OCI_ARTIFACT_MANIFEST,
         &manifest,
     );
     let descriptor = Descriptor {

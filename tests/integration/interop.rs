@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use ocikit::layer::{decompress, Compression};
+use ocikit::codec::layer::{decompress, Compression};
 use ocikit::Digest;
 use serde_json::Value;
 

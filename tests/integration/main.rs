@@ -1,5 +1,6 @@
 //! ocikit's integration tests: one test binary, one module per area, shared helpers.
 
+mod architecture;
 mod archive;
 mod artifacts;
 mod commands;

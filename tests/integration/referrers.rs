@@ -8,8 +8,8 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 
-use ocikit::layout::{FileInfo, Layout, LayoutRead};
-use ocikit::referrers::{Discovery, Scope};
+use ocikit::graph::referrers::{Discovery, Scope};
+use ocikit::store::layout::{FileInfo, Layout, LayoutRead};
 use ocikit::Digest;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -51,7 +51,11 @@ fn referrers_json(target: String, extra: &[&str]) -> Value {
 
 /// Asserts that `referrers LAYOUT:app:1` lists `referrer` alone, with its artifact type, found
 /// through `found`.
-fn assert_only_referrer(layout: &Path, referrer: &ocikit::document::Descriptor, found: &[&str]) {
+fn assert_only_referrer(
+    layout: &Path,
+    referrer: &ocikit::spec::document::Descriptor,
+    found: &[&str],
+) {
     let root = referrers_json(format!("{}:app:1", l(layout)), &[]);
     assert_eq!(digests(&root), [referrer.digest.as_str()]);
     assert_eq!(found_in(&root["referrers"][0]), found);
@@ -293,7 +297,7 @@ fn referrers_tree_is_safe_on_cycles_in_the_bookkeeping() {
     let (opened, _) = Layout::init(&layout).unwrap();
     let image = fixtures::gzip_image(&opened, "app:1");
     let writer = opened.writer().unwrap();
-    let ghost = |seed: &[u8]| ocikit::document::Descriptor {
+    let ghost = |seed: &[u8]| ocikit::spec::document::Descriptor {
         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
         digest: Digest::sha256_of(seed),
         size: 5,

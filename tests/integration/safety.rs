@@ -384,7 +384,7 @@ fn a_deeply_nested_index_chain_is_reported_and_gc_refuses_to_guess() {
             "mediaType": "application/vnd.oci.image.index.v1+json",
             "manifests": [descriptor],
         });
-        let bytes = ocikit::document::canonical::to_vec(&index);
+        let bytes = ocikit::spec::document::canonical::to_vec(&index);
         let digest = ocikit::Digest::sha256_of(&bytes);
         fs::write(layout.join("blobs/sha256").join(digest.encoded()), &bytes).unwrap();
         descriptor = serde_json::json!({
@@ -435,7 +435,7 @@ fn a_referrer_cycle_terminates_everywhere() {
         "manifests": [b_descriptor],
         "subject": b_descriptor,
     });
-    let bytes = ocikit::document::canonical::to_vec(&index);
+    let bytes = ocikit::spec::document::canonical::to_vec(&index);
     let c = ocikit::Digest::sha256_of(&bytes);
     fs::write(layout.join("blobs/sha256").join(c.encoded()), &bytes).unwrap();
     let mut top = index_value(&layout);

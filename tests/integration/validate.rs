@@ -9,17 +9,17 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ocikit::digest::Digest;
-use ocikit::document::media_type::{
+use ocikit::ops::validate::{
+    rules::rule_by_id, validate_document, validate_layout, Finding, Level, Options, Report, RULES,
+};
+use ocikit::progress::NoProgress;
+use ocikit::spec::digest::Digest;
+use ocikit::spec::document::media_type::{
     DOCKER_CONFIG, DOCKER_LAYER_FOREIGN_GZIP, DOCKER_LAYER_GZIP, DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST, OCI_ARTIFACT_MANIFEST, OCI_CONFIG, OCI_EMPTY, OCI_INDEX,
     OCI_LAYER_NONDIST_GZIP, OCI_MANIFEST,
 };
-use ocikit::layout::Layout;
-use ocikit::validate::{
-    rules::rule_by_id, validate_document, validate_layout, Finding, Level, NoProgress, Options,
-    Report, RULES,
-};
+use ocikit::store::layout::Layout;
 use serde_json::{json, Value};
 
 use crate::helpers::{ocikit, sample_layout, sample_layout_copy};
@@ -1021,7 +1021,8 @@ fn archive_difference(
         return Some(format!("cannot archive the layout: {e}"));
     }
     drop(builder);
-    let archive = ocikit::archive::Archive::open_unchecked(&tar_path).expect("open the archive");
+    let archive =
+        ocikit::store::archive::Archive::open_unchecked(&tar_path).expect("open the archive");
     let options = Options {
         strict,
         allow_foreign,

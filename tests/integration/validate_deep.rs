@@ -4,13 +4,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use ocikit::digest::Digest;
-use ocikit::document::media_type::{OCI_CONFIG, OCI_MANIFEST};
-use ocikit::layer::{
+use ocikit::codec::layer::{
     compress_bytes, layer_media_type, CompressOptions, CompressWriter, Compression,
 };
-use ocikit::layout::Layout;
-use ocikit::validate::{validate_layout, Finding, Level, NoProgress, Options, Report};
+use ocikit::ops::validate::{validate_layout, Finding, Level, Options, Report};
+use ocikit::progress::NoProgress;
+use ocikit::spec::digest::Digest;
+use ocikit::spec::document::media_type::{OCI_CONFIG, OCI_MANIFEST};
+use ocikit::store::layout::Layout;
 use serde_json::json;
 
 use crate::fixtures::{descriptor_value, tag, write_document};
@@ -191,10 +192,10 @@ fn valid_layers_with_whiteouts_links_and_long_paths_stay_clean() {
     let tar = tar_with(extra);
     // ocikit's own builder: PAX headers for the long path and link target
     let entries = [
-        ocikit::layer::Entry::file(long.as_str(), "x"),
-        ocikit::layer::Entry::symlink("l", long.as_str()),
+        ocikit::codec::layer::Entry::file(long.as_str(), "x"),
+        ocikit::codec::layer::Entry::symlink("l", long.as_str()),
     ];
-    let pax = ocikit::layer::write_tar(&entries, 0, Vec::new()).expect("tar");
+    let pax = ocikit::codec::layer::write_tar(&entries, 0, Vec::new()).expect("tar");
     for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
         assert_clean(&check_tar(&tar, c));
         assert_clean(&check_tar(&pax, c));

@@ -1,0 +1,27 @@
+//! Layers: deterministic compression and reproducible tar building.
+//!
+//! - [`compress`]: a compressing writer ([`CompressWriter`]) whose output depends only on its
+//!   input and options (gzip with a fixed header, zstd always in multithreaded mode), and a
+//!   decompressing reader ([`decompress`]) chosen by [`Compression`].
+//! - [`builder`]: a reproducible layer tar from a list of [`Entry`]s (sorted, owned by root,
+//!   one fixed mtime), compressed by [`encode_layer`], which also returns the tar's diff_id:
+//!   one streaming pass.
+//!
+//! ```
+//! use ocikit::codec::layer::{encode_layer, Compression, Entry, LayerOptions};
+//! # fn main() -> ocikit::Result<()> {
+//! let entries = [Entry::dir("etc"), Entry::file("etc/motd", "hello\n")];
+//! let options = LayerOptions::new(Compression::Zstd).with_mtime(1_700_000_000);
+//! let (blob, diff_id) = encode_layer(&entries, &options, Vec::new())?;
+//! println!("{} compressed bytes, diff_id {diff_id}", blob.len());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod builder;
+pub mod compress;
+
+pub use builder::{encode_layer, write_tar, Content, Entry, EntryKind, LayerOptions};
+pub use compress::{
+    compress_bytes, decompress, layer_media_type, CompressOptions, CompressWriter, Compression,
+};

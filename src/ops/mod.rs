@@ -1,0 +1,10 @@
+//! One module per capability, mirroring the binary's subcommands: each checks its inputs, writes
+//! through the store and returns a report.
+
+pub mod artifact;
+pub mod catalog;
+pub mod gc;
+pub mod inspect;
+pub mod layer;
+pub mod tag;
+pub mod validate;

@@ -1,0 +1,317 @@
+//! Adding and removing names (`org.opencontainers.image.ref.name`) in `index.json`.
+
+use std::collections::{HashSet, VecDeque};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::graph::referrers::{fallback_tag, unlist, Discovery, Scope};
+use crate::graph::resolve::{is_fallback_tag, match_name, resolve};
+use crate::spec::digest::Digest;
+use crate::spec::document::media_type::{self, Kind};
+use crate::spec::document::{Descriptor, Document, REF_NAME};
+use crate::spec::platform::Platform;
+use crate::spec::reference::Reference;
+use crate::store::layout::index::validate_ref_name;
+use crate::store::layout::{IndexFile, Layout, LayoutRead};
+
+/// What `tag` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagOutcome {
+    /// The name now points at the digest; `moved_from` lists digests it pointed at before.
+    Tagged {
+        digest: crate::Digest,
+        moved_from: Vec<crate::Digest>,
+    },
+    /// The name already pointed at that digest; nothing changed.
+    Unchanged { digest: crate::Digest },
+}
+
+/// Gives the manifest `source` names the additional name `name`. A name names one thing: any
+/// other entry carrying `name` loses it.
+pub fn tag(
+    layout: &Layout,
+    source: &Reference,
+    platform: Option<&Platform>,
+    name: &str,
+) -> Result<TagOutcome> {
+    validate_ref_name(name)?;
+    if crate::graph::resolve::is_fallback_tag(name) {
+        return Err(Error::InvalidName {
+            name: name.to_string(),
+            reason: "names of the form sha256-<hex> are referrers fallback tags".into(),
+        });
+    }
+    layout.writer()?.update_index(|index| {
+        // Resolved under the index lock, so the entry cannot change underneath us.
+        let resolved = resolve(layout, source, platform)?;
+        let digest = resolved.descriptor.digest.clone();
+        let existing = index.find_name(name);
+        if existing.len() == 1 && index.entries()[existing[0]].digest == digest {
+            return Ok((TagOutcome::Unchanged { digest }, false));
+        }
+        let moved_from = existing
+            .iter()
+            .map(|&i| index.entries()[i].digest.clone())
+            .filter(|d| d != &digest)
+            .collect();
+        index.remove_where(|d| d.ref_name() == Some(name));
+
+        // An untagged image entry gets the name in place; otherwise a new entry is added,
+        // copied from the source entry so its unknown fields survive.
+        let source_entry = index
+            .entries()
+            .iter()
+            .position(|d| d.digest == digest && resolved.name.as_deref() == d.ref_name());
+        match source_entry {
+            Some(i) if resolved.name.is_none() && resolved.document.subject().is_none() => {
+                index.set_annotation(i, REF_NAME, name)?;
+            }
+            Some(i) => {
+                let mut entry = index.raw_entry(i).unwrap_or(Value::Null);
+                set_name(&mut entry, name);
+                index.push_raw(entry)?;
+            }
+            None => {
+                let mut entry = serde_json::to_value(&resolved.descriptor)
+                    .map_err(|e| Error::Invalid(format!("cannot serialize a descriptor: {e}")))?;
+                set_name(&mut entry, name);
+                index.push_raw(entry)?;
+            }
+        }
+        Ok((TagOutcome::Tagged { digest, moved_from }, true))
+    })
+}
+
+fn set_name(entry: &mut Value, name: &str) {
+    if let Some(obj) = entry.as_object_mut() {
+        let annotations = obj
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !annotations.is_object() {
+            *annotations = Value::Object(Default::default());
+        }
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(REF_NAME.to_string(), Value::from(name));
+        }
+    }
+}
+
+/// Removes the `index.json` entries carrying `name` (matched as references match names).
+/// The manifest's blobs stay until `gc`. Returns the names removed.
+pub fn remove_name(layout: &Layout, name: &str) -> Result<Vec<String>> {
+    layout.writer()?.update_index(|index| {
+        let matches = match_name(index.entries(), name);
+        let names: Vec<String> = matches
+            .iter()
+            .filter_map(|&i| index.entries()[i].ref_name().map(str::to_string))
+            .collect();
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        match distinct.len() {
+            0 => Err(Error::NameNotFound {
+                name: name.to_string(),
+                layout: layout.name(),
+                available: index
+                    .entries()
+                    .iter()
+                    .filter_map(|d| d.ref_name())
+                    .filter(|n| !crate::graph::resolve::is_fallback_tag(n))
+                    .map(str::to_string)
+                    .collect(),
+            }),
+            1 => {
+                let full = distinct[0].clone();
+                index.remove_where(|d| d.ref_name() == Some(full.as_str()));
+                Ok((vec![full], true))
+            }
+            _ => Err(Error::Ambiguous {
+                what: format!("name {name:?}"),
+                layout: layout.name(),
+                candidates: distinct,
+            }),
+        }
+    })
+}
+
+/// What [`remove_digest`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removal {
+    /// The index.json entries removed, in file order.
+    pub entries: Vec<RemovedEntry>,
+    /// Referrers removed with the manifest (recursively: signatures of SBOMs…), in the order
+    /// they were found.
+    pub referrers: Vec<Digest>,
+    /// Referrers left in place because they carry a name of their own.
+    pub kept_named: Vec<RemovedEntry>,
+    /// Fallback tags dropped because their subject went.
+    pub dropped_tags: Vec<String>,
+    /// Fallback tags rewritten without a removed referrer.
+    pub updated_tags: Vec<String>,
+}
+
+/// One index.json entry, by digest and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RemovedEntry {
+    pub digest: Digest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Removes every index.json entry of the manifest `digest` (named or not) and, unless
+/// `keep_referrers`, its referrers, recursively: their entries, their fallback tags, and their
+/// listing in fallback indexes. When the manifest is an index, the referrers of its children
+/// that no other entry reaches go too. A referrer that has a name of its own is kept (with its
+/// own referrers): the name is someone's explicit claim on it. The removed manifest is also
+/// taken out of its subject's fallback index. Blobs stay until `gc`.
+pub fn remove_digest(layout: &Layout, digest: &Digest, keep_referrers: bool) -> Result<Removal> {
+    let writer = layout.writer()?;
+    writer.update_index(|index| {
+        let scope = Scope {
+            named: true,
+            scan: false,
+        };
+        let discovery = Discovery::with_index(layout, index.clone(), scope)?;
+        let own_subject = discovery.subject_of(digest);
+        let recorded = index.entries().iter().any(|d| &d.digest == digest)
+            || own_subject
+                .as_ref()
+                .is_some_and(|s| discovery.referrers(s).iter().any(|r| &r.digest == digest));
+        if !recorded {
+            return Err(Error::Invalid(format!(
+                "no index.json entry or referrers fallback index of {} refers to {digest}",
+                layout.name()
+            )));
+        }
+        let mut removal = Removal::default();
+        let mut doomed: Vec<Digest> = vec![digest.clone()];
+        let mut gone_subjects: Vec<Digest> = Vec::new();
+        if !keep_referrers {
+            let mut queue: VecDeque<Digest> = VecDeque::from([digest.clone()]);
+            queue.extend(orphaned_children(layout, index, digest, &discovery));
+            let mut seen: HashSet<Digest> = queue.iter().cloned().collect();
+            while let Some(subject) = queue.pop_front() {
+                for referrer in discovery.referrers(&subject) {
+                    if !seen.insert(referrer.digest.clone()) {
+                        continue;
+                    }
+                    let names = own_names(index, &referrer.digest);
+                    if !names.is_empty() {
+                        removal
+                            .kept_named
+                            .extend(names.into_iter().map(|name| RemovedEntry {
+                                digest: referrer.digest.clone(),
+                                name: Some(name),
+                            }));
+                        continue;
+                    }
+                    removal.referrers.push(referrer.digest.clone());
+                    doomed.push(referrer.digest.clone());
+                    queue.push_back(referrer.digest);
+                }
+                gone_subjects.push(subject);
+            }
+        }
+        removal.entries = index
+            .entries()
+            .iter()
+            .filter(|d| doomed.contains(&d.digest))
+            .map(|d| RemovedEntry {
+                digest: d.digest.clone(),
+                name: d.ref_name().map(str::to_string),
+            })
+            .collect();
+        index.remove_where(|d| doomed.contains(&d.digest));
+        for subject in &gone_subjects {
+            let name = fallback_tag(subject);
+            if index.remove_where(|d| d.ref_name() == Some(name.as_str())) > 0 {
+                removal.dropped_tags.push(name);
+            }
+        }
+        for removed in &doomed {
+            let Some(subject) = discovery.subject_of(removed) else {
+                continue;
+            };
+            if !gone_subjects.contains(&subject) && unlist(&writer, index, &subject, removed)? {
+                let name = fallback_tag(&subject);
+                if index.find_name(&name).is_empty() {
+                    removal.dropped_tags.push(name);
+                } else {
+                    removal.updated_tags.push(name);
+                }
+            }
+        }
+        Ok((removal, true))
+    })
+}
+
+/// The names (other than fallback tags) index.json gives `digest`.
+fn own_names(index: &IndexFile, digest: &Digest) -> Vec<String> {
+    index
+        .entries()
+        .iter()
+        .filter(|d| &d.digest == digest)
+        .filter_map(|d| d.ref_name())
+        .filter(|n| !is_fallback_tag(n))
+        .map(str::to_string)
+        .collect()
+}
+
+/// When `digest` is an index: its children (at any depth) that no other entry of index.json
+/// reaches once it is gone.
+fn orphaned_children(
+    layout: &Layout,
+    index: &IndexFile,
+    digest: &Digest,
+    discovery: &Discovery<'_>,
+) -> Vec<Digest> {
+    let Some(target) = index.entries().iter().find(|d| &d.digest == digest) else {
+        return Vec::new();
+    };
+    let mut children = Vec::new();
+    let mut seen = HashSet::new();
+    collect_children(layout, target, 0, &mut seen, &mut children);
+    if children.is_empty() {
+        return children;
+    }
+    let mut reachable = HashSet::new();
+    let mut order = Vec::new();
+    for (i, entry) in index.entries().iter().enumerate() {
+        if &entry.digest != digest && !discovery.is_bookkeeping(i) {
+            reachable.insert(entry.digest.clone());
+            collect_children(layout, entry, 0, &mut reachable, &mut order);
+        }
+    }
+    children.retain(|c| !reachable.contains(c));
+    children
+}
+
+/// Appends the children of the index behind `descriptor` (recursively) not yet in `seen`.
+fn collect_children(
+    layout: &Layout,
+    descriptor: &Descriptor,
+    depth: usize,
+    seen: &mut HashSet<Digest>,
+    out: &mut Vec<Digest>,
+) {
+    if depth > 16 || media_type::kind(&descriptor.media_type) != Kind::Index {
+        return;
+    }
+    let Ok(bytes) = layout.read_document(descriptor) else {
+        return;
+    };
+    let Ok(Document::Index(parsed)) =
+        Document::parse(&bytes, Some(&descriptor.media_type), "index")
+    else {
+        return;
+    };
+    for child in &parsed.manifests {
+        if seen.insert(child.digest.clone()) {
+            out.push(child.digest.clone());
+            collect_children(layout, child, depth + 1, seen, out);
+        }
+    }
+}

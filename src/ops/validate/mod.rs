@@ -1,0 +1,143 @@
+//! Validation of OCI image layouts (directories and archives) and of single documents against
+//! the image-spec v1.1 and the referrers parts of the distribution-spec.
+//!
+//! Every rule has a stable id, a level and the spec section it comes from ([`rules::RULES`]).
+//! Validation never stops at the first problem: it reports every finding it can, each naming
+//! the file, digest, JSON pointer or tar entry. A layout that cannot even be opened (the path
+//! does not exist, is unreadable, or is not a tar archive) is an error of the call, not a finding.
+
+mod check;
+pub mod deep;
+pub mod finding;
+pub mod report;
+pub mod rules;
+mod walk;
+
+use serde::Serialize;
+
+pub use check::{detect_kind, document_kind, is_media_type, DocKind};
+pub use finding::{Finding, Findings, Place};
+pub use rules::{Level, Rule, RULES};
+
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::store::layout::LayoutRead;
+
+/// What to validate and how.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Also decompress layers, check diff_ids and the tar rules (`T*`).
+    pub deep: bool,
+    /// SHOULD-level rules become errors.
+    pub strict: bool,
+    /// Only what these names reach (matched as references match names); empty: everything.
+    pub names: Vec<String>,
+    /// A missing layer whose descriptor has `urls` (a foreign layer) is not an error.
+    pub allow_foreign: bool,
+}
+
+/// Counts of what was checked.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Blobs whose content was hashed.
+    pub blobs: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Manifests and indexes checked.
+    pub manifests: usize,
+    /// Layers decompressed (`--deep`).
+    pub layers: usize,
+    /// Blobs nothing references, and their bytes.
+    pub unreferenced: usize,
+    pub unreferenced_bytes: u64,
+}
+
+/// The outcome of a validation.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// What was validated (a path).
+    pub target: String,
+    pub strict: bool,
+    pub deep: bool,
+    pub findings: Vec<Finding>,
+    pub stats: Stats,
+}
+
+impl Report {
+    /// Findings at `level`.
+    pub fn count(&self, level: Level) -> usize {
+        self.findings.iter().filter(|f| f.level == level).count()
+    }
+
+    /// True when no finding is an error.
+    pub fn is_clean(&self) -> bool {
+        self.count(Level::Error) == 0
+    }
+}
+
+/// Validates a whole layout (or what `options.names` reach).
+pub fn validate_layout(
+    layout: &dyn LayoutRead,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Report> {
+    let (findings, stats) = walk::run(layout, options, progress)?;
+    Ok(Report {
+        target: layout.name(),
+        strict: options.strict,
+        deep: options.deep,
+        findings,
+        stats,
+    })
+}
+
+/// Validates one JSON document on its own. The media type comes from `media_type`, else from
+/// the document's own `mediaType`, else from its shape. Rules that need blobs are skipped.
+pub fn validate_document(
+    bytes: &[u8],
+    media_type: Option<&str>,
+    name: &str,
+    strict: bool,
+) -> Report {
+    let mut findings = Findings::new(strict);
+    let place = Place::file(name);
+    let mut checker = check::Checker::new(&mut findings, place.clone());
+    if let Some(value) = checker.parse(bytes) {
+        let kind = media_type
+            .and_then(check::document_kind)
+            .or_else(|| check::detect_kind(&value));
+        match kind {
+            Some(DocKind::Manifest) => {
+                checker.manifest(&value, media_type, bytes.len());
+            }
+            Some(DocKind::Index) => {
+                checker.index(&value, media_type);
+            }
+            Some(DocKind::Config) => {
+                checker.config(&value);
+            }
+            Some(DocKind::Descriptor) => {
+                checker.descriptor(&value, "");
+            }
+            Some(DocKind::LayoutHeader) => checker.layout_header(&value),
+            None => findings.add(
+                "J1",
+                &place,
+                "",
+                match media_type {
+                    Some(m) => format!("ocikit does not validate documents of media type {m:?}"),
+                    None => "cannot tell what kind of document this is; give --media-type".into(),
+                },
+            ),
+        }
+    }
+    Report {
+        target: name.to_string(),
+        strict,
+        deep: false,
+        findings: findings.into_vec(),
+        stats: Stats::default(),
+    }
+}

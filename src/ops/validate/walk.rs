@@ -1,0 +1,753 @@
+//! Validating a whole layout: its files, the graph of documents reachable from `index.json`,
+//! the referrers bookkeeping, and the content of every blob.
+//!
+//! Each blob is read once. Documents (manifests, indexes, configs) are read whole, hashed in
+//! memory and checked as they are reached; every other blob is streamed afterwards, in
+//! parallel, and hashed — and with `--deep`, a layer is decompressed and its tar walked in the
+//! same read.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{self, Read};
+
+use rayon::prelude::*;
+
+use super::check::{Checker, ConfigFacts, IndexFacts, ManifestFacts};
+use super::deep::{self, Expectation, LayerCheck};
+use super::finding::{Finding, Findings, Place};
+use super::{Options, Stats};
+use crate::error::{Error, Result};
+use crate::graph::resolve::{fallback_tag_subject, match_name};
+use crate::progress::Progress;
+use crate::spec::digest::{Digest, Hasher};
+use crate::spec::document::media_type::{self as mt, Kind};
+use crate::spec::document::Descriptor;
+use crate::store::layout::{FileKind, LayoutRead, MAX_DOCUMENT_SIZE, TEMP_PREFIX};
+
+/// Nested indexes deeper than this are reported (I5) and not followed.
+const MAX_DEPTH: usize = 16;
+
+/// What was learned from a document blob.
+enum Facts {
+    /// Boxed (as is `Index`): much larger than the other variants.
+    Manifest(Box<ManifestFacts>),
+    Index(Box<IndexFacts>),
+    Config(ConfigFacts),
+    /// Read but not usable (not JSON, wrong shape, too large).
+    Unusable,
+}
+
+/// A blob file found under `blobs/`.
+struct BlobFile {
+    len: u64,
+}
+
+/// Where a descriptor was found: the document's place and the pointer to the descriptor.
+#[derive(Clone)]
+struct From {
+    place: Place,
+    pointer: String,
+}
+
+struct Walk<'a> {
+    layout: &'a dyn LayoutRead,
+    options: &'a Options,
+    findings: Findings,
+    stats: Stats,
+    /// Valid blob files by digest.
+    blobs: BTreeMap<Digest, BlobFile>,
+    /// Documents read so far, by digest.
+    docs: HashMap<Digest, Facts>,
+    /// Blobs hashed while reading documents.
+    hashed: HashSet<Digest>,
+    /// Everything the graph references.
+    reached: HashSet<Digest>,
+    /// Layers to check with `--deep`.
+    layers: HashMap<Digest, LayerCheck>,
+    /// (manifest, config, layer digests) of image manifests, for C5 and diff_ids.
+    images: Vec<(Digest, Digest, Vec<Option<Digest>>)>,
+}
+
+pub(super) fn run(
+    layout: &dyn LayoutRead,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<(Vec<Finding>, Stats)> {
+    let mut walk = Walk {
+        layout,
+        options,
+        findings: Findings::new(options.strict),
+        stats: Stats::default(),
+        blobs: BTreeMap::new(),
+        docs: HashMap::new(),
+        hashed: HashSet::new(),
+        reached: HashSet::new(),
+        layers: HashMap::new(),
+        images: Vec::new(),
+    };
+    walk.check_header()?;
+    walk.check_files()?;
+    let roots = walk.check_index_json()?;
+    let index_place = Place::file("index.json");
+    for (position, descriptor) in &roots {
+        let from = From {
+            place: index_place.clone(),
+            pointer: format!("/manifests/{position}"),
+        };
+        walk.visit(descriptor, &from, &mut Vec::new());
+    }
+    walk.check_referrers(&roots);
+    walk.check_images();
+    walk.hash_blobs(progress);
+    if options.names.is_empty() {
+        walk.report_unreferenced();
+    }
+    Ok((walk.findings.into_vec(), walk.stats))
+}
+
+impl Walk<'_> {
+    fn check_header(&mut self) -> Result<()> {
+        let place = Place::file("oci-layout");
+        let bytes = match self.layout.root_file("oci-layout", 64 * 1024) {
+            Err(e) if is_unusable(&e) => {
+                self.findings.add(
+                    "L2",
+                    &place,
+                    "",
+                    format!("oci-layout cannot be read as a JSON file: {e}"),
+                );
+                return Ok(());
+            }
+            other => other?,
+        };
+        match bytes {
+            None => self
+                .findings
+                .add("L1", &place, "", "the layout has no oci-layout file".into()),
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(value) => Checker::new(&mut self.findings, place).layout_header(&value),
+                Err(e) => self.findings.add(
+                    "L2",
+                    &place,
+                    "",
+                    format!("oci-layout is not valid JSON: {e}"),
+                ),
+            },
+        }
+        Ok(())
+    }
+
+    /// L6, L7, L9, L12: what is in the layout's directory tree.
+    fn check_files(&mut self) -> Result<()> {
+        let files = self.layout.files()?;
+        if !files.iter().any(|f| {
+            f.path.starts_with("blobs/") || (f.path == "blobs" && f.kind == FileKind::Directory)
+        }) {
+            self.findings.add(
+                "L6",
+                &Place::file("blobs"),
+                "",
+                "the layout has no blobs directory".into(),
+            );
+        }
+        for file in &files {
+            let name = file.path.rsplit('/').next().unwrap_or(&file.path);
+            let place = Place::file(file.path.clone());
+            if name.starts_with(TEMP_PREFIX) {
+                self.findings.add("L9", &place, "", format!("{} is left over from an interrupted write ({} bytes); `ocikit gc` removes it", file.path, file.len));
+                continue;
+            }
+            let Some(rest) = file.path.strip_prefix("blobs/") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('/').collect();
+            match parts.as_slice() {
+                [algorithm] if file.kind == FileKind::Directory => {
+                    if !crate::spec::digest::is_valid_algorithm(algorithm) {
+                        self.findings.add(
+                            "L7",
+                            &place,
+                            "",
+                            format!("blobs/{algorithm} is not named after a digest algorithm"),
+                        );
+                    }
+                }
+                [algorithm, encoded] => match Digest::parse(&format!("{algorithm}:{encoded}")) {
+                    Ok(digest) if file.kind == FileKind::Regular => {
+                        self.blobs.insert(digest, BlobFile { len: file.len });
+                    }
+                    Ok(digest) => self.findings.add(
+                        "L12",
+                        &Place::blob(&digest),
+                        "",
+                        format!(
+                            "{} is a {}, not a regular file",
+                            file.path,
+                            kind_name(file.kind)
+                        ),
+                    ),
+                    Err(e) => self.findings.add(
+                        "L7",
+                        &place,
+                        "",
+                        format!("{} is not named after a valid digest: {e}", file.path),
+                    ),
+                },
+                _ if parts.len() > 2
+                    && Digest::parse(&format!("{}:{}", parts[0], parts[1])).is_ok() =>
+                {
+                    // Inside a "blob" that is a directory: reported once, as L12, above.
+                }
+                _ => self.findings.add(
+                    "L7",
+                    &place,
+                    "",
+                    format!("{} is not at blobs/<algorithm>/<encoded>", file.path),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// L4, L5 and the index rules for `index.json`; returns the roots to walk.
+    fn check_index_json(&mut self) -> Result<Vec<(usize, Descriptor)>> {
+        let place = Place::file("index.json");
+        let bytes = match self.layout.root_file("index.json", MAX_DOCUMENT_SIZE * 16) {
+            Err(e) if is_unusable(&e) => {
+                self.findings.add(
+                    "L5",
+                    &place,
+                    "",
+                    format!("index.json cannot be read as a JSON file: {e}"),
+                );
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
+        let Some(bytes) = bytes else {
+            self.findings
+                .add("L4", &place, "", "the layout has no index.json file".into());
+            return Ok(Vec::new());
+        };
+        let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                self.findings.add(
+                    "L5",
+                    &place,
+                    "",
+                    format!("index.json is not valid JSON: {e}"),
+                );
+                return Ok(Vec::new());
+            }
+        };
+        let Some(facts) = Checker::new(&mut self.findings, place).index(&value, None) else {
+            return Ok(Vec::new());
+        };
+        let mut roots = facts.manifests;
+        if !self.options.names.is_empty() {
+            let descriptors: Vec<Descriptor> = roots.iter().map(|(_, d)| d.clone()).collect();
+            let mut wanted = HashSet::new();
+            for name in &self.options.names {
+                let matches = match_name(&descriptors, name);
+                if matches.is_empty() {
+                    return Err(Error::NameNotFound {
+                        name: name.clone(),
+                        layout: self.layout.name(),
+                        available: descriptors
+                            .iter()
+                            .filter_map(|d| d.ref_name().map(str::to_string))
+                            .collect(),
+                    });
+                }
+                wanted.extend(matches);
+            }
+            roots = roots
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| wanted.contains(i))
+                .map(|(_, root)| root)
+                .collect();
+        }
+        Ok(roots)
+    }
+
+    /// Follows one descriptor: presence, size, and for documents, their content and children.
+    fn visit(&mut self, d: &Descriptor, from: &From, ancestors: &mut Vec<Digest>) {
+        self.reached.insert(d.digest.clone());
+        let Some(blob) = self.blobs.get(&d.digest) else {
+            let foreign = d.urls.as_ref().is_some_and(|u| !u.is_empty());
+            if !(foreign && self.options.allow_foreign) {
+                let hint = if foreign {
+                    " (it has urls: a foreign layer; --allow-foreign accepts that)"
+                } else {
+                    ""
+                };
+                self.findings.add(
+                    "L11",
+                    &from.place,
+                    &from.pointer,
+                    format!(
+                        "blob {} is referenced here but missing from blobs/{hint}",
+                        d.digest
+                    ),
+                );
+            }
+            return;
+        };
+        if blob.len != d.size {
+            self.findings.add(
+                "D5",
+                &from.place,
+                &format!("{}/size", from.pointer),
+                format!(
+                    "size is {} but blob {} is {} bytes",
+                    d.size, d.digest, blob.len
+                ),
+            );
+        }
+        match mt::kind(&d.media_type) {
+            Kind::Manifest | Kind::Index | Kind::ArtifactManifest => {
+                if ancestors.contains(&d.digest) {
+                    self.findings.add(
+                        "I5",
+                        &from.place,
+                        &from.pointer,
+                        format!(
+                            "{} is one of its own ancestors: the indexes form a cycle",
+                            d.digest
+                        ),
+                    );
+                    return;
+                }
+                if ancestors.len() >= MAX_DEPTH {
+                    self.findings.add(
+                        "I5",
+                        &from.place,
+                        &from.pointer,
+                        format!(
+                            "indexes nest more than {MAX_DEPTH} deep here; not followed further"
+                        ),
+                    );
+                    return;
+                }
+                if let Some(facts) = self.docs.get(&d.digest) {
+                    // Checked already, through another descriptor: that one's media type was
+                    // compared with the document's then; compare this one's now (M2, I3).
+                    let own = match facts {
+                        Facts::Manifest(m) => m.media_type.as_deref().map(|own| ("M2", own)),
+                        Facts::Index(i) => i.media_type.as_deref().map(|own| ("I3", own)),
+                        _ => None,
+                    };
+                    if let Some((rule, own)) = own.filter(|(_, own)| *own != d.media_type) {
+                        let message = format!(
+                            "the descriptor says mediaType {:?} but {} says {own:?}",
+                            d.media_type, d.digest
+                        );
+                        self.findings.add(
+                            rule,
+                            &from.place,
+                            &format!("{}/mediaType", from.pointer),
+                            message,
+                        );
+                    }
+                    return;
+                }
+                self.check_document(d, ancestors);
+            }
+            Kind::Config => {
+                if !self.docs.contains_key(&d.digest) {
+                    self.check_document(d, ancestors);
+                }
+            }
+            Kind::Layer(compression) => {
+                self.layers
+                    .entry(d.digest.clone())
+                    .or_insert_with(|| LayerCheck {
+                        media_type: d.media_type.clone(),
+                        compression,
+                        diff_ids: Vec::new(),
+                    });
+            }
+            Kind::Other => {}
+        }
+    }
+
+    /// Reads a document blob once, hashes it in memory, checks it and follows its children.
+    fn check_document(&mut self, d: &Descriptor, ancestors: &mut Vec<Digest>) {
+        let place = Place::blob(&d.digest);
+        let Some(bytes) = self.read_document(d, &place) else {
+            self.docs.insert(d.digest.clone(), Facts::Unusable);
+            return;
+        };
+        let mut checker = Checker::new(&mut self.findings, place.clone());
+        let Some(value) = checker.parse(&bytes) else {
+            self.docs.insert(d.digest.clone(), Facts::Unusable);
+            return;
+        };
+        let kind = mt::kind(&d.media_type);
+        let facts = match kind {
+            Kind::Manifest | Kind::ArtifactManifest => checker
+                .manifest(&value, Some(&d.media_type), bytes.len())
+                .map(|m| Facts::Manifest(Box::new(m))),
+            Kind::Index => checker
+                .index(&value, Some(&d.media_type))
+                .map(|i| Facts::Index(Box::new(i))),
+            _ => checker.config(&value).map(Facts::Config),
+        }
+        .unwrap_or(Facts::Unusable);
+        if matches!(kind, Kind::Manifest | Kind::Index | Kind::ArtifactManifest) {
+            self.stats.manifests += 1;
+        }
+        // Children are visited after the facts are stored, so a cycle finds its ancestor.
+        let children: Vec<(Descriptor, String)> = match &facts {
+            Facts::Manifest(m) => m
+                .config
+                .iter()
+                .map(|c| (c.clone(), "/config".to_string()))
+                .chain(m.layers.iter().enumerate().filter_map(|(i, l)| {
+                    let field = if kind == Kind::ArtifactManifest {
+                        "blobs"
+                    } else {
+                        "layers"
+                    };
+                    l.clone().map(|l| (l, format!("/{field}/{i}")))
+                }))
+                .collect(),
+            Facts::Index(index) => index
+                .manifests
+                .iter()
+                .map(|(i, m)| (m.clone(), format!("/manifests/{i}")))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Facts::Manifest(m) = &facts {
+            if let Some(config) = m
+                .config
+                .as_ref()
+                .filter(|c| mt::kind(&c.media_type) == Kind::Config && m.layers_listed)
+            {
+                let layers = m
+                    .layers
+                    .iter()
+                    .map(|l| l.as_ref().map(|l| l.digest.clone()))
+                    .collect();
+                self.images
+                    .push((d.digest.clone(), config.digest.clone(), layers));
+            }
+        }
+        let is_index = matches!(facts, Facts::Index(_));
+        self.docs.insert(d.digest.clone(), facts);
+        ancestors.push(d.digest.clone());
+        for (child, pointer) in children {
+            let from = From {
+                place: place.clone(),
+                pointer: pointer.clone(),
+            };
+            self.visit(&child, &from, ancestors);
+            if is_index && child.platform.is_none() && self.is_image_manifest(&child.digest) {
+                self.findings.add("D10", &place, &pointer, format!("{} is an image manifest (platform-specific) but its descriptor has no platform", child.digest));
+            }
+        }
+        ancestors.pop();
+    }
+
+    /// Reads a document whole (bounded), hashing it in memory (L8).
+    fn read_document(&mut self, d: &Descriptor, place: &Place) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        let read = self.layout.open_blob_raw(&d.digest).and_then(|r| {
+            r.take(MAX_DOCUMENT_SIZE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io("cannot read", place.file.clone().unwrap_or_default(), e))
+        });
+        if let Err(e) = read {
+            self.findings
+                .add("L8", place, "", format!("the blob cannot be read: {e}"));
+            return None;
+        }
+        self.stats.blobs += 1;
+        self.stats.bytes += bytes.len() as u64;
+        if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
+            self.findings.add("M9", place, "", format!("the document is larger than {MAX_DOCUMENT_SIZE} bytes; ocikit does not check its content"));
+            return None;
+        }
+        if let Some(algorithm) = d.digest.known_algorithm() {
+            let mut hasher = Hasher::new(algorithm);
+            hasher.update(&bytes);
+            let actual = hasher.finish();
+            self.hashed.insert(d.digest.clone());
+            if actual != d.digest {
+                self.findings.add(
+                    "L8",
+                    place,
+                    "",
+                    format!("the blob's content hashes to {actual}, not to its name"),
+                );
+            }
+        }
+        Some(bytes)
+    }
+
+    /// An image manifest (a config of an image), not a referrer: the referrers listings
+    /// (fallback-tag indexes) list signatures with image configs, which carry no platform.
+    fn is_image_manifest(&self, digest: &Digest) -> bool {
+        matches!(self.docs.get(digest), Some(Facts::Manifest(m)) if m.subject.is_none() && m.config.as_ref().is_some_and(|c| mt::kind(&c.media_type) == Kind::Config))
+    }
+
+    /// R1–R4 and M8: the referrers bookkeeping agrees with the manifests.
+    fn check_referrers(&mut self, roots: &[(usize, Descriptor)]) {
+        let index_place = Place::file("index.json");
+        for (position, entry) in roots {
+            let pointer = format!("/manifests/{position}");
+            if let Some(subject) = entry.ref_name().and_then(fallback_tag_subject) {
+                let Some(Facts::Index(listing)) = self.docs.get(&entry.digest) else {
+                    if self.blobs.contains_key(&entry.digest) {
+                        self.findings.add(
+                            "R4",
+                            &index_place,
+                            &pointer,
+                            format!(
+                                "the fallback tag {} names {}, which is not an image index",
+                                entry.ref_name().unwrap_or_default(),
+                                entry.digest
+                            ),
+                        );
+                    }
+                    continue;
+                };
+                let listing_place = Place::blob(&entry.digest);
+                let mut problems = Vec::new();
+                for (i, listed) in &listing.manifests {
+                    let Some(facts) = self.docs.get(&listed.digest) else {
+                        continue;
+                    };
+                    let (subject_of, artifact_type, annotations) = referrer_view(facts);
+                    let at = format!("/manifests/{i}");
+                    if subject_of.as_ref() != Some(&subject) {
+                        problems.push(("R1", at.clone(), format!("{} is listed under the fallback tag of {subject}, but its subject is {}", listed.digest, subject_of.map_or("absent".to_string(), |s| s.to_string()))));
+                    }
+                    if listed.artifact_type.as_deref() != artifact_type.as_deref() {
+                        problems.push((
+                            "R2",
+                            format!("{at}/artifactType"),
+                            format!(
+                                "artifactType is {:?} but the manifest's is {:?}",
+                                listed.artifact_type, artifact_type
+                            ),
+                        ));
+                    }
+                    if listed.annotations.clone().unwrap_or_default() != annotations {
+                        problems.push((
+                            "R2",
+                            format!("{at}/annotations"),
+                            "the annotations differ from the manifest's".to_string(),
+                        ));
+                    }
+                }
+                for (rule, at, message) in problems {
+                    self.findings.add(rule, &listing_place, &at, message);
+                }
+            } else if entry.ref_name().is_none() {
+                let Some(facts) = self.docs.get(&entry.digest) else {
+                    continue;
+                };
+                let (subject, artifact_type, _) = referrer_view(facts);
+                if subject.is_some() {
+                    if let Some(declared) = &entry.artifact_type {
+                        if Some(declared) != artifact_type.as_ref() {
+                            let message = format!("the entry says artifactType {declared:?} but the manifest's is {artifact_type:?}");
+                            self.findings.add(
+                                "R3",
+                                &index_place,
+                                &format!("{pointer}/artifactType"),
+                                message,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        for (digest, facts) in &self.docs {
+            let subject = match facts {
+                Facts::Manifest(m) => m.subject.as_ref(),
+                Facts::Index(i) => i.subject.as_ref(),
+                _ => None,
+            };
+            if let Some(s) = subject {
+                if !self.blobs.contains_key(&s.digest) {
+                    missing.push((digest.clone(), s.digest.clone()));
+                }
+            }
+        }
+        missing.sort();
+        for (digest, subject) in missing {
+            self.findings.add(
+                "M8",
+                &Place::blob(&digest),
+                "/subject",
+                format!("the subject {subject} is not in the layout"),
+            );
+        }
+    }
+
+    /// C5, C9, and the diff_ids each layer must have.
+    fn check_images(&mut self) {
+        for (manifest, config, layers) in std::mem::take(&mut self.images) {
+            let Some(Facts::Config(facts)) = self.docs.get(&config) else {
+                continue;
+            };
+            let place = Place::blob(&config);
+            if let Some(history) = facts.history_layers {
+                if history != layers.len() {
+                    self.findings.add("C9", &place, "/history", format!("history has {history} entries that are not empty_layer, but manifest {manifest} has {} layers", layers.len()));
+                }
+            }
+            let Some(diff_ids) = facts.diff_ids.clone() else {
+                continue;
+            };
+            if diff_ids.len() != layers.len() {
+                self.findings.add(
+                    "C5",
+                    &place,
+                    "/rootfs/diff_ids",
+                    format!(
+                        "the config lists {} diff_ids but manifest {manifest} has {} layers",
+                        diff_ids.len(),
+                        layers.len()
+                    ),
+                );
+                continue;
+            }
+            for (position, (diff_id, layer)) in diff_ids.into_iter().zip(layers).enumerate() {
+                if let Some(check) = layer.and_then(|l| self.layers.get_mut(&l)) {
+                    check.diff_ids.push(Expectation {
+                        diff_id,
+                        config: config.clone(),
+                        position,
+                    });
+                }
+            }
+        }
+    }
+
+    /// L8 (and `--deep`): every blob not yet hashed is read once, in parallel.
+    fn hash_blobs(&mut self, progress: &dyn Progress) {
+        let todo: Vec<(&Digest, u64)> = self
+            .blobs
+            .iter()
+            .filter(|(d, _)| !self.hashed.contains(*d))
+            .filter(|(d, _)| self.options.names.is_empty() || self.reached.contains(*d))
+            .map(|(d, b)| (d, b.len))
+            .collect();
+        progress.total(todo.iter().map(|(_, len)| len).sum());
+        let deep = self.options.deep;
+        let layout = self.layout;
+        let layers = &self.layers;
+        let strict = self.findings.strict();
+        let results: Vec<(Findings, u64, bool)> = todo
+            .par_iter()
+            .map(|(digest, len)| {
+                let mut findings = Findings::new(strict);
+                let place = Place::blob(digest);
+                let Some(algorithm) = digest.known_algorithm() else {
+                    findings.add("G3", &place, "", format!("{} uses an algorithm ocikit cannot compute, so its content is not verified", digest.algorithm()));
+                    return (findings, 0, false);
+                };
+                let layer = layers.get(*digest).filter(|_| deep);
+                let outcome = layout.open_blob_raw(digest).and_then(|raw| {
+                    let mut counted = Counted { inner: raw, progress };
+                    match layer {
+                        Some(check) => deep::check_layer(&mut counted, algorithm, check, &mut findings, &place),
+                        None => deep::hash_stream(&mut counted, algorithm),
+                    }
+                    .map_err(|e| Error::io("cannot read", place.file.clone().unwrap_or_default(), e))
+                });
+                match outcome {
+                    Ok(actual) if &actual != *digest => findings.add("L8", &place, "", format!("the blob's content hashes to {actual}, not to its name")),
+                    Ok(_) => {}
+                    Err(e) => findings.add("L8", &place, "", format!("the blob cannot be read: {e}")),
+                }
+                (findings, *len, layer.is_some())
+            })
+            .collect();
+        for (findings, len, was_layer) in results {
+            self.stats.blobs += 1;
+            self.stats.bytes += len;
+            self.stats.layers += usize::from(was_layer);
+            self.findings.extend(findings);
+        }
+    }
+
+    /// L10: blobs nothing references.
+    fn report_unreferenced(&mut self) {
+        let unreferenced: Vec<(Digest, u64)> = self
+            .blobs
+            .iter()
+            .filter(|(d, _)| !self.reached.contains(*d))
+            .map(|(d, b)| (d.clone(), b.len))
+            .collect();
+        for (digest, len) in unreferenced {
+            self.stats.unreferenced += 1;
+            self.stats.unreferenced_bytes += len;
+            self.findings.add(
+                "L10",
+                &Place::blob(&digest),
+                "",
+                format!("nothing references this blob ({len} bytes); `ocikit gc` would remove it"),
+            );
+        }
+    }
+}
+
+/// (subject, artifact type as a referrers listing shows it, annotations) of a document.
+fn referrer_view(facts: &Facts) -> (Option<Digest>, Option<String>, BTreeMap<String, String>) {
+    match facts {
+        Facts::Manifest(m) => (
+            m.subject.as_ref().map(|s| s.digest.clone()),
+            m.artifact_type
+                .clone()
+                .or_else(|| m.config.as_ref().map(|c| c.media_type.clone())),
+            m.annotations.clone(),
+        ),
+        Facts::Index(i) => (
+            i.subject.as_ref().map(|s| s.digest.clone()),
+            i.artifact_type.clone(),
+            i.annotations.clone(),
+        ),
+        _ => (None, None, BTreeMap::new()),
+    }
+}
+
+/// Whether reading a root file (`oci-layout`, `index.json`) failed because of the file itself
+/// (not a regular file, too large): a finding. Other failures (permissions, I/O) mean the
+/// layout cannot be validated.
+fn is_unusable(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => source.kind() == io::ErrorKind::InvalidData,
+        Error::Invalid(_) | Error::Archive { .. } => true,
+        _ => false,
+    }
+}
+
+fn kind_name(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Regular => "regular file",
+        FileKind::Directory => "directory",
+        FileKind::Symlink => "symlink",
+        FileKind::Other => "device, FIFO or socket",
+    }
+}
+
+/// A reader that reports the bytes it passes to a [`Progress`].
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}

@@ -1,0 +1,18 @@
+//! Progress of long operations, reported to whoever draws it (the binary draws a bar on a
+//! terminal). Every long operation takes a `&dyn Progress`; the library never draws anything.
+
+/// Receives progress while bytes are read or written.
+pub trait Progress: Sync {
+    /// The number of bytes that will be processed in all.
+    fn total(&self, bytes: u64);
+    /// `bytes` more were processed.
+    fn advance(&self, bytes: u64);
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn total(&self, _bytes: u64) {}
+    fn advance(&self, _bytes: u64) {}
+}

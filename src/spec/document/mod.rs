@@ -1,0 +1,340 @@
+//! Read-only views of OCI and Docker documents.
+//!
+//! A view is parsed from the bytes it came from and never written back: the bytes are the truth
+//! (PRODUCT.md §Principles). The structs hold only the fields ocikit uses; what they leave out is
+//! still in the bytes, which is why no document struct implements `Serialize` (a descriptor does:
+//! ocikit writes descriptors into the documents it creates).
+
+pub mod canonical;
+pub mod media_type;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::spec::digest::Digest;
+use crate::spec::platform::Platform;
+
+/// Annotations: string keys to string values.
+pub type Annotations = BTreeMap<String, String>;
+
+/// The annotation that names an `index.json` entry.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The annotation that titles a file layer of an artifact.
+pub const TITLE: &str = "org.opencontainers.image.title";
+/// The annotation for creation time.
+pub const CREATED: &str = "org.opencontainers.image.created";
+
+/// A content descriptor. It serializes (for descriptors ocikit writes, and for JSON output) with
+/// absent fields left out.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Annotations>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    /// A descriptor of `media_type`, `digest` and `size` with every optional field absent.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            urls: None,
+            annotations: None,
+            data: None,
+            platform: None,
+            artifact_type: None,
+        }
+    }
+
+    /// The value of annotation `key`, when present.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+
+    /// The `org.opencontainers.image.ref.name` annotation.
+    pub fn ref_name(&self) -> Option<&str> {
+        self.annotation(REF_NAME)
+    }
+}
+
+/// An image manifest (OCI or Docker v2 schema2), or the pre-release artifact manifest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Absent (0) only in the pre-release artifact manifest, which had no schemaVersion.
+    #[serde(default)]
+    pub schema_version: u32,
+    #[serde(default)]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// Absent only in the pre-release artifact manifest.
+    #[serde(default)]
+    pub config: Option<Descriptor>,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    /// The pre-release artifact manifest's name for `layers`.
+    #[serde(default)]
+    pub blobs: Vec<Descriptor>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub annotations: Option<Annotations>,
+}
+
+impl Manifest {
+    /// The artifact type as the distribution-spec defines it for referrers: `artifactType`, or
+    /// else the config's media type.
+    pub fn effective_artifact_type(&self) -> Option<&str> {
+        self.artifact_type
+            .as_deref()
+            .or_else(|| self.config.as_ref().map(|c| c.media_type.as_str()))
+    }
+
+    /// Layers, or the `blobs` of a pre-release artifact manifest.
+    pub fn content(&self) -> &[Descriptor] {
+        if self.layers.is_empty() {
+            &self.blobs
+        } else {
+            &self.layers
+        }
+    }
+}
+
+/// An image index (OCI) or manifest list (Docker).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    pub manifests: Vec<Descriptor>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub annotations: Option<Annotations>,
+}
+
+/// An image configuration (OCI or Docker); only the fields ocikit reports.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub architecture: Option<String>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub variant: Option<String>,
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub config: Option<RuntimeConfig>,
+    #[serde(default)]
+    pub rootfs: Option<RootFs>,
+    #[serde(default)]
+    pub history: Vec<Value>,
+}
+
+/// The `config` object of an image configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RuntimeConfig {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub labels: Option<Annotations>,
+    #[serde(default)]
+    pub exposed_ports: Option<BTreeMap<String, Value>>,
+}
+
+/// The `rootfs` object of an image configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub diff_ids: Vec<Digest>,
+}
+
+/// A manifest-like document, as found behind a descriptor.
+#[derive(Clone, Debug)]
+pub enum Document {
+    Manifest(Box<Manifest>),
+    Index(Box<Index>),
+}
+
+impl Document {
+    /// Parses manifest-like bytes. The media type comes from the descriptor when known,
+    /// else from the document's own `mediaType`, else from its shape.
+    pub fn parse(bytes: &[u8], media_type: Option<&str>, what: &str) -> Result<Document> {
+        let value: Value = parse_json(bytes, what)?;
+        let own = value.get("mediaType").and_then(Value::as_str);
+        let detected = media_type
+            .filter(|m| media_type::is_manifest_like(m))
+            .or(own.filter(|m| media_type::is_manifest_like(m)));
+        let is_index = match detected.map(media_type::kind) {
+            Some(media_type::Kind::Index) => true,
+            Some(_) => false,
+            None => value.get("manifests").is_some(),
+        };
+        if is_index {
+            from_value(value, what).map(|i| Document::Index(Box::new(i)))
+        } else if detected.is_some()
+            || value.get("config").is_some()
+            || value.get("blobs").is_some()
+        {
+            from_value(value, what).map(|m| Document::Manifest(Box::new(m)))
+        } else {
+            Err(Error::UnexpectedMediaType {
+                what: what.to_string(),
+                media_type: media_type.or(own).unwrap_or("(none)").to_string(),
+                expected: "which is neither a manifest nor an index".to_string(),
+            })
+        }
+    }
+
+    /// The document's `subject`, if any.
+    pub fn subject(&self) -> Option<&Descriptor> {
+        match self {
+            Document::Manifest(m) => m.subject.as_ref(),
+            Document::Index(i) => i.subject.as_ref(),
+        }
+    }
+
+    /// The document's `annotations`, if any.
+    pub fn annotations(&self) -> Option<&Annotations> {
+        match self {
+            Document::Manifest(m) => m.annotations.as_ref(),
+            Document::Index(i) => i.annotations.as_ref(),
+        }
+    }
+
+    /// The artifact type a referrers listing shows for this document.
+    pub fn effective_artifact_type(&self) -> Option<&str> {
+        match self {
+            Document::Manifest(m) => m.effective_artifact_type(),
+            Document::Index(i) => i.artifact_type.as_deref(),
+        }
+    }
+
+    /// The artifact type shown for a listed image or subject: `artifactType`, or else, for a
+    /// manifest, its config's media type unless that is an image config's.
+    pub fn listed_artifact_type(&self) -> Option<&str> {
+        match self {
+            Document::Manifest(m) => m.artifact_type.as_deref().or_else(|| {
+                m.config
+                    .as_ref()
+                    .filter(|c| media_type::kind(&c.media_type) != media_type::Kind::Config)
+                    .map(|c| c.media_type.as_str())
+            }),
+            Document::Index(i) => i.artifact_type.as_deref(),
+        }
+    }
+}
+
+/// Parses JSON bytes into `T`, reporting the JSON pointer of the first problem.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    // Plain serde first: tracking the path costs an allocation per value, and is only needed
+    // to name the pointer of a problem.
+    if let Ok(parsed) = T::deserialize(&mut serde_json::Deserializer::from_slice(bytes)) {
+        return Ok(parsed);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Json {
+        file: what.to_string(),
+        pointer: pointer_of(e.path()),
+        message: e.inner().to_string(),
+    })
+}
+
+/// Converts an already parsed value into `T`, reporting the JSON pointer of the first problem.
+pub fn from_value<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T> {
+    if let Ok(converted) = T::deserialize(&value) {
+        return Ok(converted);
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| Error::Json {
+        file: what.to_string(),
+        pointer: pointer_of(e.path()),
+        message: e.inner().to_string(),
+    })
+}
+
+/// [`from_value`] for a borrowed value: nothing is copied unless there is a problem to report.
+pub fn from_value_ref<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
+    T::deserialize(value).or_else(|_| from_value(value.clone(), what))
+}
+
+/// Renders a serde path as an RFC 6901 JSON pointer.
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } => {
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Enum { variant } => pointer.push_str(&format!("/{variant}")),
+            Segment::Unknown => {}
+        }
+    }
+    pointer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_json_pointer_of_bad_field() {
+        let bytes = br#"{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:nothex","size":1}]}"#;
+        let err = Document::parse(bytes, None, "index.json").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/manifests/0/digest"), "{text}");
+    }
+
+    #[test]
+    fn detects_kind_by_shape_and_media_type() {
+        let index = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert!(matches!(
+            Document::parse(index, None, "x").unwrap(),
+            Document::Index(_)
+        ));
+        let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"a/b","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
+        assert!(matches!(
+            Document::parse(manifest, None, "x").unwrap(),
+            Document::Manifest(_)
+        ));
+        assert!(Document::parse(b"{}", None, "x").is_err());
+        assert!(Document::parse(b"not json", None, "x").is_err());
+    }
+}

@@ -1,0 +1,798 @@
+//! OCI image layouts on disk: the blob store, `index.json`, locks, and the read interface shared
+//! with layout archives.
+
+pub mod index;
+pub mod lock;
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::spec::digest::{Algorithm, Digest, HashingWriter, Mismatch, VerifyingReader};
+use crate::spec::document::{parse_json, Descriptor};
+pub use index::IndexFile;
+use lock::{LockGuard, Mode};
+
+/// The content of `oci-layout` that ocikit writes.
+pub const LAYOUT_VERSION: &str = "1.0.0";
+/// Prefix of the temp files ocikit writes inside a layout (removed by `gc` after a crash).
+pub const TEMP_PREFIX: &str = ".ocikit-tmp-";
+
+/// The largest document (manifest, index, config) ocikit reads into memory. Four times the
+/// 4 MiB manifest limit, so oversize documents can still be inspected and reported.
+pub const MAX_DOCUMENT_SIZE: u64 = 16 * 1024 * 1024;
+
+/// Read access to a layout, whether a directory or an archive.
+pub trait LayoutRead: Send + Sync {
+    /// How the layout is named in messages (its path).
+    fn name(&self) -> String;
+
+    /// The bytes of `index.json`.
+    fn index_bytes(&self) -> Result<Vec<u8>>;
+
+    /// An unverified stream of the blob's bytes.
+    fn open_blob_raw(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// The blob's stored length, or `None` when the blob is absent.
+    fn blob_len(&self, digest: &Digest) -> Result<Option<u64>>;
+
+    /// Every file and directory of the layout, with paths relative to its root ('/'-separated),
+    /// sorted. Symlinks are listed as such, never followed.
+    fn files(&self) -> Result<Vec<FileInfo>>;
+
+    /// A file at the layout's root (`oci-layout`, `index.json`), or `None` when it is absent.
+    /// Larger than `limit` is an error.
+    fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>>;
+
+    /// The parsed `index.json`.
+    fn index(&self) -> Result<IndexFile> {
+        IndexFile::parse(&self.index_bytes()?, &format!("{}/index.json", self.name()))
+    }
+
+    /// A stream of the blob that fails if its bytes do not match `digest` (and `size` if given).
+    fn open_blob(&self, digest: &Digest, size: Option<u64>) -> Result<VerifiedBlob<'_>> {
+        let raw = self.open_blob_raw(digest)?;
+        Ok(VerifiedBlob {
+            inner: VerifyingReader::new(raw, digest.clone(), size),
+            digest: digest.clone(),
+            layout: self.name(),
+        })
+    }
+
+    /// Reads a whole, verified document blob into memory (refusing anything over
+    /// [`MAX_DOCUMENT_SIZE`]).
+    fn read_document(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        self.read_blob_limited(&descriptor.digest, Some(descriptor.size))
+    }
+
+    /// Reads a whole, verified blob of at most [`MAX_DOCUMENT_SIZE`] bytes.
+    fn read_blob_limited(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        let limit = size.unwrap_or(MAX_DOCUMENT_SIZE);
+        if limit > MAX_DOCUMENT_SIZE {
+            return Err(too_large_document(digest, limit));
+        }
+        let mut bytes = Vec::with_capacity(size.map_or(64 * 1024, |s| s as usize));
+        let mut blob = self.open_blob(digest, size)?;
+        blob.read_all(&mut bytes, MAX_DOCUMENT_SIZE)?;
+        Ok(bytes)
+    }
+}
+
+/// Where a blob lives, relative to the layout's root: `blobs/<algorithm>/<encoded>`.
+pub fn blob_file(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm(), digest.encoded())
+}
+
+/// The digest a path relative to the layout's root is named after, for paths below a
+/// directory of `blobs/` (`blobs/<algorithm>/<rest>`): `Err` when `<algorithm>:<rest>` is not a
+/// valid digest. `None` for paths anywhere else.
+pub fn blob_file_digest(path: &str) -> Option<Result<Digest>> {
+    let (algorithm, encoded) = path.strip_prefix("blobs/")?.split_once('/')?;
+    Some(Digest::parse(&format!("{algorithm}:{encoded}")).map_err(Error::from))
+}
+
+/// One entry of a layout, as [`LayoutRead::files`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Relative to the layout's root, '/'-separated: `blobs/sha256/ab…`.
+    pub path: String,
+    pub kind: FileKind,
+    /// Length in bytes (regular files only).
+    pub len: u64,
+}
+
+/// What kind of entry a [`FileInfo`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    /// A device, FIFO, socket or sparse archive entry.
+    Other,
+}
+
+/// A verified blob stream; converts mismatches into [`Error::CorruptBlob`].
+pub struct VerifiedBlob<'a> {
+    inner: VerifyingReader<Box<dyn Read + Send + 'a>>,
+    digest: Digest,
+    layout: String,
+}
+
+impl VerifiedBlob<'_> {
+    /// Turns an error from this stream into ocikit's error, naming the blob.
+    pub fn error(&self, e: io::Error) -> Error {
+        match Mismatch::from_io(&e) {
+            Some(m) => Error::CorruptBlob {
+                digest: self.digest.clone(),
+                layout: self.layout.clone(),
+                detail: m.to_string(),
+            },
+            None => Error::io("cannot read blob", self.digest.to_string(), e),
+        }
+    }
+
+    /// Copies the whole verified blob to `out`; returns the number of bytes.
+    pub fn copy_to(&mut self, out: &mut dyn Write) -> Result<u64> {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match self.inner.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.error(e)),
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("cannot write", "output", e))?;
+            total += n as u64;
+        }
+    }
+
+    fn read_all(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<()> {
+        let mut limited = (&mut self.inner).take(limit + 1);
+        limited.read_to_end(out).map_err(|e| self.error(e))?;
+        if out.len() as u64 > limit {
+            return Err(Error::Invalid(format!(
+                "blob {} is larger than the {limit} bytes ocikit reads as a document",
+                self.digest
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Read for VerifiedBlob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// An OCI image layout directory, for reading and writing.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+/// What `Layout::init` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitOutcome {
+    Created,
+    AlreadyALayout,
+}
+
+impl Layout {
+    /// Creates an empty layout at `root` (the directory may exist if it is empty). An existing
+    /// layout is left exactly as it is.
+    pub fn init(root: &Path) -> Result<(Layout, InitOutcome)> {
+        if root.join("oci-layout").exists() {
+            return Ok((Layout::open(root)?, InitOutcome::AlreadyALayout));
+        }
+        if root.exists() {
+            if !root.is_dir() {
+                return Err(Error::NotALayout {
+                    path: root.to_path_buf(),
+                    reason: "it exists and is not a directory".into(),
+                });
+            }
+            let mut entries = fs::read_dir(root).ctx("cannot read directory", root)?;
+            if entries.next().is_some() {
+                return Err(Error::NotALayout {
+                    path: root.to_path_buf(),
+                    reason: "it is a non-empty directory without an oci-layout file; refusing to init there".into(),
+                });
+            }
+        }
+        fs::create_dir_all(root.join("blobs").join("sha256"))
+            .ctx("cannot create directory", root.join("blobs/sha256"))?;
+        let layout = Layout {
+            root: root.to_path_buf(),
+        };
+        // index.json before oci-layout: a crash in between leaves no half-made "layout".
+        layout.write_file_atomic("index.json", &IndexFile::empty().to_bytes())?;
+        let header = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
+        layout.write_file_atomic("oci-layout", header.as_bytes())?;
+        Ok((layout, InitOutcome::Created))
+    }
+
+    /// Opens an existing layout directory, checking `oci-layout`.
+    pub fn open(root: &Path) -> Result<Layout> {
+        let not_layout = |reason: String| Error::NotALayout {
+            path: root.to_path_buf(),
+            reason,
+        };
+        let meta = fs::metadata(root).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => not_layout("it does not exist".into()),
+            _ => Error::io("cannot read", root, e),
+        })?;
+        if !meta.is_dir() {
+            return Err(not_layout("it is not a directory".into()));
+        }
+        let header_path = root.join("oci-layout");
+        let header = read_small_file(&header_path, 64 * 1024).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                not_layout("it has no oci-layout file".into())
+            }
+            other => other,
+        })?;
+        let value: serde_json::Value = parse_json(&header, &header_path.display().to_string())?;
+        match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
+            Some(v) if v.starts_with("1.") => Ok(Layout {
+                root: root.to_path_buf(),
+            }),
+            Some(v) => Err(not_layout(format!(
+                "oci-layout has imageLayoutVersion {v:?}; ocikit reads 1.x"
+            ))),
+            None => Err(not_layout(
+                "oci-layout has no string imageLayoutVersion".into(),
+            )),
+        }
+    }
+
+    /// A layout directory taken as it is, without checking `oci-layout`: for `validate`, which
+    /// reports what is wrong as findings. Fails only if `root` is not a directory.
+    pub fn open_unchecked(root: &Path) -> Result<Layout> {
+        let meta = fs::metadata(root).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotALayout {
+                path: root.to_path_buf(),
+                reason: "it does not exist".into(),
+            },
+            _ => Error::io("cannot read", root, e),
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::NotALayout {
+                path: root.to_path_buf(),
+                reason: "it is not a directory".into(),
+            });
+        }
+        Ok(Layout {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Every file and directory, as [`LayoutRead::files`] lists them; with `sizes` false no
+    /// file is `stat`ed and every `len` is 0, so listing 100,000 blobs costs only the directory
+    /// reads. The walk is unsorted, then plain strings are sorted once: walkdir's
+    /// `sort_by_file_name` re-parses path components on every comparison.
+    pub fn list(&self, sizes: bool) -> Result<Vec<FileInfo>> {
+        let root_len = self.root.as_os_str().len();
+        let mut files = Vec::new();
+        for entry in walkdir::WalkDir::new(&self.root)
+            .min_depth(1)
+            .follow_links(false)
+        {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(&self.root).to_path_buf();
+                Error::io("cannot list", path, e.into())
+            })?;
+            let full = entry.path().as_os_str().to_string_lossy();
+            let path = full
+                .get(root_len..)
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            let file_type = entry.file_type();
+            let (kind, len) = if file_type.is_symlink() {
+                (FileKind::Symlink, 0)
+            } else if file_type.is_dir() {
+                (FileKind::Directory, 0)
+            } else if file_type.is_file() {
+                let len = if sizes {
+                    entry
+                        .metadata()
+                        .map_err(|e| Error::io("cannot read", entry.path(), e.into()))?
+                        .len()
+                } else {
+                    0
+                };
+                (FileKind::Regular, len)
+            } else {
+                (FileKind::Other, 0)
+            };
+            files.push(FileInfo { path, kind, len });
+        }
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a blob lives: `blobs/<algorithm>/<encoded>`. The digest grammar admits neither `/`
+    /// nor `..`, so the path is always inside the layout.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm())
+            .join(digest.encoded())
+    }
+
+    /// Takes the shared blobs lock that every writer holds while it writes blobs and until its
+    /// `index.json` update is committed (see [`lock`]).
+    pub fn writer(&self) -> Result<LayoutWriter<'_>> {
+        let blobs = self.root.join("blobs");
+        let guard = lock::lock_dir(&blobs, Mode::Shared)?;
+        Ok(LayoutWriter {
+            layout: self,
+            _blobs_lock: guard,
+        })
+    }
+
+    /// Takes the blobs lock exclusively: while the guard lives no writer is between its first
+    /// blob and its index update, and no writer can start. Used by `gc`.
+    pub fn exclusive(&self) -> Result<Exclusive<'_>> {
+        let guard = lock::lock_dir(&self.root.join("blobs"), Mode::Exclusive)?;
+        Ok(Exclusive {
+            layout: self,
+            _blobs_lock: guard,
+        })
+    }
+
+    /// Reads `index.json`, applies `change`, and writes it back atomically, all under the index
+    /// lock. `change` returns whether it changed anything; nothing is written if not. Private:
+    /// callers go through [`LayoutWriter`] or [`Exclusive`], so the blobs lock is always held
+    /// first (ARCHITECTURE.md §Locking protocol) and gc can never sweep a blob that an index
+    /// update is about to reference.
+    fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        let _guard = lock::lock_dir(&self.root, Mode::Exclusive)?;
+        let mut index = self.index()?;
+        let (result, changed) = change(&mut index)?;
+        if changed {
+            self.write_file_atomic("index.json", &index.to_bytes())?;
+        }
+        Ok(result)
+    }
+
+    /// Writes `name` (a file directly in the layout) atomically: temp file, fsync, rename,
+    /// fsync of the directory.
+    fn write_file_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)
+            .ctx("cannot write temp file", temp.path())?;
+        temp.as_file()
+            .sync_all()
+            .ctx("cannot sync temp file", temp.path())?;
+        let target = self.root.join(name);
+        temp.persist(&target)
+            .map_err(|e| Error::io("cannot replace", &target, e.error))?;
+        sync_dir(&self.root)
+    }
+
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        // 0644 before the umask, like files other tools write: a 0600 blob or index.json would
+        // lock other users out of a shared layout.
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(&self.root)
+            .ctx("cannot create a temp file in", &self.root)
+    }
+}
+
+impl LayoutRead for Layout {
+    fn name(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn index_bytes(&self) -> Result<Vec<u8>> {
+        read_small_file(&self.root.join("index.json"), MAX_DOCUMENT_SIZE * 16)
+    }
+
+    fn open_blob_raw(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
+        let file =
+            open_regular_file(&self.blob_path(digest)).map_err(|e| self.missing_blob(e, digest))?;
+        Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
+    }
+
+    fn files(&self) -> Result<Vec<FileInfo>> {
+        self.list(true)
+    }
+
+    fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        match read_small_file(&self.root.join(name), limit) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the file straight into a buffer of the expected size and verifies it in memory:
+    /// listing thousands of manifests is dominated by per-file costs, not by bytes.
+    fn read_blob_limited(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        let limit = size.unwrap_or(MAX_DOCUMENT_SIZE);
+        if limit > MAX_DOCUMENT_SIZE {
+            return Err(too_large_document(digest, limit));
+        }
+        let path = self.blob_path(digest);
+        let file = open_regular_file(&path).map_err(|e| self.missing_blob(e, digest))?;
+        let mut bytes = Vec::with_capacity(size.map_or(64 * 1024, |s| s as usize + 1));
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .ctx("cannot read", &path)?;
+        if size.is_none() && bytes.len() as u64 > limit {
+            return Err(too_large_document(digest, bytes.len() as u64));
+        }
+        verify_bytes(&bytes, digest, size).map_err(|detail| Error::CorruptBlob {
+            digest: digest.clone(),
+            layout: self.name(),
+            detail,
+        })?;
+        Ok(bytes)
+    }
+
+    fn blob_len(&self, digest: &Digest) -> Result<Option<u64>> {
+        let path = self.blob_path(digest);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Err(not_regular(&path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot read", &path, e)),
+        }
+    }
+}
+
+impl Layout {
+    /// Turns "no such file" into [`Error::BlobNotFound`].
+    fn missing_blob(&self, error: Error, digest: &Digest) -> Error {
+        match error {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Error::BlobNotFound {
+                    digest: digest.clone(),
+                    layout: self.name(),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Checks bytes held in memory against a digest and an optional size; the error says how they
+/// differ.
+fn verify_bytes(
+    bytes: &[u8],
+    digest: &Digest,
+    size: Option<u64>,
+) -> std::result::Result<(), String> {
+    let len = bytes.len() as u64;
+    match size {
+        Some(expected) if len > expected => return Err(Mismatch::TooLong { expected }.to_string()),
+        Some(expected) if len < expected => {
+            return Err(Mismatch::TooShort {
+                expected,
+                actual: len,
+            }
+            .to_string())
+        }
+        _ => {}
+    }
+    if let Some(algorithm) = digest.known_algorithm() {
+        let mut hasher = crate::spec::digest::Hasher::new(algorithm);
+        hasher.update(bytes);
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(Mismatch::Digest { actual }.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn too_large_document(digest: &Digest, size: u64) -> Error {
+    Error::Invalid(format!(
+        "document {digest} is {size} bytes, more than the {MAX_DOCUMENT_SIZE} bytes ocikit reads as a document"
+    ))
+}
+
+/// A process that is allowed to add blobs (it holds the shared blobs lock).
+pub struct LayoutWriter<'a> {
+    layout: &'a Layout,
+    _blobs_lock: LockGuard,
+}
+
+/// What a blob write produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenBlob {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// A blob being written (see [`LayoutWriter::blob_sink`]).
+pub struct BlobSink<'a> {
+    layout: &'a Layout,
+    path: PathBuf,
+    out: HashingWriter<io::BufWriter<tempfile::NamedTempFile>>,
+}
+
+impl<'a> BlobSink<'a> {
+    /// Ends the stream: the blob's digest and size are known, nothing is in `blobs/` yet.
+    pub fn finish(self) -> Result<PendingBlob<'a>> {
+        let (digest, size, buffered) = self.out.finish();
+        let temp = buffered
+            .into_inner()
+            .map_err(|e| Error::io("cannot write blob to", &self.path, e.into_error()))?;
+        Ok(PendingBlob {
+            layout: self.layout,
+            temp,
+            digest,
+            size,
+        })
+    }
+}
+
+impl Write for BlobSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A blob whose bytes are written and hashed, waiting in a temp file inside the layout to be
+/// committed; dropped, it vanishes.
+pub struct PendingBlob<'a> {
+    layout: &'a Layout,
+    temp: tempfile::NamedTempFile,
+    /// The digest of the bytes written.
+    pub digest: Digest,
+    /// Their length.
+    pub size: u64,
+}
+
+impl PendingBlob<'_> {
+    /// The bytes written, from the start (to inline them, say).
+    pub fn reader(&self) -> Result<File> {
+        let mut file = self.temp.reopen().ctx("cannot reopen", self.temp.path())?;
+        io::Seek::rewind(&mut file).ctx("cannot read", self.temp.path())?;
+        Ok(file)
+    }
+
+    /// fsyncs the temp file and renames it into `blobs/`. A blob that already exists is left
+    /// alone (content addressing: same name, same bytes, verified when read).
+    pub fn commit(self) -> Result<WrittenBlob> {
+        let PendingBlob {
+            layout,
+            temp,
+            digest,
+            size,
+        } = self;
+        let target = layout.blob_path(&digest);
+        match fs::symlink_metadata(&target) {
+            Ok(meta) if meta.is_file() => return Ok(WrittenBlob { digest, size }),
+            Ok(_) => return Err(not_regular(&target)),
+            Err(_) => {}
+        }
+        temp.as_file()
+            .sync_all()
+            .ctx("cannot sync temp file", temp.path())?;
+        let dir = target
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| layout.root.join("blobs"));
+        fs::create_dir_all(&dir).ctx("cannot create directory", &dir)?;
+        temp.persist(&target)
+            .map_err(|e| Error::io("cannot move blob into place at", &target, e.error))?;
+        sync_dir(&dir)?;
+        Ok(WrittenBlob { digest, size })
+    }
+}
+
+impl LayoutWriter<'_> {
+    /// The layout being written.
+    pub fn layout(&self) -> &Layout {
+        self.layout
+    }
+
+    /// Streams `content` into the store: temp file inside the layout, hashed on the way, fsync,
+    /// rename into `blobs/`. If the blob already exists it is left alone (the temp file goes).
+    /// When `expected` is given, a mismatch of digest or size is an error and nothing is kept.
+    pub fn write_blob(
+        &self,
+        content: &mut dyn Read,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<WrittenBlob> {
+        let algorithm = match expected {
+            Some((d, _)) => d.known_algorithm().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "cannot store blob {d}: ocikit computes only sha256 and sha512 digests"
+                ))
+            })?,
+            None => Algorithm::Sha256,
+        };
+        let mut sink = self.blob_sink(algorithm)?;
+        io::copy(content, &mut sink).ctx("cannot write blob to", &sink.path)?;
+        let pending = sink.finish()?;
+        if let Some((want, want_size)) = expected {
+            if &pending.digest != want || pending.size != want_size {
+                return Err(Error::CorruptBlob {
+                    digest: want.clone(),
+                    layout: self.layout.name(),
+                    detail: format!(
+                        "the bytes given for it are {} bytes hashing to {}, {want_size} bytes were expected",
+                        pending.size, pending.digest
+                    ),
+                });
+            }
+        }
+        pending.commit()
+    }
+
+    /// A blob to be written as a stream: the bytes go into a temp file inside the layout and
+    /// are hashed on the way, so whoever produces them (an encoder, a copy) writes them once.
+    /// Nothing is visible in `blobs/` until [`PendingBlob::commit`].
+    pub fn blob_sink(&self, algorithm: Algorithm) -> Result<BlobSink<'_>> {
+        let temp = self.layout.temp_file()?;
+        let path = temp.path().to_path_buf();
+        Ok(BlobSink {
+            layout: self.layout,
+            path,
+            out: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, temp), algorithm),
+        })
+    }
+
+    /// Stores `bytes` as a sha256 blob.
+    pub fn write_blob_bytes(&self, bytes: &[u8]) -> Result<WrittenBlob> {
+        self.write_blob(&mut &bytes[..], None)
+    }
+
+    /// Reads `index.json`, applies `change` (which returns whether it changed anything) and
+    /// writes it back atomically, under the index lock.
+    pub fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        self.layout.update_index(change)
+    }
+}
+
+/// The layout with the blobs lock held exclusively (see [`Layout::exclusive`]).
+pub struct Exclusive<'a> {
+    layout: &'a Layout,
+    _blobs_lock: LockGuard,
+}
+
+impl Exclusive<'_> {
+    /// Updates `index.json` as [`LayoutWriter::update_index`] does.
+    pub fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        self.layout.update_index(change)
+    }
+}
+
+fn not_regular(path: &Path) -> Error {
+    Error::io(
+        "refusing to use",
+        path,
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "it is not a regular file (a symlink, directory or device)",
+        ),
+    )
+}
+
+/// Opens a file only if it is a regular file: `O_NOFOLLOW` so no symlink leads out of the
+/// layout, `O_NONBLOCK` so a FIFO cannot hang the open, then `fstat` on the open descriptor (no
+/// window between the check and the use).
+fn open_regular_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_regular(path),
+            _ => Error::io("cannot open", path, e),
+        })?;
+    let meta = file.metadata().ctx("cannot read", path)?;
+    if !meta.is_file() {
+        return Err(not_regular(path));
+    }
+    Ok(file)
+}
+
+/// Reads a small regular file whole, refusing one larger than `limit`.
+pub(crate) fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let file = open_regular_file(path)?;
+    // Sized from the file's length (bounded by the limit), so a large index.json is not read
+    // through a series of reallocations.
+    let expected = file.metadata().map(|m| m.len().min(limit)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(expected as usize + 1);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .ctx("cannot read", path)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::Invalid(format!(
+            "{} is larger than {limit} bytes; refusing to read it",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// fsyncs a directory so a rename inside it is durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("cannot sync directory", dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_open_write_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("l");
+        let (layout, outcome) = Layout::init(&root).unwrap();
+        assert_eq!(outcome, InitOutcome::Created);
+        assert_eq!(Layout::init(&root).unwrap().1, InitOutcome::AlreadyALayout);
+        let writer = layout.writer().unwrap();
+        let blob = writer.write_blob_bytes(b"hello").unwrap();
+        assert_eq!(blob.size, 5);
+        // idempotent
+        assert_eq!(writer.write_blob_bytes(b"hello").unwrap(), blob);
+        let bytes = layout.read_blob_limited(&blob.digest, Some(5)).unwrap();
+        assert_eq!(bytes, b"hello");
+        // expected digest mismatch leaves nothing behind
+        let wrong = Digest::sha256_of(b"other");
+        assert!(writer
+            .write_blob(&mut &b"hello"[..], Some((&wrong, 5)))
+            .is_err());
+        assert!(!layout.blob_path(&wrong).exists());
+        let leftovers: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn corrupt_blob_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _) = Layout::init(dir.path()).unwrap();
+        let d = Digest::sha256_of(b"hello");
+        fs::write(layout.blob_path(&d), b"jello").unwrap();
+        let err = layout.read_blob_limited(&d, Some(5)).unwrap_err();
+        assert!(matches!(err, Error::CorruptBlob { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_non_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Layout::open(&dir.path().join("missing")).is_err());
+        assert!(Layout::open(dir.path()).is_err());
+        fs::write(dir.path().join("x"), b"").unwrap();
+        assert!(Layout::init(dir.path()).is_err());
+        fs::write(dir.path().join("oci-layout"), b"{}").unwrap();
+        assert!(Layout::open(dir.path()).is_err());
+    }
+}

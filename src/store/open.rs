@@ -1,0 +1,59 @@
+//! Opening what a reference's layout part names: a layout directory or a layout archive.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::spec::reference::{Reference, Transport};
+use crate::store::archive::Archive;
+use crate::store::layout::{Layout, LayoutRead};
+
+/// How strictly to open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// `oci-layout` must be present and name a 1.x version.
+    Layout,
+    /// Anything that is a directory or a readable tar: for validation, which reports a missing
+    /// or wrong `oci-layout` as a finding.
+    Unchecked,
+}
+
+/// Opens a reference's layout for reading: a directory, or an archive read in place (by its
+/// transport prefix, or because the path is a file).
+pub fn open_read(reference: &Reference, check: Check) -> Result<Box<dyn LayoutRead>> {
+    let path = reference.layout.as_path();
+    let unchecked = check == Check::Unchecked;
+    Ok(if is_archive(reference) {
+        Box::new(if unchecked {
+            Archive::open_unchecked(path)?
+        } else {
+            Archive::open(path)?
+        })
+    } else {
+        Box::new(if unchecked {
+            Layout::open_unchecked(path)?
+        } else {
+            Layout::open(path)?
+        })
+    })
+}
+
+/// Opens a reference's layout for writing; archives cannot be changed in place.
+pub fn open_write(reference: &Reference) -> Result<Layout> {
+    let path: &Path = reference.layout.as_path();
+    if is_archive(reference) || path.is_file() {
+        return Err(Error::ReadOnly {
+            what: path.display().to_string(),
+            hint: "archives cannot be changed in place".into(),
+        });
+    }
+    Layout::open(path)
+}
+
+/// Whether the reference names an archive: by its prefix, or because its path is a file.
+fn is_archive(reference: &Reference) -> bool {
+    match reference.transport {
+        Transport::Archive | Transport::DockerArchive => true,
+        Transport::Directory => false,
+        Transport::Auto => reference.layout.is_file(),
+    }
+}
