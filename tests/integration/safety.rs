@@ -316,6 +316,82 @@ fn a_symlink_in_blobs_pointing_outside_is_never_followed() {
     assert!(link.symlink_metadata().is_ok());
 }
 
+/// Every listing of a directory tree, for "nothing changed there".
+fn tree(dir: &Path) -> Vec<String> {
+    let mut paths: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn a_layout_whose_blob_directories_are_symlinks_is_refused_by_every_command() {
+    // blobs/ itself, the sha256 directory, and an algorithm directory no blob uses yet: a
+    // writer creating blobs/sha512 would otherwise follow it out of the layout.
+    for linked in ["blobs", "blobs/sha256", "blobs/sha512"] {
+        let (dir, layout) = sample_layout_copy();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let inside = layout.join(linked);
+        if inside.exists() {
+            fs::rename(&inside, outside.join("moved")).unwrap();
+            std::os::unix::fs::symlink(outside.join("moved"), &inside).unwrap();
+        } else {
+            fs::create_dir(outside.join("moved")).unwrap();
+            std::os::unix::fs::symlink(outside.join("moved"), &inside).unwrap();
+        }
+        let before = tree(&outside);
+        let index_before = fs::read(layout.join("index.json")).unwrap();
+        let file = dir.path().join("payload.txt");
+        fs::write(&file, b"payload").unwrap();
+        let l = layout.display().to_string();
+        let commands: Vec<Vec<String>> = vec![
+            vec!["ls".into(), l.clone()],
+            vec!["inspect".into(), format!("{l}:app:gzip")],
+            vec!["tag".into(), format!("{l}:app:gzip"), "copy".into()],
+            vec!["rm".into(), format!("{l}:app:gzip")],
+            vec!["gc".into(), l.clone()],
+            vec!["referrers".into(), format!("{l}:app:gzip")],
+            vec![
+                "artifact".into(),
+                "push".into(),
+                format!("{l}:new"),
+                file.display().to_string(),
+                "--artifact-type".into(),
+                "application/vnd.example".into(),
+            ],
+            vec![
+                "attach".into(),
+                format!("{l}:app:gzip"),
+                "--artifact-type".into(),
+                "application/vnd.example.sig".into(),
+                file.display().to_string(),
+            ],
+        ];
+        for args in &commands {
+            ocikit()
+                .args(args)
+                .timeout(Duration::from_secs(20))
+                .assert()
+                .code(2)
+                .stderr(predicate::str::contains(format!(
+                    "{linked} is a symbolic link"
+                )));
+        }
+        must_not_hang(&["validate"], &layout)
+            .code(1)
+            .stdout(predicate::str::contains("L13"));
+        assert_eq!(
+            tree(&outside),
+            before,
+            "{linked}: something was written outside"
+        );
+        assert_eq!(fs::read(layout.join("index.json")).unwrap(), index_before);
+    }
+}
+
 #[test]
 fn a_blob_that_is_a_directory_is_a_finding_not_a_crash() {
     let (_dir, layout) = sample_layout_copy();

@@ -1264,6 +1264,14 @@ fn mutations() -> Vec<Mutation> {
             whole(blob_file(&layer))
         })
         .also(&["L11"]),
+        m("blobs/sha256 is a symlink out of the layout", "L13", |fx| {
+            let outside = fx.root.with_file_name("blobs-elsewhere");
+            fs::rename(fx.path("blobs/sha256"), &outside).unwrap();
+            std::os::unix::fs::symlink(&outside, fx.path("blobs/sha256")).unwrap();
+            whole("blobs/sha256")
+        })
+        // No blob is read through the link, so every referenced blob is missing.
+        .also(&["L11"]),
         m("blob is a FIFO", "L12", |fx| {
             let digest = sha256(b"a fifo");
             let status = std::process::Command::new("mkfifo")

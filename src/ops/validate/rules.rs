@@ -155,6 +155,12 @@ pub const RULES: &[Rule] = &[
         "image-layout.md#blobs",
         "every blob is a regular file (not a symlink, directory or device)",
     ),
+    rule(
+        "L13",
+        E,
+        "image-layout.md#blobs",
+        "blobs/ and blobs/<algorithm> are directories inside the layout, not symbolic links",
+    ),
     // Digests
     rule(
         "G1",

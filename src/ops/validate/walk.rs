@@ -136,11 +136,29 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// L6, L7, L9, L12: what is in the layout's directory tree.
+    /// L6, L7, L9, L12, L13: what is in the layout's directory tree.
     fn check_files(&mut self) -> Result<()> {
         let files = self.layout.files()?;
+        for linked in files.iter().filter(|f| {
+            f.kind == FileKind::Symlink
+                && (f.path == "blobs"
+                    || f.path
+                        .strip_prefix("blobs/")
+                        .is_some_and(|rest| !rest.contains('/')))
+        }) {
+            self.findings.add(
+                "L13",
+                &Place::file(linked.path.clone()),
+                "",
+                format!(
+                    "{} is a symbolic link; blobs read or written through it would be outside the layout, so no blob is read",
+                    linked.path
+                ),
+            );
+        }
         if !files.iter().any(|f| {
-            f.path.starts_with("blobs/") || (f.path == "blobs" && f.kind == FileKind::Directory)
+            f.path.starts_with("blobs/")
+                || (f.path == "blobs" && matches!(f.kind, FileKind::Directory | FileKind::Symlink))
         }) {
             self.findings.add(
                 "L6",
@@ -160,6 +178,9 @@ impl Walk<'_> {
                 continue;
             };
             let parts: Vec<&str> = rest.split('/').collect();
+            if parts.len() == 1 && file.kind == FileKind::Symlink {
+                continue; // L13, above
+            }
             match parts.as_slice() {
                 [algorithm] if file.kind == FileKind::Directory => {
                     if !crate::spec::digest::is_valid_algorithm(algorithm) {

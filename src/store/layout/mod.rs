@@ -172,6 +172,9 @@ impl Read for VerifiedBlob<'_> {
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
+    /// `blobs` or `blobs/<algorithm>` when one of them is a symbolic link: found when a layout
+    /// is opened unchecked (for validation), which then reads no blob at all.
+    linked_blob_dir: Option<String>,
 }
 
 /// What `Layout::init` found.
@@ -207,6 +210,7 @@ impl Layout {
             .ctx("cannot create directory", root.join("blobs/sha256"))?;
         let layout = Layout {
             root: root.to_path_buf(),
+            linked_blob_dir: None,
         };
         // index.json before oci-layout: a crash in between leaves no half-made "layout".
         layout.write_file_atomic("index.json", &IndexFile::empty().to_bytes())?;
@@ -237,9 +241,13 @@ impl Layout {
         })?;
         let value: serde_json::Value = parse_json(&header, &header_path.display().to_string())?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
-            Some(v) if v.starts_with("1.") => Ok(Layout {
-                root: root.to_path_buf(),
-            }),
+            Some(v) if v.starts_with("1.") => {
+                refuse_linked_blob_dirs(root)?;
+                Ok(Layout {
+                    root: root.to_path_buf(),
+                    linked_blob_dir: None,
+                })
+            }
             Some(v) => Err(not_layout(format!(
                 "oci-layout has imageLayoutVersion {v:?}; ocikit reads 1.x"
             ))),
@@ -267,6 +275,7 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+            linked_blob_dir: linked_blob_dir(root)?,
         })
     }
 
@@ -320,6 +329,15 @@ impl Layout {
         &self.root
     }
 
+    /// Where a blob lives, for reading: [`Layout::blob_path`], unless the layout's blob
+    /// directories are symbolic links (a layout opened unchecked), when no blob is read.
+    fn readable_blob_path(&self, digest: &Digest) -> Result<PathBuf> {
+        match &self.linked_blob_dir {
+            Some(dir) => Err(linked_blob_dir_error(&self.root, dir)),
+            None => Ok(self.blob_path(digest)),
+        }
+    }
+
     /// Where a blob lives: `blobs/<algorithm>/<encoded>`. The digest grammar admits neither `/`
     /// nor `..`, so the path is always inside the layout.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -332,6 +350,7 @@ impl Layout {
     /// Takes the shared blobs lock that every writer holds while it writes blobs and until its
     /// `index.json` update is committed (see [`lock`]).
     pub fn writer(&self) -> Result<LayoutWriter<'_>> {
+        refuse_linked_blob_dirs(&self.root)?;
         let blobs = self.root.join("blobs");
         let guard = lock::lock_dir(&blobs, Mode::Shared)?;
         Ok(LayoutWriter {
@@ -343,6 +362,7 @@ impl Layout {
     /// Takes the blobs lock exclusively: while the guard lives no writer is between its first
     /// blob and its index update, and no writer can start. Used by `gc`.
     pub fn exclusive(&self) -> Result<Exclusive<'_>> {
+        refuse_linked_blob_dirs(&self.root)?;
         let guard = lock::lock_dir(&self.root.join("blobs"), Mode::Exclusive)?;
         Ok(Exclusive {
             layout: self,
@@ -404,8 +424,8 @@ impl LayoutRead for Layout {
     }
 
     fn open_blob_raw(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
-        let file =
-            open_regular_file(&self.blob_path(digest)).map_err(|e| self.missing_blob(e, digest))?;
+        let file = open_regular_file(&self.readable_blob_path(digest)?)
+            .map_err(|e| self.missing_blob(e, digest))?;
         Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
     }
 
@@ -428,7 +448,7 @@ impl LayoutRead for Layout {
         if limit > MAX_DOCUMENT_SIZE {
             return Err(too_large_document(digest, limit));
         }
-        let path = self.blob_path(digest);
+        let path = self.readable_blob_path(digest)?;
         let file = open_regular_file(&path).map_err(|e| self.missing_blob(e, digest))?;
         let mut bytes = Vec::with_capacity(size.map_or(64 * 1024, |s| s as usize + 1));
         file.take(limit + 1)
@@ -446,7 +466,7 @@ impl LayoutRead for Layout {
     }
 
     fn blob_len(&self, digest: &Digest) -> Result<Option<u64>> {
-        let path = self.blob_path(digest);
+        let path = self.readable_blob_path(digest)?;
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
             Ok(_) => Err(not_regular(&path)),
@@ -683,6 +703,53 @@ impl Exclusive<'_> {
         change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
     ) -> Result<T> {
         self.layout.update_index(change)
+    }
+}
+
+/// `blobs`, or the first `blobs/<name>`, that is a symbolic link. Only `blobs/` is listed: it
+/// holds one directory per digest algorithm, so this costs one short directory read.
+fn linked_blob_dir(root: &Path) -> Result<Option<String>> {
+    let blobs = root.join("blobs");
+    match fs::symlink_metadata(&blobs) {
+        Ok(meta) if meta.file_type().is_symlink() => return Ok(Some("blobs".into())),
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read", blobs, e)),
+    }
+    let mut linked = Vec::new();
+    for entry in fs::read_dir(&blobs).ctx("cannot list", &blobs)? {
+        let entry = entry.ctx("cannot list", &blobs)?;
+        if entry
+            .file_type()
+            .ctx("cannot read", entry.path())?
+            .is_symlink()
+        {
+            linked.push(format!("blobs/{}", entry.file_name().to_string_lossy()));
+        }
+    }
+    linked.sort();
+    Ok(linked.into_iter().next())
+}
+
+/// Refuses a layout whose `blobs` or `blobs/<algorithm>` is a symbolic link: blobs read or
+/// written through it would be files outside the layout.
+fn refuse_linked_blob_dirs(root: &Path) -> Result<()> {
+    match linked_blob_dir(root)? {
+        Some(dir) => Err(linked_blob_dir_error(root, &dir)),
+        None => Ok(()),
+    }
+}
+
+fn linked_blob_dir_error(root: &Path, dir: &str) -> Error {
+    let target = fs::read_link(root.join(dir))
+        .map(|t| format!(" (to {})", t.display()))
+        .unwrap_or_default();
+    Error::NotALayout {
+        path: root.to_path_buf(),
+        reason: format!(
+            "{dir} is a symbolic link{target}; blobs must be inside the layout, so ocikit reads and writes none through it"
+        ),
     }
 }
 
