@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use ocikit::ops::artifact::{parse_annotation, ArtifactSpec, FileArg};
-use ocikit::spec::reference::Reference;
 
 use super::output::print_json;
 
@@ -131,7 +130,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
 }
 
 fn push(args: PushArgs) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.target)?;
+    let reference = super::args::reference(&args.target)?;
     let (Some(name), None) = (reference.name.as_deref(), reference.digest.as_ref()) else {
         anyhow::bail!(
             "artifact push needs LAYOUT:NAME (the name to give the artifact), not {}",
@@ -156,7 +155,7 @@ fn push(args: PushArgs) -> anyhow::Result<u8> {
 }
 
 fn pull(args: PullArgs) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.source)?;
+    let reference = super::args::reference(&args.source)?;
     let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
     let pulled = ocikit::ops::artifact::pull(
         layout.as_ref(),

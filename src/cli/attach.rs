@@ -1,7 +1,5 @@
 //! `ocikit attach`
 
-use ocikit::spec::reference::Reference;
-
 use super::output::print_json;
 use super::referrers::FormatArg;
 
@@ -32,7 +30,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.subject)?;
+    let reference = super::args::reference(&args.subject)?;
     let spec = args.content.spec()?;
     let layout = ocikit::store::open_write(&reference)?;
     let artifact = ocikit::ops::artifact::attach(

@@ -2,8 +2,6 @@
 
 use std::io::Write;
 
-use ocikit::spec::reference::Reference;
-
 /// Write a blob's bytes to stdout, verified against its digest.
 ///
 /// The bytes are streamed; if they do not match the digest, the command fails at the end with
@@ -16,14 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.blob)?;
-    let digest = reference
-        .digest
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("{} names no blob; write LAYOUT@DIGEST", args.blob))?;
-    if reference.name.is_some() {
-        anyhow::bail!("cat takes LAYOUT@DIGEST, without a name");
-    }
+    let (reference, digest) = super::args::blob(&args.blob)?;
     let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
     let size = layout.blob_len(&digest)?;
     let mut blob = layout.open_blob(&digest, size)?;

@@ -1,7 +1,5 @@
 //! `ocikit convert`
 
-use ocikit::spec::reference::Reference;
-
 use super::output::print_json;
 
 /// Convert a manifest to another form.
@@ -30,7 +28,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     debug_assert!(args.artifact_to_image);
-    let reference = Reference::parse(&args.source)?;
+    let reference = super::args::reference(&args.source)?;
     let layout = ocikit::store::open_write(&reference)?;
     let converted = ocikit::ops::artifact::artifact_to_image(
         &layout,

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use ocikit::ops::gc::Options;
-use ocikit::spec::reference::Reference;
 
 use super::output::{human_size, print_json, stdout};
 
@@ -40,13 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.layout)?;
-    if reference.name.is_some() || reference.digest.is_some() {
-        anyhow::bail!(
-            "gc works on a whole layout; give just LAYOUT, not {}",
-            args.layout
-        );
-    }
+    let reference = super::args::whole_layout(&args.layout, "gc")?;
     let layout = ocikit::store::open_write(&reference)?;
     let options = Options {
         dry_run: args.dry_run,

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use ocikit::ops::inspect::Inspection;
-use ocikit::spec::reference::Reference;
 
 use super::output::{human_size, print_json, stdout, Table};
 
@@ -24,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.reference)?;
+    let reference = super::args::reference(&args.reference)?;
     let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
     let resolved = ocikit::graph::resolve::resolve(
         layout.as_ref(),

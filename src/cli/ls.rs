@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use ocikit::spec::document::media_type::short_name;
-use ocikit::spec::reference::Reference;
 
 use super::output::{human_size, print_json, stdout, Table};
 
@@ -25,13 +24,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.layout)?;
-    if reference.name.is_some() || reference.digest.is_some() {
-        anyhow::bail!(
-            "ls lists a whole layout; give just LAYOUT, not {}",
-            args.layout
-        );
-    }
+    let reference = super::args::whole_layout(&args.layout, "ls")?;
     let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
     let catalog = ocikit::ops::catalog::load(layout.as_ref())?;
     if args.json {

@@ -1,6 +1,7 @@
 //! Command-line definitions. Each subcommand has its own module holding its arguments (every flag
 //! documented once, where it is defined) and a `run` that calls the library and prints.
 
+mod args;
 mod artifact;
 mod attach;
 mod cat;

@@ -4,7 +4,6 @@ use std::io::Write;
 
 use ocikit::graph::referrers::{Discovery, Filter, Format, Node, Scope};
 use ocikit::spec::document::CREATED;
-use ocikit::spec::reference::Reference;
 
 use super::output::{human_size, print_json, stdout, Table};
 
@@ -109,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let Some(target) = args.subject.as_deref() else {
         anyhow::bail!("referrers needs REF (or the sync subcommand)");
     };
-    let reference = Reference::parse(target)?;
+    let reference = super::args::reference(target)?;
     let filter = Filter {
         artifact_type: args.artifact_type.clone(),
         annotations: args
@@ -243,13 +242,7 @@ fn write_tree(out: &mut dyn Write, nodes: &[Node], prefix: &str) -> std::io::Res
 }
 
 fn run_sync(args: SyncArgs) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.layout)?;
-    if reference.name.is_some() || reference.digest.is_some() {
-        anyhow::bail!(
-            "referrers sync works on a whole layout; give just LAYOUT, not {}",
-            args.layout
-        );
-    }
+    let reference = super::args::whole_layout(&args.layout, "referrers sync")?;
     let layout = ocikit::store::open_write(&reference)?;
     let report = ocikit::graph::referrers::sync(&layout, args.format.into(), args.scan)?;
     if args.json {

@@ -1,7 +1,5 @@
 //! `ocikit rm`
 
-use ocikit::spec::reference::Reference;
-
 use super::output::print_json;
 
 /// Remove a name, or a manifest and its referrers, from a layout's index.json.
@@ -26,7 +24,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.target)?;
+    let reference = super::args::reference(&args.target)?;
     let layout = ocikit::store::open_write(&reference)?;
     match (reference.name.as_deref(), reference.digest.as_ref()) {
         (Some(name), None) => {

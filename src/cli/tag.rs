@@ -1,7 +1,6 @@
 //! `ocikit tag`
 
 use ocikit::ops::tag::TagOutcome;
-use ocikit::spec::reference::Reference;
 
 /// Give the manifest REF names an additional name.
 ///
@@ -19,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let reference = Reference::parse(&args.source)?;
+    let reference = super::args::reference(&args.source)?;
     let layout = ocikit::store::open_write(&reference)?;
     match ocikit::ops::tag::tag(
         &layout,

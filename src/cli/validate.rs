@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use ocikit::ops::validate::report::{self, Format, RenderOptions};
 use ocikit::ops::validate::{self, Options};
 use ocikit::progress::{NoProgress, Progress};
-use ocikit::spec::reference::Reference;
 
 use super::output::stdout;
 
@@ -123,10 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         )
     } else {
         let target = args.layout.as_deref().unwrap_or_default();
-        let reference = Reference::parse(target)?;
-        if reference.name.is_some() || reference.digest.is_some() {
-            anyhow::bail!("validate takes a LAYOUT and optional NAMEs, not a reference: {target}");
-        }
+        let reference = super::args::whole_layout(target, "validate (NAMEs follow the LAYOUT)")?;
         let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Unchecked)?;
         let options = Options {
             deep: args.deep,

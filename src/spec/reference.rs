@@ -1,12 +1,14 @@
 //! References: `[PREFIX]LAYOUT[:NAME][@DIGEST]` (PRODUCT.md §References).
 //!
 //! The layout path ends at the first `:`; `NAME` may itself contain `:` and `/`
-//! (`docker.io/library/alpine:3.20` is a common name). A trailing `@algorithm:encoded` is a
-//! digest. Prefixes `oci:`, `oci-archive:`, `ocidir://` and `docker-archive:` are accepted
-//! for familiarity with skopeo and friends.
+//! (`docker.io/library/alpine:3.20` is a common name). A layout path may contain `:` too
+//! (`skopeo sync --scoped` writes `127.0.0.1:5000/app`): [`Reference::parse_with`] is told which
+//! paths exist and takes the longest existing one. A trailing `@algorithm:encoded` is a digest.
+//! Prefixes `oci:`, `oci-archive:`, `ocidir://` and `docker-archive:` are accepted for
+//! familiarity with skopeo and friends.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::spec::digest::{Digest, DigestError};
@@ -41,8 +43,15 @@ const PREFIXES: [(&str, Transport); 4] = [
 ];
 
 impl Reference {
-    /// Parses a reference.
+    /// Parses a reference, the layout path ending at the first `:`.
     pub fn parse(input: &str) -> Result<Reference> {
+        Reference::parse_with(input, |_| false)
+    }
+
+    /// Parses a reference where `exists` says which layout paths exist: the whole text (before
+    /// any `@digest`) when it exists, otherwise the longest prefix ending before a `:` that
+    /// exists, otherwise the text up to the first `:`.
+    pub fn parse_with(input: &str, exists: impl Fn(&Path) -> bool) -> Result<Reference> {
         let invalid = |reason: &str| Error::InvalidReference {
             input: input.to_string(),
             reason: reason.to_string(),
@@ -54,9 +63,16 @@ impl Reference {
 
         let (rest, digest) = split_digest(rest)
             .map_err(|e| invalid(&format!("its digest is invalid: {}", e.reason)))?;
-        let (layout, name) = match rest.split_once(':') {
-            Some((layout, name)) => (layout, Some(name)),
-            None => (rest, None),
+        let existing = std::iter::once(rest.len())
+            .chain(rest.rmatch_indices(':').map(|(i, _)| i))
+            .find(|&end| end > 0 && exists(Path::new(&rest[..end])));
+        let (layout, name) = match existing {
+            Some(end) if end == rest.len() => (rest, None),
+            Some(end) => (&rest[..end], Some(&rest[end + 1..])),
+            None => match rest.split_once(':') {
+                Some((layout, name)) => (layout, Some(name)),
+                None => (rest, None),
+            },
         };
         if layout.is_empty() {
             return Err(invalid("the layout path is empty"));
@@ -139,6 +155,41 @@ mod tests {
         let x = r("out:docker.io/library/alpine:3.20");
         assert_eq!(x.layout, PathBuf::from("out"));
         assert_eq!(x.name.as_deref(), Some("docker.io/library/alpine:3.20"));
+    }
+
+    #[test]
+    fn layout_paths_with_colons_are_found_by_what_exists() {
+        let on_disk = ["127.0.0.1:5000/app", "out", "a:b", "a:b:c/d"];
+        let parse =
+            |s: &str| Reference::parse_with(s, |p| on_disk.iter().any(|d| Path::new(d) == p));
+        let r = parse("127.0.0.1:5000/app:v1").unwrap();
+        assert_eq!(r.layout, Path::new("127.0.0.1:5000/app"));
+        assert_eq!(r.name.as_deref(), Some("v1"));
+        let r = parse("127.0.0.1:5000/app").unwrap();
+        assert_eq!(
+            (r.layout.as_path(), r.name),
+            (Path::new("127.0.0.1:5000/app"), None)
+        );
+        // the longest existing prefix wins
+        let r = parse("a:b:c/d:x:y").unwrap();
+        assert_eq!(r.layout, Path::new("a:b:c/d"));
+        assert_eq!(r.name.as_deref(), Some("x:y"));
+        let r = parse("a:b:zzz").unwrap();
+        assert_eq!(
+            (r.layout.as_path(), r.name.as_deref()),
+            (Path::new("a:b"), Some("zzz"))
+        );
+        // names with ':' after an existing layout are unchanged
+        let r = parse("out:docker.io/library/alpine:3.20@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").unwrap();
+        assert_eq!(r.layout, Path::new("out"));
+        assert_eq!(r.name.as_deref(), Some("docker.io/library/alpine:3.20"));
+        assert!(r.digest.is_some());
+        // nothing exists: the first ':' ends the layout
+        let r = parse("nowhere:5000/app:v1").unwrap();
+        assert_eq!(
+            (r.layout.as_path(), r.name.as_deref()),
+            (Path::new("nowhere"), Some("5000/app:v1"))
+        );
     }
 
     #[test]

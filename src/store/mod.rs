@@ -5,4 +5,4 @@ pub mod archive;
 pub mod layout;
 pub mod open;
 
-pub use open::{open_read, open_write, Check};
+pub use open::{open_read, open_write, parse_reference, Check};

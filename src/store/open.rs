@@ -7,6 +7,12 @@ use crate::spec::reference::{Reference, Transport};
 use crate::store::archive::Archive;
 use crate::store::layout::{Layout, LayoutRead};
 
+/// Parses a reference against what is on disk: a layout path may contain `:`, and the longest
+/// prefix of the text that exists is the layout (see [`Reference::parse_with`]).
+pub fn parse_reference(text: &str) -> Result<Reference> {
+    Reference::parse_with(text, |path| path.exists())
+}
+
 /// How strictly to open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Check {

@@ -549,3 +549,43 @@ fn a_malformed_reference_is_a_clear_error() {
         .code(2)
         .stderr(predicate::str::contains("is not a valid reference"));
 }
+
+/// `skopeo sync --scoped` names layouts after registries (`127.0.0.1:5000/app`): the longest
+/// existing prefix of the argument is the layout, whatever `:` it contains.
+#[test]
+fn layout_paths_containing_colons_are_found_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let scoped = dir.path().join("127.0.0.1:5000/app");
+    crate::helpers::copy_tree(&sample_layout(), &scoped);
+    let layout = scoped.display().to_string();
+    // the whole argument is the layout
+    assert!(stdout_of(&["ls", &layout]).contains("app:gzip"));
+    // a name after the layout, itself containing ':'
+    let inspect = stdout_of(&["inspect", &format!("{layout}:app:gzip")]);
+    assert!(
+        inspect.contains("application/vnd.oci.image.manifest.v1+json"),
+        "{inspect}"
+    );
+    // a nested layout whose own name has colons: the longest existing prefix wins
+    let nested = dir.path().join("a:b");
+    crate::helpers::copy_tree(&sample_layout(), &nested.join("c:d"));
+    fs::create_dir_all(nested.join("c")).unwrap();
+    let deeper = format!("{}/c:d:app:zstd", nested.display());
+    assert!(stdout_of(&["inspect", &deeper]).contains("zstd"));
+    // writers too
+    ocikit()
+        .args([
+            "tag",
+            &format!("{layout}:app:gzip"),
+            "registry.example/app:1",
+        ])
+        .assert()
+        .success();
+    assert!(names(&scoped).contains(&"registry.example/app:1".to_string()));
+    // a path that does not exist still ends at the first ':' and says what is missing
+    ocikit()
+        .args(["ls", &format!("{}/none:5000/app", dir.path().display())])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("none"));
+}
