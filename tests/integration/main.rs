@@ -10,6 +10,7 @@ mod gc;
 mod helpers;
 mod interop;
 mod manpages;
+mod producers;
 mod referrers;
 mod safety;
 mod testdata;

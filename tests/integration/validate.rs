@@ -1848,7 +1848,9 @@ fn mutations() -> Vec<Mutation> {
                 |v| set_at(v, "/annotations", json!({key: "nope"})),
                 &format!("/annotations/{key}"),
             )
-        }),
+        })
+        // The annotations spec has no MUST on the value's form: a warning, an error if strict.
+        .strict(),
         // ---- R: referrers ----
         m(
             "fallback tag lists a referrer of another subject",
@@ -2043,6 +2045,27 @@ fn decoys() -> Vec<Decoy> {
                 });
                 let manifest = fx.add_doc(OCI_MANIFEST, &manifest);
                 fx.push_entry(manifest, Some("example:data"));
+            },
+        ),
+        d(
+            "empty values of predefined annotations (buildah, an image from scratch)",
+            |fx| {
+                edit_zstd(
+                    fx,
+                    |v| {
+                        set_at(
+                            v,
+                            "/annotations",
+                            json!({
+                                "org.opencontainers.image.base.digest": "",
+                                "org.opencontainers.image.base.name": "",
+                                CREATED: "",
+                                REF_NAME: "",
+                            }),
+                        )
+                    },
+                    "",
+                );
             },
         ),
         d("an image-spec 1.1 artifact with the empty config", |fx| {

@@ -371,19 +371,18 @@ pub const RULES: &[Rule] = &[
         "A2",
         E,
         "annotations.md#pre-defined-annotation-keys",
-        "org.opencontainers.image.ref.name follows the ref grammar",
+        "org.opencontainers.image.ref.name follows the ref grammar (or is empty)",
     ),
     rule(
         "A3",
         E,
         "annotations.md#pre-defined-annotation-keys",
-        "org.opencontainers.image.created is an RFC 3339 date-time",
+        "org.opencontainers.image.created is an RFC 3339 date-time (or empty)",
     ),
-    rule(
+    should(
         "A4",
-        E,
         "annotations.md#pre-defined-annotation-keys",
-        "org.opencontainers.image.base.digest is a digest",
+        "org.opencontainers.image.base.digest is a digest (or empty)",
     ),
     // Referrers
     rule(
