@@ -368,6 +368,42 @@ fn cat_of_a_missing_blob_or_without_digest_fails_clearly() {
         .stderr(predicate::str::contains("LAYOUT@DIGEST"));
 }
 
+/// A digest of an algorithm ocikit cannot compute is never printed as if verified: refused,
+/// or with --unverified printed with a warning (its size still checked by the blob's length).
+#[test]
+fn cat_of_an_unverifiable_digest_is_refused_unless_asked() {
+    let (_dir, layout) = sample_layout_copy();
+    for (algorithm, encoded) in [
+        ("blake3", "a".repeat(64)),
+        (
+            "sha256+b64u",
+            "LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564".to_string(),
+        ),
+    ] {
+        fs::create_dir_all(layout.join("blobs").join(algorithm)).unwrap();
+        fs::write(
+            layout.join("blobs").join(algorithm).join(&encoded),
+            b"opaque",
+        )
+        .unwrap();
+        let blob = format!("{}@{algorithm}:{encoded}", layout.display());
+        ocikit()
+            .args(["cat", &blob])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(format!(
+                "cannot compute {algorithm} digests"
+            )));
+        ocikit()
+            .args(["cat", "--unverified", &blob])
+            .assert()
+            .success()
+            .stdout("opaque")
+            .stderr(predicate::str::contains("unverified"));
+    }
+}
+
 // ---- tag and rm ----
 
 #[test]

@@ -1608,7 +1608,9 @@ fn mutations() -> Vec<Mutation> {
                 |v| set_at(v, "/layers/0/mediaType", json!(OCI_LAYER_NONDIST_GZIP)),
                 "/layers/0/mediaType",
             )
-        }),
+        })
+        // layer.md: implementations SHOULD NOT create them; --strict makes every SHOULD an error.
+        .strict(),
         m("manifest without mediaType", "M11", |fx| {
             edit_zstd(fx, |v| remove_at(v, "/mediaType"), "")
         })

@@ -280,11 +280,10 @@ pub const RULES: &[Rule] = &[
         "manifest.md#image-manifest",
         "a manifest is at most 4 MiB (4,194,304 bytes)",
     ),
-    rule(
+    should(
         "M10",
-        W,
         "layer.md#non-distributable-layers",
-        "non-distributable layer media types are deprecated",
+        "non-distributable layer media types are deprecated (implementations SHOULD NOT create them)",
     ),
     should("M11", MANIFEST, "mediaType is set in the manifest"),
     rule(
