@@ -1,7 +1,7 @@
 //! `ocikit validate`
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ocikit::ops::validate::report::{self, Format, RenderOptions};
 use ocikit::ops::validate::{self, Options};
@@ -21,18 +21,22 @@ const AFTER_LONG_HELP: &str = concat!(
     "removed; absent optional fields are omitted.\n",
     "  {\"schemaVersion\": 1, \"tool\": {\"name\", \"version\"},\n",
     "   \"target\", \"strict\", \"deep\",\n",
-    "   \"summary\": {\"errors\", \"warnings\", \"notes\"},\n",
+    "   \"summary\": {\"errors\", \"warnings\", \"notes\", \"suppressed\"},\n",
     "   \"stats\": {\"blobs\", \"bytes\", \"manifests\", \"layers\",\n",
     "             \"unreferenced\", \"unreferencedBytes\"},\n",
     "   \"findings\": [{\"rule\", \"level\": \"error\"|\"warning\"|\"info\", \"message\",\n",
-    "                 \"file\"?, \"digest\"?, \"pointer\"?, \"entry\"?}]}\n",
+    "                 \"file\"?, \"digest\"?, \"pointer\"?, \"entry\"?, \"suppressed\"?}]}\n",
     "\n",
     "file is relative to the layout, pointer a JSON pointer (RFC 6901) into it, entry a path in\n",
     "a layer's tar stream. --list-rules --format json prints\n",
     "  [{\"id\", \"level\", \"strictError\", \"source\", \"summary\"}]\n",
     "\n",
+    "Findings of allowed rules (--allow, the configuration's allow) have \"suppressed\": true and\n",
+    "are not counted in errors/warnings/notes. SARIF marks them with an external suppression.\n",
+    "\n",
     "SARIF locations are relative to the uriBaseId LAYOUT (the layout). JUnit has one test case\n",
-    "per rule checked; error-level findings are failures, warnings and notes go to <system-out>.\n",
+    "per rule checked; error-level findings are failures, warnings and notes go to <system-out>\n",
+    "(allowed errors too).\n",
     "\n",
     exit_status!()
 );
@@ -75,6 +79,69 @@ pub struct Args {
     /// List info-level findings one by one (text), instead of counting them.
     #[arg(short, long)]
     verbose: bool,
+    /// Accept the findings of these rules (ids, comma-separated or repeated): they are still
+    /// reported, as suppressed, but do not count towards the exit status. Adds to the
+    /// configuration's `allow`.
+    #[arg(long, value_name = "RULE", value_delimiter = ',')]
+    allow: Vec<String>,
+    /// The configuration file to read [default: .ocikit.toml beside the layout (in its parent
+    /// directory), when it exists]. It holds `[validate] allow = ["RULE", …]`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// `.ocikit.toml`: what a project decides once for every run.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    validate: ValidateConfig,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateConfig {
+    /// Rules whose findings are accepted.
+    #[serde(default)]
+    allow: Vec<String>,
+}
+
+/// The file name looked for beside a layout.
+const CONFIG_NAME: &str = ".ocikit.toml";
+
+/// Reads `--config`, or `.ocikit.toml` in the directory that holds `target` (a layout or a
+/// document) when there is one.
+fn read_config(explicit: Option<&Path>, target: &Path) -> anyhow::Result<Config> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let parent = match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let candidate = parent.join(CONFIG_NAME);
+            if !candidate.is_file() {
+                return Ok(Config::default());
+            }
+            candidate
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read the configuration {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        // One line: where, then what (toml's own rendering spans several lines).
+        let at = e.span().map_or(String::new(), |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        anyhow::anyhow!(
+            "the configuration {} is not valid{at}: {}",
+            path.display(),
+            e.message().trim()
+        )
+    })
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -111,7 +178,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         out.flush()?;
         return Ok(super::EXIT_OK);
     }
-    let report = if let Some(path) = &args.document {
+    let target = match (&args.document, &args.layout) {
+        (Some(document), _) => document.clone(),
+        (None, Some(layout)) => super::args::reference(layout)?.layout,
+        (None, None) => PathBuf::from("."),
+    };
+    let mut allow = read_config(args.config.as_deref(), &target)?.validate.allow;
+    allow.extend(args.allow.iter().cloned());
+    validate::check_rule_ids(&allow).map_err(|e| anyhow::anyhow!("{e} (see --list-rules)"))?;
+    let mut report = if let Some(path) = &args.document {
         let bytes = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         validate::validate_document(
@@ -129,6 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             strict: args.strict,
             names: args.names.clone(),
             allow_foreign: args.allow_foreign,
+            allow: allow.clone(),
         };
         {
             // Only --deep reads enough to need a bar; it is cleared before the report prints.
@@ -140,6 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             validate::validate_layout(layout.as_ref(), &options, progress)?
         }
     };
+    report.allow(&allow)?;
     let options = RenderOptions {
         color: format == Format::Text && color_wanted(),
         verbose: args.verbose,

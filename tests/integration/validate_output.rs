@@ -144,7 +144,7 @@ fn json_follows_its_documented_schema() {
     assert_eq!(v["deep"], false);
     assert_eq!(
         v["summary"],
-        serde_json::json!({"errors": 2, "warnings": 1, "notes": 1})
+        serde_json::json!({"errors": 2, "warnings": 1, "notes": 1, "suppressed": 0})
     );
     for key in [
         "blobs",
@@ -532,4 +532,142 @@ fn exit_status_is_0_clean_1_findings_2_could_not_run() {
         .arg(sample_layout())
         .assert()
         .code(2);
+}
+
+/// A layout whose only finding is I6 (no `mediaType` in index.json), as every producer writes.
+fn layout_without_index_media_type() -> (tempfile::TempDir, PathBuf) {
+    let (dir, layout) = sample_layout_copy();
+    let mut index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index.as_object_mut().unwrap().remove("mediaType");
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    (dir, layout)
+}
+
+fn validate_json(args: &[&str], layout: &Path, code: i32) -> Value {
+    let out = ocikit()
+        .arg("validate")
+        .args(args)
+        .args(["--format", "json"])
+        .arg(layout)
+        .assert()
+        .code(code)
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+/// `--strict` except where a CI job chooses: allowed rules are reported as suppressed and do
+/// not count, in every format.
+#[test]
+fn allowed_rules_are_suppressed_not_counted() {
+    let (_dir, layout) = layout_without_index_media_type();
+    let strict = validate_json(&["--strict"], &layout, 1);
+    assert_eq!(strict["summary"]["errors"], 1);
+    assert_eq!(strict["findings"][0]["rule"], "I6");
+
+    for allow in [
+        vec!["--allow", "I6"],
+        vec!["--allow", "M11,I6"],
+        vec!["--allow", "M11", "--allow", "I6"],
+    ] {
+        let mut args = vec!["--strict"];
+        args.extend(allow);
+        let report = validate_json(&args, &layout, 0);
+        assert_eq!(report["summary"]["errors"], 0);
+        assert_eq!(report["summary"]["suppressed"], 1);
+        assert_eq!(report["findings"][0]["suppressed"], true);
+    }
+    // text: not shown, but counted as allowed
+    let text = ocikit()
+        .args(["validate", "--strict", "--allow", "I6"])
+        .arg(&layout)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(!text.contains("[I6]"), "{text}");
+    assert!(
+        text.contains("1 finding of allowed rules not shown"),
+        "{text}"
+    );
+    // SARIF: an external suppression
+    let sarif = ocikit()
+        .args(["validate", "--strict", "--allow", "I6", "--format", "sarif"])
+        .arg(&layout)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let sarif: Value = serde_json::from_slice(&sarif).unwrap();
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "I6");
+    assert_eq!(result["suppressions"][0]["kind"], "external");
+    // JUnit: no failure
+    let junit = ocikit()
+        .args(["validate", "--strict", "--allow", "I6", "--format", "junit"])
+        .arg(&layout)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let junit = String::from_utf8(junit).unwrap();
+    assert!(junit.contains(r#"failures="0""#), "{junit}");
+    assert!(junit.contains("error (allowed)"), "{junit}");
+}
+
+/// `.ocikit.toml` beside the layout (or `--config`) holds the project's allowed rules; a typo
+/// in a rule id or a key is an error, never a silent "allow nothing".
+#[test]
+fn the_configuration_file_allows_rules_and_refuses_typos() {
+    let (dir, layout) = layout_without_index_media_type();
+    fs::write(
+        dir.path().join(".ocikit.toml"),
+        "[validate]\nallow = [\"I6\"]\n",
+    )
+    .unwrap();
+    let report = validate_json(&["--strict"], &layout, 0);
+    assert_eq!(report["summary"]["suppressed"], 1);
+
+    // an explicit --config wins over the file beside the layout
+    let other = dir.path().join("strict.toml");
+    fs::write(&other, "[validate]\nallow = []\n").unwrap();
+    validate_json(
+        &["--strict", "--config", other.to_str().unwrap()],
+        &layout,
+        1,
+    );
+
+    for (text, expected) in [
+        (
+            "[validate]\nallow = [\"I66\"]\n",
+            "\"I66\" is not the id of a validation rule",
+        ),
+        ("[validate]\nalow = [\"I6\"]\n", "unknown field"),
+        ("[validate\n", "is not valid"),
+    ] {
+        fs::write(dir.path().join(".ocikit.toml"), text).unwrap();
+        ocikit()
+            .args(["validate", "--strict"])
+            .arg(&layout)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(expected));
+    }
+    fs::remove_file(dir.path().join(".ocikit.toml")).unwrap();
+    ocikit()
+        .args(["validate", "--allow", "X1"])
+        .arg(&layout)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--list-rules"));
 }

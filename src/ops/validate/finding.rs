@@ -26,6 +26,10 @@ pub struct Finding {
     /// A path inside a layer's tar stream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
+    /// The rule is allowed (the caller chose to accept its findings): reported, but it does not
+    /// count towards the outcome.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// Where findings about one object go.
@@ -91,6 +95,7 @@ impl Findings {
             digest: place.digest.clone(),
             pointer: pointer.filter(|p| !p.is_empty()).map(str::to_string),
             entry: entry.map(str::to_string),
+            suppressed: false,
         });
     }
 

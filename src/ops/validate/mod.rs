@@ -34,6 +34,9 @@ pub struct Options {
     pub names: Vec<String>,
     /// A missing layer whose descriptor has `urls` (a foreign layer) is not an error.
     pub allow_foreign: bool,
+    /// Rules whose findings are accepted: still reported, marked suppressed, never counted
+    /// (see [`Report::allow`]). Each must be a rule id of [`RULES`].
+    pub allow: Vec<String>,
 }
 
 /// Counts of what was checked.
@@ -66,14 +69,45 @@ pub struct Report {
 }
 
 impl Report {
-    /// Findings at `level`.
+    /// Findings at `level`, not counting suppressed ones.
     pub fn count(&self, level: Level) -> usize {
-        self.findings.iter().filter(|f| f.level == level).count()
+        self.findings
+            .iter()
+            .filter(|f| f.level == level && !f.suppressed)
+            .count()
+    }
+
+    /// Findings of allowed rules.
+    pub fn suppressed(&self) -> usize {
+        self.findings.iter().filter(|f| f.suppressed).count()
+    }
+
+    /// Accepts the findings of the rules `allowed`: they stay in the report, marked
+    /// suppressed, and no longer count (as linters suppress a rule). Unknown rule ids are an
+    /// error, so a typo cannot silently allow nothing.
+    pub fn allow(&mut self, allowed: &[String]) -> Result<()> {
+        check_rule_ids(allowed)?;
+        for finding in &mut self.findings {
+            if allowed.iter().any(|id| id == finding.rule) {
+                finding.suppressed = true;
+            }
+        }
+        Ok(())
     }
 
     /// True when no finding is an error.
     pub fn is_clean(&self) -> bool {
         self.count(Level::Error) == 0
+    }
+}
+
+/// Fails on an id that is not a rule of [`RULES`].
+pub fn check_rule_ids(ids: &[String]) -> Result<()> {
+    match ids.iter().find(|id| rules::rule_by_id(id).is_none()) {
+        Some(id) => Err(crate::error::Error::Invalid(format!(
+            "{id:?} is not the id of a validation rule"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -83,14 +117,17 @@ pub fn validate_layout(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Report> {
+    check_rule_ids(&options.allow)?;
     let (findings, stats) = walk::run(layout, options, progress)?;
-    Ok(Report {
+    let mut report = Report {
         target: layout.name(),
         strict: options.strict,
         deep: options.deep,
         findings,
         stats,
-    })
+    };
+    report.allow(&options.allow)?;
+    Ok(report)
 }
 
 /// Validates one JSON document on its own. The media type comes from `media_type`, else from

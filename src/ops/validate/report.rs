@@ -27,7 +27,8 @@
 //!   "target": "path/to/layout",        // the layout (or the document with --document)
 //!   "strict": false,                   // --strict: SHOULD rules are errors
 //!   "deep": false,                     // --deep: layers were decompressed
-//!   "summary": { "errors": 2, "warnings": 1, "notes": 3 },   // findings per level
+//!   "summary": { "errors": 2, "warnings": 1, "notes": 3,    // findings per level,
+//!                "suppressed": 0 },    // not counting those of allowed rules
 //!   "stats": {
 //!     "blobs": 16, "bytes": 20480,     // blobs hashed, and their bytes
 //!     "manifests": 5,                  // manifests and indexes checked
@@ -42,7 +43,8 @@
 //!       "file": "index.json",          // optional: relative to the layout, or the document
 //!       "digest": "sha256:…",          // optional: the blob the finding is about
 //!       "pointer": "/manifests/0/size",  // optional: RFC 6901 JSON pointer into the file
-//!       "entry": "etc/passwd"          // optional: a path inside a layer's tar stream
+//!       "entry": "etc/passwd",         // optional: a path inside a layer's tar stream
+//!       "suppressed": true             // optional: the rule is allowed (not counted)
 //!     }
 //!   ]
 //! }
@@ -339,7 +341,7 @@ fn render_text(report: &Report, options: &RenderOptions, out: &mut dyn Write) ->
     let mut group_of: HashMap<String, usize> = HashMap::new();
     // Collapsed info-level findings: (rule, count), in order of first appearance.
     let mut collapsed: Vec<(&'static str, usize)> = Vec::new();
-    for f in &report.findings {
+    for f in report.findings.iter().filter(|f| !f.suppressed) {
         if f.level == Level::Info && !options.verbose {
             match collapsed.iter_mut().find(|(rule, _)| *rule == f.rule) {
                 Some((_, n)) => *n += 1,
@@ -406,6 +408,13 @@ fn summary_line(report: &Report, options: &RenderOptions, paint: &Paint) -> Stri
         let errors = paint.paint("1;31", &plural(errors, "error", "errors"));
         format!("{errors}, {counts}")
     };
+    let suppressed = report.suppressed();
+    if suppressed > 0 {
+        line.push_str(&format!(
+            " ({} of allowed rules not shown)",
+            plural(suppressed, "finding", "findings")
+        ));
+    }
     line.push_str(&format!(" in {}", printable(&report.target)));
     if !options.document {
         let stats = &report.stats;
@@ -451,6 +460,8 @@ struct JsonSummary {
     errors: usize,
     warnings: usize,
     notes: usize,
+    /// Findings of allowed rules (not counted above).
+    suppressed: usize,
 }
 
 /// The stats, spelled out here so that the schema does not change with [`super::Stats`].
@@ -470,6 +481,7 @@ fn summary(report: &Report) -> JsonSummary {
         errors: report.count(Level::Error),
         warnings: report.count(Level::Warning),
         notes: report.count(Level::Info),
+        suppressed: report.suppressed(),
     }
 }
 
@@ -749,6 +761,12 @@ fn sarif_result(f: &Finding, report: &Report, options: &RenderOptions) -> serde_
     result["level"] = json!(sarif_level(f.level));
     result["message"] = json!({ "text": text });
     result["locations"] = json!([location]);
+    if f.suppressed {
+        result["suppressions"] = json!([{
+            "kind": "external",
+            "justification": "the rule is allowed by the validation's configuration",
+        }]);
+    }
     let key = format!(
         "{}\0{}\0{}\0{}",
         f.rule,
@@ -847,7 +865,7 @@ fn render_junit(report: &Report, options: &RenderOptions, out: &mut dyn Write) -
         .filter(|(id, _)| {
             by_rule
                 .get(id)
-                .is_some_and(|fs| fs.iter().any(|f| f.level == Level::Error))
+                .is_some_and(|fs| fs.iter().any(|f| f.level == Level::Error && !f.suppressed))
         })
         .count();
     let counts = format!(
@@ -885,8 +903,9 @@ fn render_junit(report: &Report, options: &RenderOptions, out: &mut dyn Write) -
             continue;
         }
         writeln!(out, "{open}>")?;
-        let (errors, others): (Vec<&Finding>, Vec<&Finding>) =
-            findings.iter().partition(|f| f.level == Level::Error);
+        let (errors, others): (Vec<&Finding>, Vec<&Finding>) = findings
+            .iter()
+            .partition(|f| f.level == Level::Error && !f.suppressed);
         if let Some(first) = errors.first() {
             let message = if errors.len() == 1 {
                 format!("{}: {}", junit_place(first, report), first.message)
@@ -915,8 +934,9 @@ fn render_junit(report: &Report, options: &RenderOptions, out: &mut dyn Write) -
                 .iter()
                 .map(|f| {
                     format!(
-                        "{}: {}: {}\n",
+                        "{}{}: {}: {}\n",
                         level_word(f.level),
+                        if f.suppressed { " (allowed)" } else { "" },
                         junit_place(f, report),
                         f.message
                     )
@@ -949,6 +969,7 @@ mod tests {
             digest: None,
             pointer: pointer.map(str::to_string),
             entry: None,
+            suppressed: false,
         }
     }
 
@@ -961,6 +982,7 @@ mod tests {
             digest: Some(digest.clone()),
             pointer: None,
             entry: None,
+            suppressed: false,
         }
     }
 
@@ -1078,7 +1100,7 @@ mod tests {
         assert_eq!(v["target"], "/data/layout");
         assert_eq!(
             v["summary"],
-            serde_json::json!({"errors": 2, "warnings": 2, "notes": 2})
+            serde_json::json!({"errors": 2, "warnings": 2, "notes": 2, "suppressed": 0})
         );
         assert_eq!(v["stats"]["unreferencedBytes"], 2048);
         let first = &v["findings"][0];
