@@ -116,6 +116,7 @@ fn print_human(i: &Inspection, out: &mut dyn Write) -> anyhow::Result<()> {
         let mut table = Table::new(&["  DIGEST", "COMPRESSION", "SIZE", "MEDIA TYPE / TITLE"]);
         for l in &i.layers {
             let compression = match (l.compression, l.detected, l.present) {
+                _ if l.problem.is_some() => "unreadable".to_string(),
                 (_, _, false) => "missing".to_string(),
                 (Some(declared), Some(seen), _) if declared != seen => {
                     format!("{declared} (bytes are {seen}!)")
@@ -139,6 +140,10 @@ fn print_human(i: &Inspection, out: &mut dyn Write) -> anyhow::Result<()> {
             ]);
         }
         table.write(out)?;
+        for l in i.layers.iter().filter(|l| l.problem.is_some()) {
+            let problem = l.problem.as_deref().unwrap_or_default();
+            writeln!(out, "  {}: {problem}", l.digest.short())?;
+        }
     }
     if !i.manifests.is_empty() {
         writeln!(out, "Manifests:")?;

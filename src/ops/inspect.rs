@@ -78,7 +78,11 @@ pub struct LayerSummary {
     pub detected: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The blob is in the layout (readable or not).
     pub present: bool,
+    /// Why a present blob cannot be read (permissions, not a regular file…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// One manifest of an index.
@@ -102,7 +106,13 @@ pub fn inspect(layout: &dyn LayoutRead, resolved: &Resolved) -> Result<Inspectio
         digest: d.digest.clone(),
         media_type: d.media_type.clone(),
         size: d.size,
-        artifact_type: None,
+        // As `ls` shows it: artifactType, else a config media type that is not an image config's
+        // (an artifact of the oras 1.0 convention), else the descriptor's own artifactType.
+        artifact_type: resolved
+            .document
+            .listed_artifact_type()
+            .or(d.artifact_type.as_deref())
+            .map(str::to_string),
         platform: d.platform.as_ref().map(Platform::to_string),
         subject: resolved.document.subject().cloned(),
         annotations: resolved.document.annotations().cloned().unwrap_or_default(),
@@ -112,7 +122,6 @@ pub fn inspect(layout: &dyn LayoutRead, resolved: &Resolved) -> Result<Inspectio
     };
     match &resolved.document {
         Document::Manifest(m) => {
-            out.artifact_type = m.artifact_type.clone();
             if let Some(c) = &m.config {
                 let summary = summarize_config(layout, c)?;
                 if out.platform.is_none() {
@@ -195,34 +204,46 @@ fn summarize_layer(layout: &dyn LayoutRead, l: &Descriptor) -> LayerSummary {
         Kind::Layer(c) => Some(c.name()),
         _ => None,
     };
-    let sniffed = sniff(layout, &l.digest);
+    let (present, detected, problem) = match sniff(layout, &l.digest) {
+        Ok(detected) => (true, detected, None),
+        Err(crate::error::Error::BlobNotFound { .. }) => (false, None, None),
+        Err(e) => (true, None, Some(e.to_string())),
+    };
     LayerSummary {
         digest: l.digest.clone(),
         media_type: l.media_type.clone(),
         size: l.size,
         compression: declared,
-        detected: sniffed.flatten().map(Compression::name),
+        detected: detected.map(Compression::name),
         title: l
             .annotation(crate::spec::document::TITLE)
             .map(str::to_string),
-        present: sniffed.is_some(),
+        present,
+        problem,
     }
 }
 
-/// The compression shown by a blob's magic bytes; `None` when the blob is absent,
-/// `Some(None)` when it is present but not compressed in a known way.
-fn sniff(layout: &dyn LayoutRead, digest: &Digest) -> Option<Option<Compression>> {
+/// The compression shown by a blob's magic bytes (`None`: not compressed in a known way);
+/// an error when the blob is absent or cannot be read.
+fn sniff(layout: &dyn LayoutRead, digest: &Digest) -> Result<Option<Compression>> {
     let mut head = [0u8; 4];
-    let mut reader = layout.open_blob_raw(digest).ok()?;
+    let mut reader = layout.open_blob_raw(digest)?;
     let mut n = 0;
     while n < head.len() {
         match reader.read(&mut head[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(_) => return Some(None),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(crate::error::Error::io(
+                    "cannot read blob",
+                    digest.to_string(),
+                    e,
+                ))
+            }
         }
     }
-    Some(compression_of(&head[..n]))
+    Ok(compression_of(&head[..n]))
 }
 
 /// Compression from magic bytes: gzip `1f 8b`, zstd `28 b5 2f fd`.

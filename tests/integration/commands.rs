@@ -203,6 +203,91 @@ fn inspect_shows_config_and_layers() {
     insta::assert_snapshot!(out);
 }
 
+/// A layer that is there but cannot be read is not "missing": inspect says what is wrong.
+#[test]
+fn inspect_says_why_a_present_layer_cannot_be_read() {
+    let (_dir, layout) = sample_layout_copy();
+    let reference = format!("{}:app:gzip", layout.display());
+    let inspection = json_of(&["inspect", &reference, "--json"]);
+    let layer = inspection["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = layout.join("blobs/sha256").join(&layer["sha256:".len()..]);
+    // a directory, then a FIFO (which must not hang the open), in the blob's place
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    let text = stdout_of(&["inspect", &reference]);
+    assert!(text.contains("unreadable"), "{text}");
+    assert!(text.contains("not a regular file"), "{text}");
+    let json = json_of(&["inspect", &reference, "--json"]);
+    assert_eq!(json["layers"][0]["present"], true);
+    assert!(json["layers"][0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("not a regular file"));
+    fs::remove_dir(&path).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success());
+    let text = stdout_of(&["inspect", &reference]);
+    assert!(text.contains("unreadable"), "{text}");
+    // and absent is still "missing"
+    fs::remove_file(&path).unwrap();
+    let text = stdout_of(&["inspect", &reference]);
+    assert!(
+        text.contains("missing") && !text.contains("unreadable"),
+        "{text}"
+    );
+}
+
+/// inspect shows the artifact type `ls` shows, in both artifact conventions.
+#[test]
+fn inspect_shows_the_artifact_type_ls_shows() {
+    let (dir, layout) = sample_layout_copy();
+    let file = dir.path().join("sbom.json");
+    fs::write(&file, b"{}").unwrap();
+    ocikit()
+        .args(["artifact", "push", &format!("{}:sbom", layout.display())])
+        .arg(&file)
+        .args(["--artifact-type", "application/vnd.example.sbom"])
+        .assert()
+        .success();
+    let shown = stdout_of(&["inspect", &format!("{}:sbom", layout.display())]);
+    assert!(
+        shown.contains("Artifact type:") && shown.contains("application/vnd.example.sbom"),
+        "{shown}"
+    );
+    // oras 1.0: no artifactType, the type is the config's media type
+    let config = ocikit::Digest::sha256_of(b"{}");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.example.signature", "digest": config.to_string(), "size": 2},
+        "layers": [],
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = ocikit::Digest::sha256_of(&bytes);
+    fs::write(layout.join("blobs/sha256").join(digest.encoded()), &bytes).unwrap();
+    fs::write(layout.join("blobs/sha256").join(config.encoded()), b"{}").unwrap();
+    ocikit()
+        .args(["tag", &format!("{}@{digest}", layout.display()), "oras-sig"])
+        .assert()
+        .success();
+    let listed = stdout_of(&["ls", &layout.display().to_string()]);
+    assert!(
+        listed.contains("application/vnd.example.signature"),
+        "{listed}"
+    );
+    let shown = stdout_of(&["inspect", &format!("{}:oras-sig", layout.display())]);
+    assert!(
+        shown.contains("Artifact type:") && shown.contains("application/vnd.example.signature"),
+        "{shown}"
+    );
+}
+
 #[test]
 fn inspect_raw_writes_the_manifest_bytes_exactly() {
     let digest = manifest_digest("app:gzip");
