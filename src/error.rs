@@ -116,6 +116,39 @@ pub enum Error {
     Invalid(String),
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_their_path_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".ocikit-tmp-x");
+        // A write error as tempfile reports it: the OS error, then " at path …".
+        let wrapped = std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("No space left on device (os error 28) at path {path:?}"),
+        );
+        let message = Error::io("cannot write blob to", &path, wrapped).to_string();
+        assert_eq!(
+            message.matches(&*path.to_string_lossy()).count(),
+            1,
+            "{message}"
+        );
+        assert!(
+            message.ends_with("No space left on device (os error 28)"),
+            "{message}"
+        );
+        // a real one, from tempfile itself
+        let missing = dir.path().join("missing");
+        let real = tempfile::Builder::new().tempfile_in(&missing).unwrap_err();
+        assert!(real.to_string().contains(" at path "), "{real}");
+        let message = Error::io("cannot create a temp file in", &missing, real).to_string();
+        assert_eq!(message.matches("missing").count(), 1, "{message}");
+        assert!(message.contains("os error 2"), "{message}");
+    }
+}
+
 fn pointer_suffix(pointer: &str) -> String {
     if pointer.is_empty() {
         String::new()
@@ -140,13 +173,29 @@ fn entry_suffix(entry: &Option<String>) -> String {
 }
 
 impl Error {
-    /// Wraps an I/O error with what was being done and to which path.
+    /// Wraps an I/O error with what was being done and to which path. The path is named
+    /// here, so an error that already names one (the `tempfile` crate's "… at path …") is
+    /// reduced to the operating system's own error, and no message names a path twice.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let source = without_tempfile_path(source);
         Error::Io {
             action,
             path: path.into(),
             source,
         }
+    }
+}
+
+/// The `tempfile` crate wraps the errors of its files as "<error> at path \"…\"" (a private
+/// type, so only its text can be seen); the path is named by ocikit's own message.
+fn without_tempfile_path(error: std::io::Error) -> std::io::Error {
+    let Some(inner) = error.get_ref() else {
+        return error;
+    };
+    let text = inner.to_string();
+    match text.rfind(" at path \"") {
+        Some(at) if text.ends_with('"') => std::io::Error::new(error.kind(), &text[..at]),
+        _ => error,
     }
 }
 

@@ -2,7 +2,7 @@
 //! layouts get clear errors or findings — never a hang, a panic, or a step outside the layout.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -534,4 +534,98 @@ fn a_referrer_cycle_terminates_everywhere() {
     must_not_hang(&["ls"], &layout).success();
     must_not_hang(&["gc"], &layout).success();
     must_not_hang(&["validate"], &layout).success();
+}
+
+/// A small tmpfs mounted for a test, unmounted when dropped; `None` (with a note) where this
+/// sandbox cannot mount one.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            eprintln!("note: cannot mount a tmpfs here (not root?); skipping this test");
+            return None;
+        }
+        Some(Tmpfs(at.to_path_buf()))
+    }
+
+    fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk and a read-only file system: a clear one-line error naming the path once,
+/// no temp file left behind, index.json as it was.
+#[test]
+fn a_full_or_read_only_file_system_is_a_clear_error_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mount) = Tmpfs::mount(&dir.path().join("fs"), "1m") else {
+        return;
+    };
+    let layout = mount.0.join("layout");
+    ocikit().arg("init").arg(&layout).assert().success();
+    let big = dir.path().join("big.bin");
+    fs::write(&big, vec![7u8; 3 * 1024 * 1024]).unwrap();
+    let before = fs::read(layout.join("index.json")).unwrap();
+    let leftovers = |layout: &Path| -> Vec<String> {
+        walkdir::WalkDir::new(layout)
+            .into_iter()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".ocikit-tmp-"))
+            .collect()
+    };
+    let out = ocikit()
+        .args(["artifact", "push", &format!("{}:big", layout.display())])
+        .arg(&big)
+        .args(["--artifact-type", "application/vnd.example"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let message = String::from_utf8(out).unwrap();
+    assert!(message.contains("No space left on device"), "{message}");
+    assert_eq!(message.matches(".ocikit-tmp-").count(), 1, "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(leftovers(&layout).is_empty(), "{:?}", leftovers(&layout));
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
+
+    mount.remount("ro");
+    let small = dir.path().join("small.txt");
+    fs::write(&small, b"small").unwrap();
+    let out = ocikit()
+        .args(["artifact", "push", &format!("{}:small", layout.display())])
+        .arg(&small)
+        .args(["--artifact-type", "application/vnd.example"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let message = String::from_utf8(out).unwrap();
+    assert!(message.contains("Read-only file system"), "{message}");
+    assert_eq!(
+        message.matches(&*layout.display().to_string()).count(),
+        1,
+        "{message}"
+    );
+    mount.remount("rw");
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
 }
