@@ -116,39 +116,6 @@ pub enum Error {
     Invalid(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn io_errors_name_their_path_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".ocikit-tmp-x");
-        // A write error as tempfile reports it: the OS error, then " at path …".
-        let wrapped = std::io::Error::new(
-            std::io::ErrorKind::StorageFull,
-            format!("No space left on device (os error 28) at path {path:?}"),
-        );
-        let message = Error::io("cannot write blob to", &path, wrapped).to_string();
-        assert_eq!(
-            message.matches(&*path.to_string_lossy()).count(),
-            1,
-            "{message}"
-        );
-        assert!(
-            message.ends_with("No space left on device (os error 28)"),
-            "{message}"
-        );
-        // a real one, from tempfile itself
-        let missing = dir.path().join("missing");
-        let real = tempfile::Builder::new().tempfile_in(&missing).unwrap_err();
-        assert!(real.to_string().contains(" at path "), "{real}");
-        let message = Error::io("cannot create a temp file in", &missing, real).to_string();
-        assert_eq!(message.matches("missing").count(), 1, "{message}");
-        assert!(message.contains("os error 2"), "{message}");
-    }
-}
-
 fn pointer_suffix(pointer: &str) -> String {
     if pointer.is_empty() {
         String::new()
@@ -207,5 +174,38 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(action, path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_their_path_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".ocikit-tmp-x");
+        // A write error as tempfile reports it: the OS error, then " at path …".
+        let wrapped = std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("No space left on device (os error 28) at path {path:?}"),
+        );
+        let message = Error::io("cannot write blob to", &path, wrapped).to_string();
+        assert_eq!(
+            message.matches(&*path.to_string_lossy()).count(),
+            1,
+            "{message}"
+        );
+        assert!(
+            message.ends_with("No space left on device (os error 28)"),
+            "{message}"
+        );
+        // a real one, from tempfile itself
+        let missing = dir.path().join("missing");
+        let real = tempfile::Builder::new().tempfile_in(&missing).unwrap_err();
+        assert!(real.to_string().contains(" at path "), "{real}");
+        let message = Error::io("cannot create a temp file in", &missing, real).to_string();
+        assert_eq!(message.matches("missing").count(), 1, "{message}");
+        assert!(message.contains("os error 2"), "{message}");
     }
 }
