@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod artifact;
 pub mod catalog;
+pub mod codec;
 pub mod digest;
 pub mod document;
 pub mod error;

@@ -1,0 +1,3 @@
+//! Streaming transforms over `Read`/`Write` that know nothing of layouts.
+
+pub mod extract;
