@@ -1065,7 +1065,14 @@ fn extract_entry<R: Read>(
     let rest = inside(&path, &format!("in layer {digest}, the tar entry"))?;
     let header = entry.header();
     let mode = header.mode().unwrap_or(0o644) & 0o777;
-    match header.entry_type() {
+    let kind = header.entry_type();
+    let header_only = kind.is_pax_local_extensions() || kind.is_pax_global_extensions();
+    if rest.as_os_str().is_empty() && !kind.is_dir() && !header_only {
+        return Err(Error::Invalid(format!(
+            "the {what} is a {kind:?} entry, but it names the directory the layer is titled; refusing it"
+        )));
+    }
+    match kind {
         tar::EntryType::Directory => {
             stage.mkdir(&rest).map_err(|e| refused(&what, e))?;
             modes.push((rest, mode));

@@ -1037,6 +1037,16 @@ fn pull_refuses_tar_entries_and_links_that_escape_the_directory() {
             raw_tar(&[("d/dev", tar::EntryType::Char, "", b"")]),
             "refusing it",
         ),
+        (
+            "title-as-file",
+            raw_tar(&[("d", tar::EntryType::Regular, "", b"x")]),
+            "names the directory the layer is titled",
+        ),
+        (
+            "title-as-symlink",
+            raw_tar(&[("d", tar::EntryType::Symlink, "/etc", b"")]),
+            "names the directory the layer is titled",
+        ),
     ];
     for (what, tar, expected) in cases {
         let (dir, layout, _) = fresh();
