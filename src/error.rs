@@ -111,6 +111,16 @@ pub enum Error {
     #[error("{name:?} is not a valid name: {reason}")]
     InvalidName { name: String, reason: String },
 
+    /// A path below an extraction root cannot be written as asked: it would lead outside the
+    /// root, or through or over something that is not what the write needs. `reason` reads on
+    /// from the path ("is a symlink to \"../..\", which leads outside the directory").
+    #[error("{} in {} {reason}", .path.display(), .root.display())]
+    Extract {
+        root: PathBuf,
+        path: PathBuf,
+        reason: String,
+    },
+
     /// Anything else the user asked for that cannot be done, said as a sentence.
     #[error("{0}")]
     Invalid(String),

@@ -99,9 +99,11 @@ impl ContentArgs {
 /// Each layer titled by org.opencontainers.image.title becomes that file; a layer annotated
 /// io.deis.oras.content.unpack=true (a directory pushed by ocikit or oras) is unpacked, and
 /// its tar is checked against io.deis.oras.content.digest. Layers without a title are skipped
-/// (and listed). Nothing is written outside DIR: absolute paths, '..', links leaving DIR and
-/// writes through symlinks are refused. Every file is verified against its digest before it is
-/// renamed into place.
+/// (and listed). Nothing is written outside DIR: every path is resolved on disk, names that are
+/// absolute or contain '..' are refused, and so is any link that leads out of DIR (out of its
+/// own directory, for an unpacked layer), whether it was there before, is made by an entry, or
+/// is turned outward by a later entry; links that stay inside are followed. Every file is
+/// verified against its digest before it is renamed into place.
 #[derive(Debug, clap::Args)]
 #[command(after_help = super::SUBCOMMAND_EXIT_STATUS_HELP)]
 pub struct PullArgs {

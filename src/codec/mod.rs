@@ -1,4 +1,5 @@
-//! Streaming transforms over `Read`/`Write` that know nothing of layouts: compression and
-//! reproducible layer tars.
+//! Streaming transforms over `Read`/`Write` that know nothing of layouts: compression,
+//! reproducible layer tars, and escape-safe extraction to disk.
 
+pub mod extract;
 pub mod layer;

@@ -11,12 +11,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::codec::extract::{Metadata, Policy, Root};
 use crate::codec::layer::{encode_layer, Entry, LayerOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::graph::referrers::{self, descriptor_value, Format};
@@ -696,9 +698,12 @@ pub struct PulledFile {
 /// Writes the titled layers of the artifact `reference` names into `out`: each as the file its
 /// `org.opencontainers.image.title` names, directories (`io.deis.oras.content.unpack`)
 /// unpacked. With `config`, the config blob is written as that file too. Nothing is written
-/// outside `out`: titles and tar entries that are absolute or contain `..` are refused, no
-/// symlink is followed on the way, and links whose target leaves `out` are refused. Each file
-/// is written to a temp file and renamed into place once its digest is verified.
+/// outside `out`: every path is resolved on disk below it ([`crate::codec::extract`], refusing), so no
+/// link that leads out — already there, made by an earlier entry, or a hard link to one — is
+/// followed or made; titles and tar names that are absolute or contain `..` are refused, since
+/// tools read those differently. Each file is written to a temp file and renamed into place once
+/// its digest is verified; a directory is unpacked into a temp directory and renamed into place
+/// once its digests are verified and its links judged as the tree finally is.
 pub fn pull(
     layout: &dyn LayoutRead,
     reference: &Reference,
@@ -760,12 +765,13 @@ pub fn pull(
             out.display()
         )));
     }
+    let root = Root::open(out, Policy::Refuse)?;
     for (components, descriptor, unpack) in plan {
         let mut content = open_content(layout, descriptor)?;
         if unpack {
-            unpack_layer(out, &components, descriptor, content.as_mut())?;
+            unpack_layer(&root, &components, descriptor, content.as_mut())?;
         } else {
-            write_file(out, &components, content.as_mut())?;
+            write_file(&root, &components, descriptor, content.as_mut())?;
         }
         pulled.files.push(PulledFile {
             path: components.join("/"),
@@ -840,62 +846,36 @@ fn safe_components(text: &str, what: &str) -> Result<Vec<String>> {
     Ok(components)
 }
 
-/// Creates the directories `components` below `root`, refusing to pass through a symlink or a
-/// file. Returns the deepest directory.
-fn ensure_dirs(root: &Path, components: &[String]) -> Result<PathBuf> {
-    let mut dir = root.to_path_buf();
-    for part in components {
-        dir.push(part);
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(Error::Invalid(format!(
-                    "{} is a symlink; refusing to write through it",
-                    dir.display()
-                )))
-            }
-            Ok(_) => {
-                return Err(Error::Invalid(format!(
-                    "{} exists and is not a directory",
-                    dir.display()
-                )))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&dir).ctx("cannot create directory", &dir)?;
-            }
-            Err(e) => return Err(Error::io("cannot read", &dir, e)),
+/// Says a refusal of the extraction root as a sentence about `what` (a tar entry, a file).
+fn refused(what: &str, e: Error) -> Error {
+    match e {
+        Error::Extract { reason, .. } => {
+            Error::Invalid(format!("the {what} {reason}; refusing it"))
         }
+        e => e,
     }
-    Ok(dir)
 }
 
-/// Writes `content` to `root/components…` through a temp file in the same directory.
-fn write_file(root: &Path, components: &[String], content: &mut dyn Read) -> Result<()> {
-    let (name, parents) = components
-        .split_last()
-        .ok_or_else(|| Error::Invalid("an empty path".into()))?;
-    let dir = ensure_dirs(root, parents)?;
-    let target = dir.join(name);
-    let mut temp = temp_in(&dir)?;
-    let digest_hint = target.display().to_string();
-    copy(content, temp.as_file_mut(), &digest_hint)?;
-    if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-        return Err(Error::Invalid(format!(
-            "{} is a directory; refusing to replace it with a file",
-            target.display()
-        )));
-    }
-    temp.persist(&target)
-        .map_err(|e| Error::io("cannot move into place", &target, e.error))?;
-    Ok(())
-}
-
-fn temp_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .ctx("cannot create a temp file in", dir)
+/// Writes `content` to `components…` below the root, whole or not at all.
+fn write_file(
+    root: &Root,
+    components: &[String],
+    descriptor: &Descriptor,
+    content: &mut dyn Read,
+) -> Result<()> {
+    let path: PathBuf = components.iter().collect();
+    let shown = root.path().join(&path).display().to_string();
+    root.replace_file(&path, 0o644, TEMP_PREFIX, |file| {
+        copy(content, file, &shown).map(drop)
+    })
+    .map_err(|e| {
+        let what = format!(
+            "file {:?} of blob {}",
+            components.join("/"),
+            descriptor.digest
+        );
+        refused(&what, e)
+    })
 }
 
 /// Copies a verified stream to `out`; a mismatch is reported as corruption of `what`.
@@ -920,10 +900,11 @@ fn copy(content: &mut dyn Read, out: &mut dyn Write, what: &str) -> Result<u64> 
 }
 
 /// Unpacks a directory layer (tar, compressed as its media type says) into a staging directory
-/// inside `root`, checks the blob's digest and the tar's (`io.deis.oras.content.digest`), then
-/// renames the directory into place.
+/// inside the root, which stands for the titled directory and is the extraction root of its
+/// entries (so no link in it leads above it); checks the blob's digest and the tar's
+/// (`io.deis.oras.content.digest`) and judges every link again; then renames it into place.
 fn unpack_layer(
-    root: &Path,
+    root: &Root,
     components: &[String],
     descriptor: &Descriptor,
     content: &mut (dyn Read + Send),
@@ -938,25 +919,33 @@ fn unpack_layer(
         }
         _ => Compression::None,
     };
-    let (name, parents) = components
-        .split_last()
+    let name = components
+        .last()
         .ok_or_else(|| Error::Invalid("an empty path".into()))?;
     let staging = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
-        .tempdir_in(root)
-        .ctx("cannot create a temp directory in", root)?;
+        .tempdir_in(root.path())
+        .ctx("cannot create a temp directory in", root.path())?;
+    let stage = Root::open(staging.path(), Policy::Refuse)?;
     let digest = &descriptor.digest;
     let decompressed = crate::codec::layer::decompress(&mut *content, compression)?;
     let mut tar_hash = HashingReader::new(decompressed);
-    let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
+    let mut modes: Vec<(PathBuf, u32)> = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut tar_hash);
         let entries = archive.entries().map_err(|e| read_error(digest, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| read_error(digest, e))?;
-            extract_entry(staging.path(), name, &mut entry, &mut dir_modes, digest)?;
+            extract_entry(&stage, name, &mut entry, &mut modes, digest)?;
         }
     }
+    stage.finish().map_err(|e| {
+        let entry = match &e {
+            Error::Extract { path, .. } => format!("{name}/{}", path.display()),
+            _ => name.clone(),
+        };
+        refused(&format!("tar entry {entry:?} of layer {digest}"), e)
+    })?;
     // Read to the end so both digests are checked.
     io::copy(&mut tar_hash, &mut io::sink()).map_err(|e| read_error(digest, e))?;
     let tar_digest = tar_hash.finish();
@@ -969,143 +958,116 @@ fn unpack_layer(
             )));
         }
     }
-    use std::os::unix::fs::PermissionsExt;
-    for (path, mode) in dir_modes.iter().rev() {
-        fs::set_permissions(path, fs::Permissions::from_mode(*mode))
-            .ctx("cannot set the mode of", path)?;
+    // Directory modes last, deepest first, so a read-only directory is filled before it closes.
+    if !modes.iter().any(|(path, _)| path.as_os_str().is_empty()) {
+        modes.push((PathBuf::new(), 0o755));
     }
-    let unpacked = staging.path().join(name);
-    if fs::symlink_metadata(&unpacked).is_err() {
-        fs::create_dir(&unpacked).ctx("cannot create directory", &unpacked)?;
+    modes.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+    for (path, mode) in &modes {
+        let metadata = Metadata {
+            mode: Some(*mode),
+            ..Metadata::default()
+        };
+        stage.set_metadata(path, &metadata)?;
     }
-    let dir = ensure_dirs(root, parents)?;
-    let target = dir.join(name);
-    if let Ok(meta) = fs::symlink_metadata(&target) {
-        let empty_dir = meta.is_dir()
-            && fs::read_dir(&target)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
-        if !empty_dir {
-            return Err(Error::Invalid(format!(
+    stage.sync()?;
+    let target: PathBuf = components.iter().collect();
+    let staged = staging
+        .path()
+        .file_name()
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::Invalid("the temp directory has no name".into()))?;
+    root.rename(&staged, &target).map_err(|e| match e {
+        Error::Io { source, .. }
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR | libc::EISDIR)
+            ) =>
+        {
+            Error::Invalid(format!(
                 "{} already exists; remove it or pull into another directory",
-                target.display()
-            )));
+                root.path().join(&target).display()
+            ))
         }
-    }
-    fs::rename(&unpacked, &target).ctx("cannot move into place", &target)?;
+        e => refused(&format!("title of layer {digest}"), e),
+    })?;
+    // Renamed away: nothing is left for the temp directory to clean up.
+    let _moved = staging.keep();
     Ok(())
 }
 
-/// Extracts one tar entry below `staging`; every entry must lie under `title/`.
+/// Extracts one tar entry into `stage`, the titled directory; every entry must lie under
+/// `title/`. Directory modes are collected in `modes`, to be set once the tree is written.
 fn extract_entry<R: Read>(
-    staging: &Path,
+    stage: &Root,
     title: &str,
     entry: &mut tar::Entry<'_, R>,
-    dir_modes: &mut Vec<(PathBuf, u32)>,
+    modes: &mut Vec<(PathBuf, u32)>,
     digest: &Digest,
 ) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let raw_path = entry.path_bytes().into_owned();
     let path = String::from_utf8_lossy(&raw_path).into_owned();
-    let what = format!("entry {path:?} of layer {digest}");
-    let components = safe_components(&path, &format!("the tar {what}"))?;
-    if components[0] != title {
-        return Err(Error::Invalid(format!(
-            "the tar {what} is not inside {title:?}, the directory the layer is titled; refusing it"
-        )));
-    }
+    let what = format!("tar entry {path:?} of layer {digest}");
+    let inside = |name: &str, of: &str| -> Result<PathBuf> {
+        let components = safe_components(name, of)?;
+        if components[0] != title {
+            return Err(Error::Invalid(format!(
+                "{of} {name:?} is not inside {title:?}, the directory the layer is titled; refusing it"
+            )));
+        }
+        Ok(components[1..].iter().collect())
+    };
+    let rest = inside(&path, &format!("in layer {digest}, the tar entry"))?;
     let header = entry.header();
     let mode = header.mode().unwrap_or(0o644) & 0o777;
     let kind = header.entry_type();
-    let (file_name, parents) = components
-        .split_last()
-        .ok_or_else(|| Error::Invalid(format!("the tar {what} names no file")))?;
+    let header_only = kind.is_pax_local_extensions() || kind.is_pax_global_extensions();
+    if rest.as_os_str().is_empty() && !kind.is_dir() && !header_only {
+        return Err(Error::Invalid(format!(
+            "the {what} is a {kind:?} entry, but it names the directory the layer is titled; refusing it"
+        )));
+    }
     match kind {
         tar::EntryType::Directory => {
-            let dir = ensure_dirs(staging, &components)?;
-            dir_modes.push((dir, mode));
+            stage.mkdir(&rest).map_err(|e| refused(&what, e))?;
+            modes.push((rest, mode));
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let dir = ensure_dirs(staging, parents)?;
-            let target = dir.join(file_name);
-            remove_existing(&target)?;
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&target)
-                .ctx("cannot create", &target)?;
+            let mut file = stage
+                .create_file(&rest, mode)
+                .map_err(|e| refused(&what, e))?;
             io::copy(entry, &mut file).map_err(|e| read_error(digest, e))?;
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                .ctx("cannot set the mode of", &target)?;
         }
         tar::EntryType::Symlink => {
-            let link = entry
+            let target = entry
                 .link_name_bytes()
-                .map(|l| String::from_utf8_lossy(&l).into_owned())
+                .map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(&l)))
                 .unwrap_or_default();
-            if link.starts_with('/') || link.is_empty() || link.contains('\0') {
-                return Err(Error::Invalid(format!(
-                    "the tar {what} is a symlink to {link:?}, which leaves the output directory; refusing it"
-                )));
-            }
-            let mut depth = parents.len() as isize;
-            for part in link.split('/') {
-                match part {
-                    "" | "." => {}
-                    ".." => depth -= 1,
-                    _ => depth += 1,
-                }
-                if depth < 0 {
-                    return Err(Error::Invalid(format!(
-                        "the tar {what} is a symlink to {link:?}, which leaves the output directory; refusing it"
-                    )));
-                }
-            }
-            let dir = ensure_dirs(staging, parents)?;
-            let target = dir.join(file_name);
-            remove_existing(&target)?;
-            std::os::unix::fs::symlink(&link, &target).ctx("cannot create symlink", &target)?;
+            stage
+                .symlink(&target, &rest)
+                .map_err(|e| refused(&what, e))?;
         }
         tar::EntryType::Link => {
             let link = entry
                 .link_name_bytes()
                 .map(|l| String::from_utf8_lossy(&l).into_owned())
                 .unwrap_or_default();
-            let source = safe_components(&link, &format!("the hard link target of tar {what}"))?;
-            if source[0] != title {
-                return Err(Error::Invalid(format!(
-                    "the tar {what} links to {link:?}, outside {title:?}; refusing it"
-                )));
-            }
-            let (source_name, source_parents) = source
-                .split_last()
-                .ok_or_else(|| Error::Invalid(format!("the tar {what} links to nothing")))?;
-            let source = ensure_dirs(staging, source_parents)?.join(source_name);
-            let dir = ensure_dirs(staging, parents)?;
-            let target = dir.join(file_name);
-            remove_existing(&target)?;
-            fs::hard_link(&source, &target).ctx("cannot create hard link", &target)?;
+            let source = inside(
+                &link,
+                &format!("in layer {digest}, the hard link target of the tar entry {path:?}"),
+            )?;
+            stage
+                .hard_link(&source, &rest)
+                .map_err(|e| refused(&what, e))?;
         }
         tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
         other => {
             return Err(Error::Invalid(format!(
-                "the tar {what} is a {other:?} entry (device, FIFO…); refusing it"
+                "the {what} is a {other:?} entry (device, FIFO…); refusing it"
             )))
         }
     }
     Ok(())
-}
-
-/// Removes a file or link a later tar entry replaces (a directory stays, and is an error).
-fn remove_existing(target: &Path) -> Result<()> {
-    match fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => Err(Error::Invalid(format!(
-            "{} is a directory in the layer and also another kind of entry; refusing it",
-            target.display()
-        ))),
-        Ok(_) => fs::remove_file(target).ctx("cannot replace", target),
-        Err(_) => Ok(()),
-    }
 }
 
 /// A reader that hashes (sha256) what passes through it.

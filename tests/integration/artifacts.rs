@@ -914,8 +914,11 @@ fn artifact_with_layers(layout: &Path, name: &str, layers: &[(&[u8], &str, Value
     fixtures::tag(&writer, &written, name);
 }
 
-/// A tar with entries written as given (no normalization): (name, type, link target, content).
-fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+/// A tar entry written as given: (name, type, link target, content).
+type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+
+/// A tar with entries written as given (no normalization).
+fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, kind, link, data) in entries {
         let mut header = tar::Header::new_ustar();
@@ -1017,20 +1020,12 @@ fn pull_refuses_tar_entries_and_links_that_escape_the_directory() {
         (
             "symlink-up",
             raw_tar(&[("d/link", tar::EntryType::Symlink, "../../etc", b"")]),
-            "leaves the output directory",
+            "leads outside the directory",
         ),
         (
             "symlink-absolute",
             raw_tar(&[("d/link", tar::EntryType::Symlink, "/etc", b"")]),
-            "leaves the output directory",
-        ),
-        (
-            "through-symlink",
-            raw_tar(&[
-                ("d/link", tar::EntryType::Symlink, ".", b""),
-                ("d/link/file", tar::EntryType::Regular, "", b"x"),
-            ]),
-            "is a symlink; refusing to write through it",
+            "leads outside the directory",
         ),
         (
             "hardlink-out",
@@ -1041,6 +1036,16 @@ fn pull_refuses_tar_entries_and_links_that_escape_the_directory() {
             "device",
             raw_tar(&[("d/dev", tar::EntryType::Char, "", b"")]),
             "refusing it",
+        ),
+        (
+            "title-as-file",
+            raw_tar(&[("d", tar::EntryType::Regular, "", b"x")]),
+            "names the directory the layer is titled",
+        ),
+        (
+            "title-as-symlink",
+            raw_tar(&[("d", tar::EntryType::Symlink, "/etc", b"")]),
+            "names the directory the layer is titled",
         ),
     ];
     for (what, tar, expected) in cases {
@@ -1092,10 +1097,261 @@ fn pull_refuses_to_write_through_a_symlink_in_the_output_directory() {
         .arg(&out)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(
-            "is a symlink; refusing to write through it",
-        ));
+        .stderr(predicate::str::contains("goes through the symlink \"sub\""))
+        .stderr(predicate::str::contains("leads outside the directory"));
     assert!(tree(&elsewhere) == [""], "{:?}", tree(&elsewhere));
+}
+
+#[test]
+fn pull_follows_a_symlink_in_the_output_directory_that_stays_inside() {
+    let (dir, layout, _) = fresh();
+    artifact_with_layers(
+        &layout,
+        "a",
+        &[(
+            b"x",
+            "text/plain",
+            json!({"org.opencontainers.image.title": "sub/file"}),
+        )],
+    );
+    let out = dir.path().join("out");
+    fs::create_dir_all(out.join("inner")).unwrap();
+    std::os::unix::fs::symlink("inner", out.join("sub")).unwrap();
+    run_ok(&[
+        "artifact",
+        "pull",
+        &format!("{}:a", l(&layout)),
+        "-o",
+        &l(&out),
+    ]);
+    assert_eq!(fs::read_to_string(out.join("inner/file")).unwrap(), "x");
+    assert_eq!(tree(&out), ["", "inner", "inner/file", "sub"]);
+}
+
+/// An oras-style directory layer titled "d": `entries` as a tar, gzip-compressed, with
+/// `io.deis.oras.content.unpack`.
+fn oras_directory_layer(layout: &Path, entries: &[RawEntry]) {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw_tar(entries)).unwrap();
+    let blob = gz.finish().unwrap();
+    artifact_with_layers(
+        layout,
+        "a",
+        &[(
+            &blob,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            json!({"org.opencontainers.image.title": "d", "io.deis.oras.content.unpack": "true"}),
+        )],
+    );
+}
+
+/// Pulls `layout:a` into `dir/out`, beside `dir/sentinel/target`, and asserts that it is refused
+/// with every `expected` text in the message, and that nothing was written: `out` is empty (no
+/// partial directory, no temp) and nothing beside it changed.
+fn assert_pull_refused(dir: &Path, layout: &Path, expected: &[&str]) {
+    let sentinel = dir.join("sentinel");
+    fs::create_dir_all(&sentinel).unwrap();
+    fs::write(sentinel.join("target"), "untouched").unwrap();
+    let out = dir.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let before = tree(dir);
+    let mut assert = ocikit()
+        .args(["artifact", "pull", &format!("{}:a", l(layout)), "-o"])
+        .arg(&out)
+        .assert()
+        .code(2);
+    for text in expected {
+        assert = assert.stderr(predicate::str::contains(*text));
+    }
+    assert_eq!(tree(dir), before, "nothing may be written anywhere");
+    assert_eq!(tree(&out), [""]);
+    assert_eq!(tree(&sentinel), ["", "target"]);
+    assert_eq!(
+        fs::read_to_string(sentinel.join("target")).unwrap(),
+        "untouched"
+    );
+    assert!(!dir.parent().unwrap().join("sentinel").exists());
+}
+
+#[test]
+fn pull_refuses_links_that_lead_out_on_disk_though_they_look_contained() {
+    use tar::EntryType::{Link, Regular, Symlink};
+    let cases: Vec<(&str, Vec<RawEntry>, Vec<&str>)> = vec![
+        (
+            // The issue's chain, as given: `d/up -> ..` already leaves the titled directory.
+            "issue chain",
+            vec![
+                ("d/up", Symlink, "..", b""),
+                ("d/l", Symlink, "up/d/up/../../etc/passwd", b""),
+            ],
+            vec![
+                "tar entry \"d/up\"",
+                "is a symlink to \"..\"",
+                "leads outside",
+            ],
+        ),
+        (
+            // The same chain one level down, where its first link stays inside.
+            "chain below",
+            vec![
+                ("d/s/up", Symlink, "..", b""),
+                ("d/s/l", Symlink, "up/s/up/../../sentinel/target", b""),
+            ],
+            vec!["tar entry \"d/s/l\"", "leads outside the directory"],
+        ),
+        (
+            // The issue's hard link to an accepted deep symlink: d/a/b/s leads to d/x, but the
+            // same symlink at d/h leads two levels above d.
+            "hard link to a deep symlink",
+            vec![
+                ("d/a/b/s", Symlink, "../../x", b""),
+                ("d/h", Link, "d/a/b/s", b""),
+            ],
+            vec![
+                "tar entry \"d/h\"",
+                "is a hard link to \"a/b/s\", a symlink to \"../../x\"",
+                "leads outside the directory",
+            ],
+        ),
+        (
+            "absolute target",
+            vec![("d/abs", Symlink, "/tmp", b"")],
+            vec!["tar entry \"d/abs\"", "leads outside the directory"],
+        ),
+        (
+            // Lexically d/s/../../x is d/x; on disk d/s is d/sub, and d/sub/../../x is outside.
+            "link through a symlinked directory",
+            vec![
+                ("d/sub/", tar::EntryType::Directory, "", b""),
+                ("d/s", Symlink, "sub", b""),
+                ("d/s/l", Symlink, "../../x", b""),
+            ],
+            vec!["tar entry \"d/s/l\"", "leads outside the directory"],
+        ),
+        (
+            // The source goes through d/p to a symlink that leads out from d/h.
+            "hard link whose source goes through a symlink",
+            vec![
+                ("d/a/b/s", Symlink, "../../x", b""),
+                ("d/p", Symlink, "a/b", b""),
+                ("d/h", Link, "d/p/s", b""),
+            ],
+            vec![
+                "tar entry \"d/h\"",
+                "a symlink to \"../../x\"",
+                "leads outside",
+            ],
+        ),
+        (
+            // d/a/b/c/l looks like d/a when made (x missing); d/a/b/c/x -> ../.. then makes it
+            // lead two levels above d, and the file entry writes through it.
+            "file through an earlier symlink made harmful by a later one",
+            vec![
+                ("d/a/b/c/l", Symlink, "x/../../..", b""),
+                ("d/a/b/c/x", Symlink, "../..", b""),
+                ("d/a/b/c/l/sentinel/pwned", Regular, "", b"pwned"),
+            ],
+            vec![
+                "tar entry \"d/a/b/c/l/sentinel/pwned\"",
+                "leads outside the directory",
+            ],
+        ),
+        (
+            // The same without the file: the link is judged again once the layer is written.
+            "link made harmful by a later entry",
+            vec![
+                ("d/a/b/c/l", Symlink, "x/../../..", b""),
+                ("d/a/b/c/x", Symlink, "../..", b""),
+            ],
+            vec![
+                "tar entry \"d/a/b/c/l\"",
+                "once the entries after it are written",
+            ],
+        ),
+    ];
+    for (what, entries, expected) in cases {
+        let (dir, layout, _) = fresh();
+        oras_directory_layer(&layout, &entries);
+        let mut expected = expected;
+        expected.push("refusing it");
+        eprintln!("case: {what}");
+        assert_pull_refused(dir.path(), &layout, &expected);
+    }
+}
+
+#[test]
+fn pull_unpacks_links_that_stay_inside() {
+    use tar::EntryType::{Directory, Link, Regular, Symlink};
+    let (dir, layout, _) = fresh();
+    oras_directory_layer(
+        &layout,
+        &[
+            ("d/", Directory, "", b""),
+            ("d/nested/deeper/", Directory, "", b""),
+            ("d/nested/deeper/file", Regular, "", b"deep"),
+            ("d/app.yaml", Regular, "", b"port: 80"),
+            ("d/current", Symlink, "app.yaml", b""),
+            ("d/nested/up", Symlink, "../app.yaml", b""),
+            ("d/nested/deeper/top", Symlink, "../..", b""),
+            ("d/hard", Link, "d/app.yaml", b""),
+            ("d/link", Symlink, "nested", b""),
+            ("d/link/through", Regular, "", b"through"),
+            ("d/hard-through", Link, "d/link/deeper/file", b""),
+            ("d/nested/hard-symlink", Link, "d/nested/up", b""),
+        ],
+    );
+    let out = dir.path().join("out");
+    run_ok(&[
+        "artifact",
+        "pull",
+        &format!("{}:a", l(&layout)),
+        "-o",
+        &l(&out),
+    ]);
+    let d = out.join("d");
+    assert_eq!(fs::read_to_string(d.join("current")).unwrap(), "port: 80");
+    assert_eq!(fs::read_to_string(d.join("nested/up")).unwrap(), "port: 80");
+    assert_eq!(
+        fs::read_to_string(d.join("nested/deeper/top/app.yaml")).unwrap(),
+        "port: 80"
+    );
+    assert_eq!(fs::read_to_string(d.join("hard")).unwrap(), "port: 80");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(d.join("app.yaml")).unwrap().nlink(), 2);
+    assert_eq!(
+        fs::read_to_string(d.join("nested/through")).unwrap(),
+        "through"
+    );
+    assert_eq!(fs::read_to_string(d.join("hard-through")).unwrap(), "deep");
+    // A hard link to a symlink is that symlink (a link, not a copy of its target).
+    assert_eq!(
+        fs::read_link(d.join("nested/hard-symlink")).unwrap(),
+        PathBuf::from("../app.yaml")
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("nested/hard-symlink")).unwrap(),
+        "port: 80"
+    );
+    assert_eq!(
+        tree(&out),
+        [
+            "",
+            "d",
+            "d/app.yaml",
+            "d/current",
+            "d/hard",
+            "d/hard-through",
+            "d/link",
+            "d/nested",
+            "d/nested/deeper",
+            "d/nested/deeper/file",
+            "d/nested/deeper/top",
+            "d/nested/hard-symlink",
+            "d/nested/through",
+            "d/nested/up",
+        ]
+    );
 }
 
 #[test]
