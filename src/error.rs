@@ -121,9 +121,89 @@ pub enum Error {
         reason: String,
     },
 
+    /// An input the caller gave (an argument, a file, a value) cannot be used. `what` names it
+    /// ("the annotation \"k\"", "/tmp/x"), `reason` reads on from it ("is malformed: …").
+    #[error("{what} {reason}")]
+    InvalidInput { what: String, reason: String },
+
+    /// A limit ocikit keeps (a size, a depth, a decompression ratio) was reached. `what` names
+    /// the thing, `detail` says how far it got and what the limit is.
+    #[error("{what} {detail}")]
+    Limit { what: String, detail: String },
+
+    /// The operation would overwrite or contradict something that exists (a name, a file).
+    #[error("{what} {reason}")]
+    Conflict { what: String, reason: String },
+
+    /// Something valid that ocikit does not do (an algorithm, a format, a media type).
+    #[error("{what} {reason}")]
+    Unsupported { what: String, reason: String },
+
+    /// An operation stopped before changing anything, because of `source` (gc refuses to
+    /// guess when a reachable document cannot be read).
+    #[error("{operation} stopped before changing anything: {source}")]
+    Stopped {
+        operation: &'static str,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Anything else the user asked for that cannot be done, said as a sentence.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// What kind of failure an [`Error`] is: for callers that react differently (a registry maps
+/// kinds to distribution-spec error codes; a CLI could map them to exit codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Something asked for is not there: a blob, a name, a platform, a file.
+    NotFound,
+    /// Stored content is damaged or malformed: a blob that does not hash to its digest, a
+    /// document that does not parse, an archive that is not what it claims.
+    Corrupt,
+    /// The caller's input cannot be used: a bad reference, digest, name, argument.
+    InvalidInput,
+    /// A limit was reached (size, depth, decompression ratio).
+    Limit,
+    /// Valid, but not something ocikit does.
+    Unsupported,
+    /// It would overwrite or contradict what exists, or is ambiguous.
+    Conflict,
+    /// The operating system refused or failed (permissions, disk full, read-only).
+    Io,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Json { .. } | Error::CorruptBlob { .. } | Error::Archive { .. } => {
+                ErrorKind::Corrupt
+            }
+            Error::InvalidDigest(_)
+            | Error::InvalidReference { .. }
+            | Error::InvalidPlatform { .. }
+            | Error::InvalidName { .. }
+            | Error::InvalidInput { .. }
+            | Error::Invalid(_) => ErrorKind::InvalidInput,
+            Error::NotALayout { .. }
+            | Error::BlobNotFound { .. }
+            | Error::NameNotFound { .. }
+            | Error::EmptyLayout { .. }
+            | Error::NoPlatformMatch { .. } => ErrorKind::NotFound,
+            Error::Ambiguous { .. } | Error::Conflict { .. } | Error::Extract { .. } => {
+                ErrorKind::Conflict
+            }
+            Error::ReadOnly { .. }
+            | Error::UnexpectedMediaType { .. }
+            | Error::Unsupported { .. } => ErrorKind::Unsupported,
+            Error::Limit { .. } => ErrorKind::Limit,
+            Error::Stopped { source, .. } => source.kind(),
+        }
+    }
 }
 
 fn pointer_suffix(pointer: &str) -> String {

@@ -21,5 +21,5 @@ pub mod progress;
 pub mod spec;
 pub mod store;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use spec::digest::Digest;
