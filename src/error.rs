@@ -131,6 +131,10 @@ pub enum Error {
     #[error("{what} {detail}")]
     Limit { what: String, detail: String },
 
+    /// A manifest ocikit would write is larger than registries accept.
+    #[error("{what} would be {size} bytes, more than the {limit}-byte limit registries enforce")]
+    ManifestTooLarge { what: String, size: u64, limit: u64 },
+
     /// The operation would overwrite or contradict something that exists (a name, a file).
     #[error("{what} {reason}")]
     Conflict { what: String, reason: String },
@@ -200,7 +204,7 @@ impl Error {
             Error::ReadOnly { .. }
             | Error::UnexpectedMediaType { .. }
             | Error::Unsupported { .. } => ErrorKind::Unsupported,
-            Error::Limit { .. } => ErrorKind::Limit,
+            Error::Limit { .. } | Error::ManifestTooLarge { .. } => ErrorKind::Limit,
             Error::Stopped { source, .. } => source.kind(),
         }
     }

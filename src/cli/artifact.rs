@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ocikit::ops::artifact::{parse_annotation, ArtifactSpec, FileArg};
+use ocikit::ops::artifact::{parse_annotation, ArtifactSpec, FileArg, MANIFEST_LIMIT};
 
 use super::output::print_json;
 
@@ -70,9 +70,24 @@ pub struct ContentArgs {
     allow_large: bool,
 }
 
+/// Adds what the user can do about a manifest that would be too large.
+pub fn size_hint(error: ocikit::Error) -> anyhow::Error {
+    match error {
+        e @ ocikit::Error::ManifestTooLarge { .. } => anyhow::anyhow!(
+            "{e}; use fewer or smaller inline blobs and annotations, or --allow-large"
+        ),
+        e => e.into(),
+    }
+}
+
 impl ContentArgs {
     /// The library's description of the artifact; parse errors come before anything is written.
     pub fn spec(&self) -> anyhow::Result<ArtifactSpec> {
+        if let Some(max) = self.inline_max.filter(|&max| max > MANIFEST_LIMIT) {
+            anyhow::bail!(
+                "--inline-max {max} is more than the {MANIFEST_LIMIT}-byte manifest limit"
+            );
+        }
         Ok(ArtifactSpec {
             artifact_type: self.artifact_type.clone(),
             files: self
@@ -141,7 +156,7 @@ fn push(args: PushArgs) -> anyhow::Result<u8> {
     };
     let spec = args.content.spec()?;
     let layout = ocikit::store::open_write(&reference)?;
-    let artifact = ocikit::ops::artifact::push(&layout, name, &spec)?;
+    let artifact = ocikit::ops::artifact::push(&layout, name, &spec).map_err(size_hint)?;
     if args.json {
         print_json(&artifact)?;
     } else {

@@ -39,7 +39,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         args.platform.platform.as_ref(),
         &spec,
         args.referrers_format.into(),
-    )?;
+    )
+    .map_err(super::artifact::size_hint)?;
     if args.json {
         print_json(&artifact)?;
     } else {

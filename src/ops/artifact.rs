@@ -86,9 +86,10 @@ impl FileArg {
             return Ok(whole());
         }
         if !media_type::is_rfc6838(media_type) {
-            return Err(Error::Invalid(format!(
-                "{text:?}: {media_type:?} is not a media type as RFC 6838 defines it (type/subtype, e.g. application/json)"
-            )));
+            return Err(Error::InvalidInput {
+                what: format!("{text:?}:"),
+                reason: format!("{media_type:?} is not a media type as RFC 6838 defines it (type/subtype, e.g. application/json)"),
+            });
         }
         Ok(FileArg {
             given: path.to_string(),
@@ -102,9 +103,10 @@ impl FileArg {
 pub fn parse_annotation(text: &str) -> Result<(String, String)> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(Error::Invalid(format!(
-            "the annotation {text:?} is malformed: expected KEY=VALUE with a non-empty KEY"
-        ))),
+        _ => Err(Error::InvalidInput {
+            what: format!("the annotation {text:?}"),
+            reason: "is malformed: expected KEY=VALUE with a non-empty KEY".into(),
+        }),
     }
 }
 
@@ -188,16 +190,17 @@ struct Prepared<'w> {
 impl Plan {
     fn new(spec: &ArtifactSpec) -> Result<Plan> {
         if !media_type::is_rfc6838(&spec.artifact_type) {
-            return Err(Error::Invalid(format!(
-                "the artifact type {:?} is not a media type as RFC 6838 defines it (type/subtype, e.g. application/spdx+json)",
-                spec.artifact_type
-            )));
+            return Err(Error::InvalidInput {
+                what: format!("the artifact type {:?}", spec.artifact_type),
+                reason: "is not a media type as RFC 6838 defines it (type/subtype, e.g. application/spdx+json)".into(),
+            });
         }
         if let Some(max) = spec.inline_max {
             if max > MANIFEST_LIMIT {
-                return Err(Error::Invalid(format!(
-                    "--inline-max {max} is more than the {MANIFEST_LIMIT}-byte manifest limit"
-                )));
+                return Err(Error::InvalidInput {
+                    what: format!("the inline size limit {max}"),
+                    reason: format!("is more than the {MANIFEST_LIMIT}-byte manifest limit"),
+                });
             }
         }
         let mut layers = Vec::with_capacity(spec.files.len());
@@ -206,10 +209,12 @@ impl Plan {
             let (source, default_type) = source_of(arg)?;
             let title = title_of(&arg.path)?;
             if let Some(other) = titles.insert(title.clone(), &arg.given) {
-                return Err(Error::Invalid(format!(
-                    "{other:?} and {:?} would both be titled {title:?}; an artifact's files need distinct names",
-                    arg.given
-                )));
+                return Err(Error::Conflict {
+                    what: format!("{other:?} and {:?}", arg.given),
+                    reason: format!(
+                        "would both be titled {title:?}; an artifact's files need distinct names"
+                    ),
+                });
             }
             let mut annotations = Annotations::new();
             annotations.insert(TITLE.to_string(), title);
@@ -235,10 +240,10 @@ impl Plan {
                     annotations: Annotations::new(),
                 },
                 _ => {
-                    return Err(Error::Invalid(format!(
-                        "the config {} is a directory; it must be a file",
-                        arg.path.display()
-                    )))
+                    return Err(Error::InvalidInput {
+                        what: format!("the config {}", arg.path.display()),
+                        reason: "is a directory; it must be a file".into(),
+                    })
                 }
             },
         };
@@ -260,9 +265,10 @@ impl Plan {
                 .insert(key.clone(), value.clone())
                 .is_some()
             {
-                return Err(Error::Invalid(format!(
-                    "the annotation {key:?} is given twice (by --annotation or the annotation file's {ANNOTATIONS_MANIFEST_KEY})"
-                )));
+                return Err(Error::Conflict {
+                    what: format!("the annotation {key:?}"),
+                    reason: format!("is given twice (among the annotations and the annotation file's {ANNOTATIONS_MANIFEST_KEY})"),
+                });
             }
         }
         if !plan.annotations.contains_key(CREATED) {
@@ -418,9 +424,10 @@ impl Plan {
             };
             descriptors.push(self.descriptor(planned, digest, *size, diff_id.as_ref(), data));
         }
-        let config = descriptors
-            .pop()
-            .ok_or_else(|| Error::Invalid("no config".into()))?;
+        let config = descriptors.pop().ok_or_else(|| Error::InvalidInput {
+            what: "the artifact".into(),
+            reason: "has no config descriptor".into(),
+        })?;
         let mut manifest = json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -437,9 +444,11 @@ impl Plan {
 
     fn check_size(&self, bytes: usize) -> Result<()> {
         if bytes as u64 > MANIFEST_LIMIT && !self.allow_large {
-            return Err(Error::Invalid(format!(
-                "the manifest would be {bytes} bytes, more than the {MANIFEST_LIMIT}-byte limit registries enforce; use fewer or smaller inline blobs and annotations, or --allow-large"
-            )));
+            return Err(Error::ManifestTooLarge {
+                what: "the manifest".into(),
+                size: bytes as u64,
+                limit: MANIFEST_LIMIT,
+            });
         }
         Ok(())
     }
@@ -473,11 +482,13 @@ impl Plan {
                     let mut file = File::open(&path).ctx("cannot open", &path)?;
                     let written = writer.write_blob(&mut file, None)?;
                     if written.size != size {
-                        return Err(Error::Invalid(format!(
-                            "{} changed while ocikit read it ({size} bytes before, {} after)",
-                            path.display(),
-                            written.size
-                        )));
+                        return Err(Error::Conflict {
+                            what: path.display().to_string(),
+                            reason: format!(
+                                "changed while ocikit read it ({size} bytes before, {} after)",
+                                written.size
+                            ),
+                        });
                     }
                     written
                 }
@@ -512,7 +523,10 @@ impl Plan {
 /// What a file argument is, and the media type it gets by default.
 fn source_of(arg: &FileArg) -> Result<(Source, &'static str)> {
     let meta = fs::metadata(&arg.path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::Invalid(format!("{} does not exist", arg.path.display())),
+        io::ErrorKind::NotFound => Error::InvalidInput {
+            what: arg.path.display().to_string(),
+            reason: "does not exist".into(),
+        },
         _ => Error::io("cannot read", &arg.path, e),
     })?;
     if meta.is_dir() {
@@ -531,10 +545,10 @@ fn source_of(arg: &FileArg) -> Result<(Source, &'static str)> {
             DEFAULT_FILE_MEDIA_TYPE,
         ))
     } else {
-        Err(Error::Invalid(format!(
-            "{} is neither a regular file nor a directory",
-            arg.path.display()
-        )))
+        Err(Error::InvalidInput {
+            what: arg.path.display().to_string(),
+            reason: "is neither a regular file nor a directory".into(),
+        })
     }
 }
 
@@ -546,12 +560,12 @@ fn title_of(path: &Path) -> Result<String> {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_os_string())),
     };
-    named.and_then(|n| n.into_string().ok()).ok_or_else(|| {
-        Error::Invalid(format!(
-            "{} has no file name (or one that is not UTF-8) to title its layer with",
-            path.display()
-        ))
-    })
+    named
+        .and_then(|n| n.into_string().ok())
+        .ok_or_else(|| Error::InvalidInput {
+            what: path.display().to_string(),
+            reason: "has no file name (or one that is not UTF-8) to title its layer with".into(),
+        })
 }
 
 /// A digest-shaped placeholder: every sha256 digest has this length.
@@ -580,11 +594,9 @@ fn pack_directory<'w>(
             Error::io("cannot read", path, e.into())
         })?;
         let relative = item.path().strip_prefix(dir).unwrap_or(item.path());
-        let relative = relative.to_str().ok_or_else(|| {
-            Error::Invalid(format!(
-                "{} has a name that is not UTF-8",
-                item.path().display()
-            ))
+        let relative = relative.to_str().ok_or_else(|| Error::Unsupported {
+            what: item.path().display().to_string(),
+            reason: "has a name that is not UTF-8".into(),
         })?;
         let name = format!("{title}/{relative}");
         let meta = item
@@ -599,18 +611,16 @@ fn pack_directory<'w>(
             Entry::file_from(name, item.path()).with_mode(mode)
         } else if kind.is_symlink() {
             let target = fs::read_link(item.path()).ctx("cannot read link", item.path())?;
-            let target = target.to_str().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the link {} has a target that is not UTF-8",
-                    item.path().display()
-                ))
+            let target = target.to_str().ok_or_else(|| Error::Unsupported {
+                what: format!("the link {}", item.path().display()),
+                reason: "has a target that is not UTF-8".into(),
             })?;
             Entry::symlink(name, target)
         } else {
-            return Err(Error::Invalid(format!(
-                "{} is a device, FIFO or socket; it cannot be put in a layer",
-                item.path().display()
-            )));
+            return Err(Error::Unsupported {
+                what: item.path().display().to_string(),
+                reason: "is a device, FIFO or socket; it cannot be put in a layer".into(),
+            });
         });
     }
     let options = LayerOptions::new(Compression::Gzip).with_mtime(mtime);
@@ -731,45 +741,53 @@ pub fn pull(
         };
         let components = safe_components(title, &format!("the title of layer {}", layer.digest))?;
         if !names.insert(components.clone()) {
-            return Err(Error::Invalid(format!(
-                "two layers are titled {title:?}; refusing to write one over the other"
-            )));
+            return Err(Error::Conflict {
+                what: format!("two layers are titled {title:?};"),
+                reason: "refusing to write one over the other".into(),
+            });
         }
         let unpack = layer.annotation(ORAS_CONTENT_UNPACK) == Some("true");
         plan.push((components, layer, unpack));
     }
     if let (Some(name), Some(descriptor)) = (config, manifest.config.as_ref()) {
-        let components = safe_components(name, "the --config file name")?;
+        let components = safe_components(name, "the config's file name")?;
         if !names.insert(components.clone()) {
-            return Err(Error::Invalid(format!(
-                "the --config file name {name:?} is also a layer's title"
-            )));
+            return Err(Error::Conflict {
+                what: format!("the config's file name {name:?}"),
+                reason: "is also a layer's title".into(),
+            });
         }
         plan.push((components, descriptor, false));
     } else if config.is_some() {
-        return Err(Error::Invalid(format!(
-            "manifest {} has no config to write",
-            resolved.descriptor.digest
-        )));
+        return Err(Error::InvalidInput {
+            what: format!("manifest {}", resolved.descriptor.digest),
+            reason: "has no config to write".into(),
+        });
     }
     if plan.is_empty() {
-        return Err(Error::Invalid(format!(
-            "manifest {} has no titled layers; there is nothing to write",
-            resolved.descriptor.digest
-        )));
+        return Err(Error::InvalidInput {
+            what: format!("manifest {}", resolved.descriptor.digest),
+            reason: "has no titled layers; there is nothing to write".into(),
+        });
     }
     fs::create_dir_all(out).ctx("cannot create directory", out)?;
     if !fs::metadata(out).ctx("cannot read", out)?.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{} is not a directory",
-            out.display()
-        )));
+        return Err(Error::InvalidInput {
+            what: out.display().to_string(),
+            reason: "is not a directory".into(),
+        });
     }
     let root = Root::open(out, Policy::Refuse)?;
     for (components, descriptor, unpack) in plan {
         let mut content = open_content(layout, descriptor)?;
         if unpack {
-            unpack_layer(&root, &components, descriptor, content.as_mut())?;
+            unpack_layer(
+                &layout.name(),
+                &root,
+                &components,
+                descriptor,
+                content.as_mut(),
+            )?;
         } else {
             write_file(&root, &components, descriptor, content.as_mut())?;
         }
@@ -793,11 +811,10 @@ fn open_content<'a>(
         if let Some(data) = &descriptor.data {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data)
-                .map_err(|e| {
-                    Error::Invalid(format!(
-                        "the data of {} is not base64: {e}",
-                        descriptor.digest
-                    ))
+                .map_err(|e| Error::CorruptBlob {
+                    digest: descriptor.digest.clone(),
+                    layout: layout.name(),
+                    detail: format!("the data field of its descriptor is not base64: {e}"),
                 })?;
             return Ok(Box::new(VerifyingReader::new(
                 io::Cursor::new(bytes),
@@ -812,9 +829,13 @@ fn open_content<'a>(
 }
 
 /// Turns a read error of a verified stream into a sentence naming the blob.
-fn read_error(digest: &Digest, e: io::Error) -> Error {
+fn read_error(layout_name: &str, digest: &Digest, e: io::Error) -> Error {
     match Mismatch::from_io(&e) {
-        Some(m) => Error::Invalid(format!("blob {digest} is corrupt: {m}")),
+        Some(m) => Error::CorruptBlob {
+            digest: digest.clone(),
+            layout: layout_name.to_string(),
+            detail: m.to_string(),
+        },
         None => Error::io("cannot read blob", digest.to_string(), e),
     }
 }
@@ -822,9 +843,10 @@ fn read_error(digest: &Digest, e: io::Error) -> Error {
 /// The components of a relative path, refusing what could leave the directory it is joined to.
 fn safe_components(text: &str, what: &str) -> Result<Vec<String>> {
     let refuse = |reason: &str| {
-        Err(Error::Invalid(format!(
-            "{what} {text:?} {reason}; refusing it"
-        )))
+        Err(Error::InvalidInput {
+            what: format!("{what} {text:?}"),
+            reason: format!("{reason}; refusing it"),
+        })
     };
     if text.starts_with('/') {
         return refuse("is an absolute path");
@@ -849,9 +871,10 @@ fn safe_components(text: &str, what: &str) -> Result<Vec<String>> {
 /// Says a refusal of the extraction root as a sentence about `what` (a tar entry, a file).
 fn refused(what: &str, e: Error) -> Error {
     match e {
-        Error::Extract { reason, .. } => {
-            Error::Invalid(format!("the {what} {reason}; refusing it"))
-        }
+        Error::Extract { reason, .. } => Error::InvalidInput {
+            what: format!("the {what}"),
+            reason: format!("{reason}; refusing it"),
+        },
         e => e,
     }
 }
@@ -889,7 +912,10 @@ fn copy(content: &mut dyn Read, out: &mut dyn Write, what: &str) -> Result<u64> 
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 return Err(match Mismatch::from_io(&e) {
-                    Some(m) => Error::Invalid(format!("the blob for {what} is corrupt: {m}")),
+                    Some(m) => Error::InvalidInput {
+                        what: format!("the blob for {what}"),
+                        reason: format!("is corrupt: {m}"),
+                    },
                     None => Error::io("cannot read the blob for", what, e),
                 })
             }
@@ -904,6 +930,7 @@ fn copy(content: &mut dyn Read, out: &mut dyn Write, what: &str) -> Result<u64> 
 /// entries (so no link in it leads above it); checks the blob's digest and the tar's
 /// (`io.deis.oras.content.digest`) and judges every link again; then renames it into place.
 fn unpack_layer(
+    layout_name: &str,
     root: &Root,
     components: &[String],
     descriptor: &Descriptor,
@@ -919,9 +946,10 @@ fn unpack_layer(
         }
         _ => Compression::None,
     };
-    let name = components
-        .last()
-        .ok_or_else(|| Error::Invalid("an empty path".into()))?;
+    let name = components.last().ok_or_else(|| Error::InvalidInput {
+        what: "a path".into(),
+        reason: "is empty".into(),
+    })?;
     let staging = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempdir_in(root.path())
@@ -933,10 +961,12 @@ fn unpack_layer(
     let mut modes: Vec<(PathBuf, u32)> = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut tar_hash);
-        let entries = archive.entries().map_err(|e| read_error(digest, e))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| read_error(layout_name, digest, e))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| read_error(digest, e))?;
-            extract_entry(&stage, name, &mut entry, &mut modes, digest)?;
+            let mut entry = entry.map_err(|e| read_error(layout_name, digest, e))?;
+            extract_entry(layout_name, &stage, name, &mut entry, &mut modes, digest)?;
         }
     }
     stage.finish().map_err(|e| {
@@ -947,15 +977,17 @@ fn unpack_layer(
         refused(&format!("tar entry {entry:?} of layer {digest}"), e)
     })?;
     // Read to the end so both digests are checked.
-    io::copy(&mut tar_hash, &mut io::sink()).map_err(|e| read_error(digest, e))?;
+    io::copy(&mut tar_hash, &mut io::sink()).map_err(|e| read_error(layout_name, digest, e))?;
     let tar_digest = tar_hash.finish();
     // A decompressor may stop at the end of its stream; the blob's digest is checked at its end.
-    io::copy(content, &mut io::sink()).map_err(|e| read_error(digest, e))?;
+    io::copy(content, &mut io::sink()).map_err(|e| read_error(layout_name, digest, e))?;
     if let Some(want) = descriptor.annotation(ORAS_CONTENT_DIGEST) {
         if want != tar_digest.as_str() {
-            return Err(Error::Invalid(format!(
-                "the tar of layer {digest} hashes to {tar_digest}, but its {ORAS_CONTENT_DIGEST} annotation says {want}"
-            )));
+            return Err(Error::CorruptBlob {
+                digest: digest.clone(),
+                layout: layout_name.to_string(),
+                detail: format!("its tar hashes to {tar_digest}, but its {ORAS_CONTENT_DIGEST} annotation says {want}"),
+            });
         }
     }
     // Directory modes last, deepest first, so a read-only directory is filled before it closes.
@@ -976,7 +1008,10 @@ fn unpack_layer(
         .path()
         .file_name()
         .map(PathBuf::from)
-        .ok_or_else(|| Error::Invalid("the temp directory has no name".into()))?;
+        .ok_or_else(|| Error::InvalidInput {
+            what: staging.path().display().to_string(),
+            reason: "has no file name".into(),
+        })?;
     root.rename(&staged, &target).map_err(|e| match e {
         Error::Io { source, .. }
             if matches!(
@@ -984,10 +1019,10 @@ fn unpack_layer(
                 Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR | libc::EISDIR)
             ) =>
         {
-            Error::Invalid(format!(
-                "{} already exists; remove it or pull into another directory",
-                root.path().join(&target).display()
-            ))
+            Error::Conflict {
+                what: root.path().join(&target).display().to_string(),
+                reason: "already exists; remove it or write into another directory".into(),
+            }
         }
         e => refused(&format!("title of layer {digest}"), e),
     })?;
@@ -999,6 +1034,7 @@ fn unpack_layer(
 /// Extracts one tar entry into `stage`, the titled directory; every entry must lie under
 /// `title/`. Directory modes are collected in `modes`, to be set once the tree is written.
 fn extract_entry<R: Read>(
+    layout_name: &str,
     stage: &Root,
     title: &str,
     entry: &mut tar::Entry<'_, R>,
@@ -1011,9 +1047,12 @@ fn extract_entry<R: Read>(
     let inside = |name: &str, of: &str| -> Result<PathBuf> {
         let components = safe_components(name, of)?;
         if components[0] != title {
-            return Err(Error::Invalid(format!(
-                "{of} {name:?} is not inside {title:?}, the directory the layer is titled; refusing it"
-            )));
+            return Err(Error::InvalidInput {
+                what: format!("{of} {name:?}"),
+                reason: format!(
+                    "is not inside {title:?}, the directory the layer is titled; refusing it"
+                ),
+            });
         }
         Ok(components[1..].iter().collect())
     };
@@ -1023,9 +1062,12 @@ fn extract_entry<R: Read>(
     let kind = header.entry_type();
     let header_only = kind.is_pax_local_extensions() || kind.is_pax_global_extensions();
     if rest.as_os_str().is_empty() && !kind.is_dir() && !header_only {
-        return Err(Error::Invalid(format!(
-            "the {what} is a {kind:?} entry, but it names the directory the layer is titled; refusing it"
-        )));
+        return Err(Error::InvalidInput {
+            what: format!("the {what}"),
+            reason: format!(
+                "is a {kind:?} entry, but it names the directory the layer is titled; refusing it"
+            ),
+        });
     }
     match kind {
         tar::EntryType::Directory => {
@@ -1036,7 +1078,7 @@ fn extract_entry<R: Read>(
             let mut file = stage
                 .create_file(&rest, mode)
                 .map_err(|e| refused(&what, e))?;
-            io::copy(entry, &mut file).map_err(|e| read_error(digest, e))?;
+            io::copy(entry, &mut file).map_err(|e| read_error(layout_name, digest, e))?;
         }
         tar::EntryType::Symlink => {
             let target = entry
@@ -1062,9 +1104,10 @@ fn extract_entry<R: Read>(
         }
         tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
         other => {
-            return Err(Error::Invalid(format!(
-                "the {what} is a {other:?} entry (device, FIFO…); refusing it"
-            )))
+            return Err(Error::Unsupported {
+                what: format!("the {what}"),
+                reason: format!("is a {other:?} entry (device, FIFO…); refusing it"),
+            })
         }
     }
     Ok(())
@@ -1142,18 +1185,21 @@ pub fn artifact_to_image(
                 .any(|r| r.digest == from.digest)
         });
     if !recorded && subject.is_none() {
-        return Err(Error::Invalid(format!(
-            "nothing in index.json refers to {} and it has no subject; name it first (`ocikit tag`)",
-            from.digest
-        )));
+        return Err(Error::InvalidInput {
+            what: format!("manifest {}", from.digest),
+            reason: "is not named in index.json and has no subject; give it a name first".into(),
+        });
     }
     let orphaned_referrers = discovery
         .referrers(&from.digest)
         .into_iter()
         .map(|r| r.digest)
         .collect();
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Invalid(format!("cannot read back the converted manifest: {e}")))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+        file: "the converted manifest".into(),
+        pointer: String::new(),
+        message: e.to_string(),
+    })?;
     let artifact_type = value["artifactType"].as_str().map(str::to_string);
     let annotations = resolved.document.annotations().cloned();
 
@@ -1274,10 +1320,11 @@ fn converted_manifest(resolved: &Resolved) -> Result<(Vec<u8>, Option<Digest>)> 
     }
     let bytes = canonical::to_vec(&Value::Object(manifest));
     if bytes.len() as u64 > MANIFEST_LIMIT {
-        return Err(Error::Invalid(format!(
-            "the converted manifest would be {} bytes, more than the {MANIFEST_LIMIT}-byte limit",
-            bytes.len()
-        )));
+        return Err(Error::ManifestTooLarge {
+            what: "the converted manifest".into(),
+            size: bytes.len() as u64,
+            limit: MANIFEST_LIMIT,
+        });
     }
     Ok((bytes, resolved.document.subject().map(|s| s.digest.clone())))
 }

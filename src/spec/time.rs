@@ -42,11 +42,12 @@ pub fn parse_source_date_epoch(text: &str) -> Result<Option<u64>> {
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse::<u64>().map(Some).map_err(|_| {
-        Error::Invalid(format!(
-            "SOURCE_DATE_EPOCH is {text:?}; it must be a non-negative whole number of seconds since 1970-01-01"
-        ))
-    })
+    text.parse::<u64>()
+        .map(Some)
+        .map_err(|_| Error::InvalidInput {
+            what: format!("SOURCE_DATE_EPOCH is {text:?};"),
+            reason: "it must be a non-negative whole number of seconds since 1970-01-01".into(),
+        })
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch.

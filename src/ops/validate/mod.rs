@@ -104,9 +104,10 @@ impl Report {
 /// Fails on an id that is not a rule of [`RULES`].
 pub fn check_rule_ids(ids: &[String]) -> Result<()> {
     match ids.iter().find(|id| rules::rule_by_id(id).is_none()) {
-        Some(id) => Err(crate::error::Error::Invalid(format!(
-            "{id:?} is not the id of a validation rule"
-        ))),
+        Some(id) => Err(crate::error::Error::InvalidInput {
+            what: format!("{id:?}"),
+            reason: "is not the id of a validation rule".into(),
+        }),
         None => Ok(()),
     }
 }
