@@ -31,6 +31,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A document holds a member that Go's `encoding/json` (skopeo, umoci, containerd,
+    /// registries) reads differently from ocikit (see [`crate::document::differential`]).
+    #[error("{file} cannot be used safely: at {pointer}, {message}")]
+    ReadDifferently {
+        file: String,
+        pointer: String,
+        message: String,
+    },
+
     /// A digest string does not follow the image-spec grammar.
     #[error("{input:?} is not a valid digest: {reason}")]
     InvalidDigest { input: String, reason: String },

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::document::media_type::{self, Compression, Kind};
-use crate::document::{parse_json, Annotations, Descriptor, Document, ImageConfig};
+use crate::document::{parse_document, Annotations, Descriptor, Document, ImageConfig, Schema};
 use crate::error::Result;
 use crate::layout::LayoutRead;
 use crate::platform::Platform;
@@ -164,7 +164,8 @@ fn summarize_config(layout: &dyn LayoutRead, c: &Descriptor) -> Result<ConfigSum
         return Ok(summary);
     }
     let bytes = layout.read_document(c)?;
-    let config: ImageConfig = parse_json(&bytes, &format!("config {}", c.digest))?;
+    let config: ImageConfig =
+        parse_document(&bytes, Schema::Config, &format!("config {}", c.digest))?;
     if let (Some(os), Some(architecture)) = (&config.os, &config.architecture) {
         summary.platform = Some(
             Platform {

@@ -22,7 +22,9 @@ use serde_json::{Map, Value};
 
 use crate::digest::Digest;
 use crate::document::media_type::{self, OCI_INDEX};
-use crate::document::{canonical, parse_json, Annotations, Descriptor, Document, REF_NAME};
+use crate::document::{
+    canonical, differential, parse_document, Annotations, Descriptor, Document, Schema, REF_NAME,
+};
 use crate::error::{Error, Result};
 use crate::layout::{
     blob_file_digest, FileKind, IndexFile, LayoutRead, LayoutWriter, MAX_DOCUMENT_SIZE,
@@ -780,7 +782,7 @@ impl RawFallback {
     /// Adds the document `bytes` (named `what` in errors) to the merge: its fields, unless an
     /// earlier document gave them, and the descriptors not listed yet.
     fn merge(&mut self, bytes: &[u8], what: String, seen: &mut HashSet<String>) -> Result<()> {
-        let value: Value = parse_json(bytes, &what)?;
+        let value: Value = parse_document(bytes, Schema::ManifestLike, &what)?;
         let Value::Object(mut object) = value else {
             return Err(Error::Json {
                 file: what,
@@ -813,6 +815,9 @@ impl Fallback {
         let what = |i: usize| format!("fallback index {name} ({})", index.entries()[i].digest);
         if let [only] = positions[..] {
             let bytes = layout.read_document(&index.entries()[only])?;
+            // The canonical path splices the bytes without parsing them: refuse here what Go
+            // would read differently, as the raw path's parse does.
+            differential::check(&bytes, Schema::ManifestLike, &what(only))?;
             let content = match canonical_array_end(&bytes, "manifests") {
                 Some(end) => Content::Canonical { bytes, end },
                 None => {
@@ -1147,7 +1152,7 @@ impl Scanner<'_> {
 }
 
 /// Applies `edit` to the list of descriptors of `subject`'s fallback index (raw JSON) and
-/// records the result in place of the old entry (see [`Fallback`]); an empty list drops the
+/// records the result in place of the old entry (see `Fallback`); an empty list drops the
 /// tag. Returns whether index.json changed.
 pub fn edit_fallback(
     writer: &LayoutWriter<'_>,

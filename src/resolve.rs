@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::archive::Archive;
 use crate::digest::Digest;
-use crate::document::{parse_json, Descriptor, Document};
+use crate::document::{parse_document, Descriptor, Document, Schema};
 use crate::error::{Error, Result};
 use crate::layout::{IndexFile, Layout, LayoutRead};
 use crate::platform::Platform;
@@ -172,7 +172,8 @@ pub fn match_name(entries: &[Descriptor], name: &str) -> Vec<usize> {
 /// returns the bytes too, so that they are not read again.
 fn descriptor_from_blob(layout: &dyn LayoutRead, digest: &Digest) -> Result<(Descriptor, Vec<u8>)> {
     let bytes = layout.read_blob_limited(digest, None)?;
-    let value: serde_json::Value = parse_json(&bytes, &format!("blob {digest}"))?;
+    let value: serde_json::Value =
+        parse_document(&bytes, Schema::ManifestLike, &format!("blob {digest}"))?;
     let media_type = match value.get("mediaType").and_then(|m| m.as_str()) {
         Some(m) => m.to_string(),
         None if value.get("manifests").is_some() => crate::document::media_type::OCI_INDEX.into(),

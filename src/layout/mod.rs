@@ -9,7 +9,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Algorithm, Digest, HashingWriter, Mismatch, VerifyingReader};
-use crate::document::{parse_json, Descriptor};
+use crate::document::{parse_document, Descriptor, Schema};
 use crate::error::{Error, IoContext, Result};
 pub use index::IndexFile;
 use lock::{LockGuard, Mode};
@@ -235,7 +235,11 @@ impl Layout {
             }
             other => other,
         })?;
-        let value: serde_json::Value = parse_json(&header, &header_path.display().to_string())?;
+        let value: serde_json::Value = parse_document(
+            &header,
+            Schema::LayoutHeader,
+            &header_path.display().to_string(),
+        )?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(v) if v.starts_with("1.") => Ok(Layout {
                 root: root.to_path_buf(),
@@ -332,6 +336,10 @@ impl Layout {
     /// Takes the shared blobs lock that every writer holds while it writes blobs and until its
     /// `index.json` update is committed (see [`lock`]).
     pub fn writer(&self) -> Result<LayoutWriter<'_>> {
+        // A writer's blobs are of use only if its index update can succeed: an index.json that
+        // cannot be read (or that other tools read differently) is refused before any blob is
+        // written, not after.
+        self.index()?;
         let blobs = self.root.join("blobs");
         let guard = lock::lock_dir(&blobs, Mode::Shared)?;
         Ok(LayoutWriter {

@@ -345,3 +345,59 @@ fn decompressed(blob: &[u8], compression: Compression) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// The differential of issue 8 is real: on an `index.json` entry with `"digest": A` and
+/// `"Digest": B`, skopeo (Go's encoding/json) reads B, and umoci too, where ocikit's exact
+/// matching would read A. That is why ocikit refuses the layout (see `differentials.rs`).
+#[test]
+fn skopeo_and_umoci_read_the_case_folded_digest() {
+    let (layout, a, b) = crate::differentials::Layout::issue_example();
+    let name = "app:gzip";
+    if tool_available("skopeo") {
+        let output = Command::new("skopeo")
+            .args(["--insecure-policy", "inspect", "--raw"])
+            .arg(oci(&layout.root, name))
+            .output()
+            .expect("run skopeo");
+        assert!(output.status.success(), "{output:?}");
+        let read = Digest::sha256_of(&output.stdout);
+        assert_eq!(
+            read.as_str(),
+            b,
+            "skopeo read the manifest behind \"Digest\""
+        );
+        assert_ne!(read.as_str(), a);
+    }
+    if tool_available("umoci") {
+        // umoci stat lists the layers of the manifest it resolved: B's, not A's.
+        let manifest = |digest: &str| -> Value {
+            let (_, hex) = digest.split_once(':').unwrap();
+            serde_json::from_slice(
+                &std::fs::read(layout.root.join("blobs/sha256").join(hex)).unwrap(),
+            )
+            .unwrap()
+        };
+        let layer_of = |digest: &str| manifest(digest)["layers"][0]["digest"].clone();
+        assert_ne!(layer_of(&a), layer_of(&b));
+        let stat = run(
+            "umoci",
+            &[
+                "stat",
+                "--json",
+                "--image",
+                &format!("{}:{name}", layout.root.display()),
+            ],
+        );
+        let stat: Value = serde_json::from_str(&stat).expect("umoci stat --json prints JSON");
+        let text = stat.to_string();
+        let layer = |digest: &str| layer_of(digest).as_str().unwrap().to_string();
+        assert!(text.contains(&layer(&b)), "umoci did not read B: {text}");
+        assert!(!text.contains(&layer(&a)), "umoci read A: {text}");
+    }
+    // ocikit refuses it rather than picking either.
+    ocikit()
+        .args(["inspect", "--raw"])
+        .arg(format!("{}:{name}", layout.root.display()))
+        .assert()
+        .code(2);
+}
