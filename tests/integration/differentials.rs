@@ -91,22 +91,26 @@ impl Layout {
     /// removed, so that only `"Digest"` leads to B. ocikit reads A; Go reads B; a gc that
     /// trusted ocikit's reading would delete B and its layers. Returns (A, B).
     pub fn issue_example() -> (Layout, String, String) {
+        Layout::with_second_digest("Digest")
+    }
+
+    /// [`Layout::issue_example`] with `member` (written right after `"digest": A`) for
+    /// `"Digest"`.
+    pub fn with_second_digest(member: &str) -> (Layout, String, String) {
         let layout = Layout::sample();
         let a = layout.named("app:gzip");
         let b = layout.named("app:zstd");
         assert_eq!(layout.blob(&a).len(), layout.blob(&b).len());
         let mut index = layout.index();
         let zstd = layout.position_of("app:zstd");
-        let entries = index["manifests"].as_array_mut().unwrap();
-        entries.remove(zstd);
-        let gzip = entries
-            .iter()
-            .position(|e| e["annotations"][REF_NAME] == "app:gzip")
-            .unwrap();
-        entries[gzip]["Digest"] = json!(b);
+        index["manifests"].as_array_mut().unwrap().remove(zstd);
+        let text = serde_json::to_string(&index).unwrap();
+        let digest = format!(r#""digest":"{a}""#);
+        assert_eq!(text.matches(&digest).count(), 1);
+        let second = format!(r#"{digest},{}:"{b}""#, json!(member));
         fs::write(
             layout.root.join("index.json"),
-            serde_json::to_vec(&index).unwrap(),
+            text.replacen(&digest, &second, 1),
         )
         .unwrap();
         (layout, a, b)
@@ -115,9 +119,14 @@ impl Layout {
 
 /// `validate --format json` exits 1 with an error finding of `rule` at `pointer` in `file`.
 fn assert_finding(layout: &Layout, rule: &str, file: &str, pointer: &str) {
+    assert_finding_in(&layout.root, rule, file, pointer);
+}
+
+/// [`assert_finding`] for a layout directory or archive at `target`.
+fn assert_finding_in(target: &Path, rule: &str, file: &str, pointer: &str) {
     let out = ocikit()
         .args(["validate", "--format", "json"])
-        .arg(&layout.root)
+        .arg(target)
         .assert()
         .code(1);
     let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
@@ -162,12 +171,15 @@ fn args(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| p.to_string()).collect()
 }
 
-/// Every command that reads `index.json`, on a layout whose `app:gzip` entry is at fault.
-fn index_readers(layout: &Layout, file: &Path) -> Vec<Vec<String>> {
+/// Every command that reads `index.json` (on a layout whose `app:gzip` entry is at fault)
+/// refuses it, naming index.json and `pointer`.
+fn assert_index_json_refused(layout: &Layout, pointer: &str) {
     let l = layout.arg();
     let gzip = format!("{l}:app:gzip");
-    let file = file.display().to_string();
-    vec![
+    let note = layout.root.with_file_name("note.txt");
+    fs::write(&note, "hello").unwrap();
+    let file = note.display().to_string();
+    let commands = vec![
         args(&["ls", &l]),
         args(&["ls", "--json", &l]),
         args(&["inspect", &gzip]),
@@ -187,7 +199,9 @@ fn index_readers(layout: &Layout, file: &Path) -> Vec<Vec<String>> {
             "--artifact-type",
             "text/plain",
         ]),
-    ]
+    ];
+    let index_json = layout.root.join("index.json").display().to_string();
+    assert_refused(layout, &commands, &index_json, pointer);
 }
 
 #[test]
@@ -195,17 +209,31 @@ fn the_issue_example_is_reported_and_refused_everywhere() {
     let (layout, _a, b) = Layout::issue_example();
     let pointer = format!("/manifests/{}/Digest", layout.position_of("app:gzip"));
     assert_finding(&layout, "J3", "index.json", &pointer);
-    let note = layout.root.with_file_name("note.txt");
-    fs::write(&note, "hello").unwrap();
-    let index_json = layout.root.join("index.json").display().to_string();
-    assert_refused(
-        &layout,
-        &index_readers(&layout, &note),
-        &index_json,
-        &pointer,
-    );
+    assert_index_json_refused(&layout, &pointer);
     // B, which only Go can see, is still there (gc deleted nothing).
     assert!(layout.blob_path(&b).exists());
+    // Read in place from an archive, the layout is refused the same way.
+    let archive = layout.root.with_file_name("layout.tar");
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&layout.root)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let a = archive.display().to_string();
+    for command in [
+        args(&["ls", &a]),
+        args(&["inspect", &format!("{a}:app:gzip")]),
+    ] {
+        let out = ocikit().args(&command).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(stderr.contains(&format!("at {pointer}, ")), "{stderr}");
+    }
+    assert_finding_in(&archive, "J3", "index.json", &pointer);
 }
 
 #[test]
@@ -241,15 +269,7 @@ fn index_json_variants_are_refused_everywhere() {
         assert_ne!(edited, text);
         fs::write(layout.root.join("index.json"), &edited).unwrap();
         assert_finding(&layout, rule, "index.json", &pointer);
-        let note = layout.root.with_file_name("note.txt");
-        fs::write(&note, "hello").unwrap();
-        let index_json = layout.root.join("index.json").display().to_string();
-        assert_refused(
-            &layout,
-            &index_readers(&layout, &note),
-            &index_json,
-            &pointer,
-        );
+        assert_index_json_refused(&layout, &pointer);
     }
 }
 
@@ -436,4 +456,40 @@ fn what_go_reads_with_replacements_or_not_at_all_is_refused() {
         );
     }
     ocikit().arg("validate").arg(&layout.root).assert().code(1);
+}
+
+#[test]
+fn a_blob_only_referrer_that_go_reads_differently_stops_gc() {
+    // A manifest referenced from nowhere whose subject is spelled "Subject": to Go it is a
+    // referrer of app:gzip (and so kept with it); to an exact reader it is garbage. gc cannot
+    // know which, so it deletes nothing; the referrers scan names it as a problem.
+    let layout = Layout::sample();
+    let gzip = layout.named("app:gzip");
+    let (empty, _) = layout.add_blob(b"{}");
+    let empty =
+        json!({"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2});
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "text/x-note",
+        "config": empty,
+        "layers": [empty],
+        "Subject": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": gzip,
+            "size": layout.blob(&gzip).len(),
+        },
+    });
+    let (referrer, _) = layout.add_blob(&serde_json::to_vec(&manifest).unwrap());
+    let l = layout.arg();
+    assert_refused(
+        &layout,
+        &[
+            args(&["gc", &l]),
+            args(&["gc", "--dry-run", &l]),
+            args(&["referrers", "--scan", &format!("{l}:app:gzip")]),
+        ],
+        &format!("manifest {referrer}"),
+        "/Subject",
+    );
 }
