@@ -31,6 +31,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A document holds a member that Go's `encoding/json` (skopeo, umoci, containerd,
+    /// registries) reads differently from ocikit (see [`crate::spec::document::differential`]).
+    #[error("{file} cannot be used safely: at {pointer}, {message}")]
+    ReadDifferently {
+        file: String,
+        pointer: String,
+        message: String,
+    },
+
     /// A digest string does not follow the image-spec grammar.
     #[error(transparent)]
     InvalidDigest(#[from] DigestError),
@@ -184,9 +193,10 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Io { .. } => ErrorKind::Io,
-            Error::Json { .. } | Error::CorruptBlob { .. } | Error::Archive { .. } => {
-                ErrorKind::Corrupt
-            }
+            Error::Json { .. }
+            | Error::ReadDifferently { .. }
+            | Error::CorruptBlob { .. }
+            | Error::Archive { .. } => ErrorKind::Corrupt,
             Error::InvalidDigest(_)
             | Error::InvalidReference { .. }
             | Error::InvalidPlatform { .. }

@@ -24,7 +24,9 @@ use crate::error::{Error, Result};
 use crate::graph::resolve::fallback_tag_subject;
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, OCI_INDEX};
-use crate::spec::document::{canonical, parse_json, Annotations, Descriptor, Document, REF_NAME};
+use crate::spec::document::{
+    canonical, differential, parse_document, Annotations, Descriptor, Document, Schema, REF_NAME,
+};
 use crate::store::layout::{
     blob_file_digest, FileKind, IndexFile, LayoutRead, LayoutWriter, MAX_DOCUMENT_SIZE,
 };
@@ -575,7 +577,7 @@ impl<'a> Discovery<'a> {
             .map(|f| f.keys().cloned().collect())
             .unwrap_or_default();
         let layout = self.layout;
-        let found: Vec<(Digest, std::result::Result<Option<Facts>, String>)> = blobs
+        let found: Vec<(Digest, Result<Option<Facts>>)> = blobs
             .par_iter()
             .filter(|(d, _)| !known.contains(d))
             .map(|(digest, len)| (digest.clone(), scan_blob(layout, digest, *len)))
@@ -630,25 +632,31 @@ impl<'a> Discovery<'a> {
 }
 
 /// A scanned blob: `None` unless it is a JSON manifest or index. Only blobs whose first
-/// bytes look like JSON (`{` after any whitespace) are read whole.
+/// bytes look like JSON (`{` after any whitespace) are read whole. A blob that cannot be read,
+/// or that Go's encoding/json reads differently (it may be a referrer to other tools), is an
+/// error.
 pub(crate) fn scan_blob(
     layout: &dyn LayoutRead,
     digest: &Digest,
     len: u64,
-) -> std::result::Result<Option<Facts>, String> {
+) -> Result<Option<Facts>> {
     use std::io::Read;
     let mut head = [0u8; 64];
-    let mut raw = layout.open_blob_raw(digest).map_err(|e| e.to_string())?;
-    let n = raw.read(&mut head).map_err(|e| e.to_string())?;
+    let mut raw = layout.open_blob_raw(digest)?;
+    let n = raw
+        .read(&mut head)
+        .map_err(|e| Error::io("cannot read", format!("blob {digest}"), e))?;
     drop(raw);
     let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Ok(None);
     }
-    let bytes = layout
-        .read_blob_limited(digest, Some(len))
-        .map_err(|e| e.to_string())?;
-    Ok(facts_of(&bytes, None, digest).ok())
+    let bytes = layout.read_blob_limited(digest, Some(len))?;
+    match facts_of(&bytes, None, digest) {
+        Ok(facts) => Ok(Some(facts)),
+        Err(e @ Error::ReadDifferently { .. }) => Err(e),
+        Err(_) => Ok(None),
+    }
 }
 
 /// The descriptors a fallback-tag index lists.
@@ -780,7 +788,7 @@ impl RawFallback {
     /// Adds the document `bytes` (named `what` in errors) to the merge: its fields, unless an
     /// earlier document gave them, and the descriptors not listed yet.
     fn merge(&mut self, bytes: &[u8], what: String, seen: &mut HashSet<String>) -> Result<()> {
-        let value: Value = parse_json(bytes, &what)?;
+        let value: Value = parse_document(bytes, Schema::ManifestLike, &what)?;
         let Value::Object(mut object) = value else {
             return Err(Error::Json {
                 file: what,
@@ -813,6 +821,9 @@ impl Fallback {
         let what = |i: usize| format!("fallback index {name} ({})", index.entries()[i].digest);
         if let [only] = positions[..] {
             let bytes = layout.read_document(&index.entries()[only])?;
+            // The canonical path splices the bytes without parsing them: refuse here what Go
+            // would read differently, as the raw path's parse does.
+            differential::check(&bytes, Schema::ManifestLike, &what(only))?;
             let content = match canonical_array_end(&bytes, "manifests") {
                 Some(end) => Content::Canonical { bytes, end },
                 None => {

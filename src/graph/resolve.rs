@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::spec::digest::Digest;
-use crate::spec::document::{parse_json, Descriptor, Document};
+use crate::spec::document::{parse_document, Descriptor, Document, Schema};
 use crate::spec::platform::Platform;
 use crate::spec::reference::Reference;
 use crate::store::layout::{IndexFile, LayoutRead};
@@ -140,7 +140,8 @@ pub fn match_name(entries: &[Descriptor], name: &str) -> Vec<usize> {
 /// returns the bytes too, so that they are not read again.
 fn descriptor_from_blob(layout: &dyn LayoutRead, digest: &Digest) -> Result<(Descriptor, Vec<u8>)> {
     let bytes = layout.read_blob_limited(digest, None)?;
-    let value: serde_json::Value = parse_json(&bytes, &format!("blob {digest}"))?;
+    let value: serde_json::Value =
+        parse_document(&bytes, Schema::ManifestLike, &format!("blob {digest}"))?;
     let media_type = match value.get("mediaType").and_then(|m| m.as_str()) {
         Some(m) => m.to_string(),
         None if value.get("manifests").is_some() => {

@@ -1266,7 +1266,11 @@ pub fn artifact_to_image(
 /// The image manifest for a pre-release artifact manifest (canonical bytes), and its subject.
 fn converted_manifest(resolved: &Resolved) -> Result<(Vec<u8>, Option<Digest>)> {
     let what = format!("manifest {}", resolved.descriptor.digest);
-    let value: Value = crate::spec::document::parse_json(&resolved.bytes, &what)?;
+    let value: Value = crate::spec::document::parse_document(
+        &resolved.bytes,
+        crate::spec::document::Schema::ManifestLike,
+        &what,
+    )?;
     let own = value.get("mediaType").and_then(Value::as_str);
     if resolved.descriptor.media_type != OCI_ARTIFACT_MANIFEST && own != Some(OCI_ARTIFACT_MANIFEST)
     {

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::graph::referrers::{Discovery, Scope};
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, Kind};
-use crate::spec::document::{parse_json, Descriptor, Document, ImageConfig};
+use crate::spec::document::{differential, parse_json, Descriptor, Document, ImageConfig, Schema};
 use crate::spec::platform::Platform;
 use crate::store::layout::LayoutRead;
 
@@ -183,7 +183,7 @@ impl SummaryCache {
                 if let Some(config) = &m.config {
                     summary.blobs.insert((config.digest.clone(), config.size));
                     if config_is_image && d.platform.is_none() {
-                        if let Some(p) = config_platform(layout, config) {
+                        if let Some(p) = config_platform(layout, config)? {
                             summary.platforms.push(p);
                         }
                     }
@@ -212,17 +212,22 @@ impl SummaryCache {
     }
 }
 
-/// `os/arch[/variant]` from an image config, when it can be read.
-fn config_platform(layout: &dyn LayoutRead, config: &Descriptor) -> Option<String> {
-    let bytes = layout.read_document(config).ok()?;
-    let parsed: ImageConfig = parse_json(&bytes, "config").ok()?;
-    Some(
-        Platform {
-            os: parsed.os?,
-            architecture: parsed.architecture?,
-            variant: parsed.variant,
-            ..Platform::default()
-        }
-        .to_string(),
-    )
+/// `os/arch[/variant]` from an image config, when it can be read. A config that Go's
+/// encoding/json reads differently is an error: its platform would be one tool's opinion.
+fn config_platform(layout: &dyn LayoutRead, config: &Descriptor) -> Result<Option<String>> {
+    let Ok(bytes) = layout.read_document(config) else {
+        return Ok(None);
+    };
+    differential::check(&bytes, Schema::Config, &format!("config {}", config.digest))?;
+    let platform = parse_json::<ImageConfig>(&bytes, "config")
+        .ok()
+        .and_then(|parsed| {
+            Some(Platform {
+                os: parsed.os?,
+                architecture: parsed.architecture?,
+                variant: parsed.variant,
+                ..Platform::default()
+            })
+        });
+    Ok(platform.map(|p| p.to_string()))
 }

@@ -168,9 +168,10 @@ fn mark(
                 }
             }
         }
-        let found = blob_only
-            .get_or_insert_with(|| find_blob_only_referrers(layout, blobs, &marker.marked));
-        for (subject, referrer) in found.iter() {
+        if blob_only.is_none() {
+            blob_only = Some(find_blob_only_referrers(layout, blobs, &marker.marked)?);
+        }
+        for (subject, referrer) in blob_only.iter().flatten() {
             let wanted = options.keep_orphans || marker.marked.contains_key(subject);
             if wanted && !marker.marked.contains_key(&referrer.digest) {
                 marker.mark(referrer, 0)?;
@@ -230,29 +231,43 @@ fn mark(
     Ok((marker.marked, removals))
 }
 
-/// Manifests among the unmarked blobs that have a `subject`: (subject, the referrer).
+/// Manifests among the unmarked blobs that have a `subject`: (subject, the referrer). A blob
+/// that Go's encoding/json reads differently stops gc: other tools may read it as a referrer
+/// of a kept image.
 fn find_blob_only_referrers(
     layout: &Layout,
     blobs: &[Digest],
     marked: &HashMap<Digest, u64>,
-) -> Vec<(Digest, Descriptor)> {
-    blobs
+) -> Result<Vec<(Digest, Descriptor)>> {
+    let found: Vec<Result<Option<(Digest, Descriptor)>>> = blobs
         .par_iter()
         .filter(|digest| !marked.contains_key(*digest))
-        .filter_map(|digest| {
-            let len = layout.blob_len(digest).ok()??;
+        .map(|digest| {
+            let Some(len) = layout.blob_len(digest).ok().flatten() else {
+                return Ok(None);
+            };
             if len > MAX_DOCUMENT_SIZE {
-                return None;
+                return Ok(None);
             }
             // A blob that starts like JSON and parses as a manifest or index.
-            let facts = scan_blob(layout, digest, len).ok()??;
-            let subject = facts.subject?;
-            Some((
-                subject,
-                Descriptor::new(facts.media_type, digest.clone(), len),
-            ))
+            let facts = match scan_blob(layout, digest, len) {
+                Ok(Some(facts)) => facts,
+                Err(e @ Error::ReadDifferently { .. }) => {
+                    return Err(Error::Invalid(format!(
+                        "gc stopped before deleting anything: {e}"
+                    )))
+                }
+                Ok(None) | Err(_) => return Ok(None),
+            };
+            Ok(facts.subject.map(|subject| {
+                (
+                    subject,
+                    Descriptor::new(facts.media_type, digest.clone(), len),
+                )
+            }))
         })
-        .collect()
+        .collect();
+    found.into_iter().filter_map(Result::transpose).collect()
 }
 
 struct Marker<'a> {

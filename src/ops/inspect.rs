@@ -8,7 +8,9 @@ use crate::error::Result;
 use crate::graph::resolve::Resolved;
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, Compression, Kind};
-use crate::spec::document::{parse_json, Annotations, Descriptor, Document, ImageConfig};
+use crate::spec::document::{
+    parse_document, Annotations, Descriptor, Document, ImageConfig, Schema,
+};
 use crate::spec::platform::Platform;
 use crate::store::layout::LayoutRead;
 
@@ -173,7 +175,8 @@ fn summarize_config(layout: &dyn LayoutRead, c: &Descriptor) -> Result<ConfigSum
         return Ok(summary);
     }
     let bytes = layout.read_document(c)?;
-    let config: ImageConfig = parse_json(&bytes, &format!("config {}", c.digest))?;
+    let config: ImageConfig =
+        parse_document(&bytes, Schema::Config, &format!("config {}", c.digest))?;
     if let (Some(os), Some(architecture)) = (&config.os, &config.architecture) {
         summary.platform = Some(
             Platform {

@@ -345,3 +345,63 @@ fn decompressed(blob: &[u8], compression: Compression) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// The differential of issue 8 is real: on an `index.json` entry with `"digest": A` and
+/// `"Digest": B`, skopeo and umoci (Go's encoding/json) read B, where an exact reader reads A.
+/// And ocikit's scan agrees with skopeo on which spellings fold: it refuses every layout on
+/// which skopeo reads B (a case variant, the long s, a repeated member), and accepts the one
+/// on which skopeo, like ocikit, reads A (a dotless ı folds to nothing in Go).
+#[test]
+fn skopeo_and_umoci_read_the_case_folded_digest() {
+    for (member, go_reads_b) in [
+        ("Digest", true),
+        ("DIGEST", true),
+        ("dige\u{17F}t", true),
+        ("digest", true),
+        ("d\u{131}gest", false),
+    ] {
+        let (layout, a, b) = crate::differentials::Layout::with_second_digest(member);
+        let reference = format!("{}:app:gzip", layout.root.display());
+        if tool_available("skopeo") {
+            let output = Command::new("skopeo")
+                .args(["--insecure-policy", "inspect", "--raw"])
+                .arg(format!("oci:{reference}"))
+                .output()
+                .expect("run skopeo");
+            assert!(output.status.success(), "{member}: {output:?}");
+            let read = Digest::sha256_of(&output.stdout);
+            let want = if go_reads_b { &b } else { &a };
+            assert_eq!(read.as_str(), want, "skopeo on {member:?}");
+        }
+        let ocikit_run = ocikit().args(["inspect", "--raw"]).arg(&reference).output();
+        let ocikit_run = ocikit_run.expect("run ocikit");
+        if go_reads_b {
+            assert_eq!(ocikit_run.status.code(), Some(2), "ocikit on {member:?}");
+        } else {
+            assert!(ocikit_run.status.success(), "ocikit on {member:?}");
+            assert_eq!(Digest::sha256_of(&ocikit_run.stdout).as_str(), a);
+        }
+    }
+    if tool_available("umoci") {
+        // umoci stat lists the layers of the manifest it resolved: B's, not A's.
+        let (layout, a, b) = crate::differentials::Layout::issue_example();
+        let manifest = |digest: &str| -> Value {
+            let (_, hex) = digest.split_once(':').unwrap();
+            serde_json::from_slice(
+                &std::fs::read(layout.root.join("blobs/sha256").join(hex)).unwrap(),
+            )
+            .unwrap()
+        };
+        let layer = |digest: &str| {
+            manifest(digest)["layers"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_ne!(layer(&a), layer(&b));
+        let image = format!("{}:app:gzip", layout.root.display());
+        let stat = run("umoci", &["stat", "--json", "--image", &image]);
+        assert!(stat.contains(&layer(&b)), "umoci did not read B: {stat}");
+        assert!(!stat.contains(&layer(&a)), "umoci read A: {stat}");
+    }
+}

@@ -5,6 +5,7 @@ mod archive;
 mod artifacts;
 mod commands;
 mod concurrency;
+mod differentials;
 mod fixtures;
 mod gc;
 mod helpers;

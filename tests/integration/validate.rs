@@ -1073,6 +1073,15 @@ fn edit_multi(fx: &Fx, edit: impl FnOnce(&mut Value), pointer: &str) -> Where {
     in_blob(&index, pointer)
 }
 
+/// A JSON object's compact bytes with member `key` given a second time, with the same value.
+fn with_member_again(bytes: &[u8], key: &str) -> Vec<u8> {
+    let value: Value = serde_json::from_slice(bytes).expect("a JSON document");
+    let text = serde_json::to_string(&value).unwrap();
+    let again = serde_json::to_string(&value[key]).unwrap();
+    let open = text.strip_suffix('}').expect("an object");
+    format!("{open},\"{key}\":{again}}}").into_bytes()
+}
+
 /// Replaces the bytes of `app:zstd`'s manifest.
 fn replace_zstd(fx: &Fx, bytes: &[u8]) -> Where {
     let manifest = fx.replace(&fx.named("app:zstd"), bytes);
@@ -1621,6 +1630,73 @@ fn mutations() -> Vec<Mutation> {
         m("manifest not JSON", "J1", |fx| {
             replace_zstd(fx, b"schemaVersion: 2\n")
         }),
+        // ---- J: what Go's encoding/json reads differently ----
+        m("index.json entry with Digest beside digest", "J3", |fx| {
+            // The issue's example: skopeo and umoci read the digest from "Digest".
+            let position = fx.position_of("app:gzip");
+            let other = fx.named("app:zstd");
+            fx.edit_index(|i| set_at(i, &format!("/manifests/{position}/Digest"), json!(other)));
+            at("index.json", format!("/manifests/{position}/Digest"))
+        }),
+        m("index.json entry with a repeated digest", "J2", |fx| {
+            let position = fx.position_of("app:gzip");
+            let digest = fx.named("app:gzip");
+            let member = format!(r#""digest":"{digest}""#);
+            let text = String::from_utf8(fs::read(fx.path("index.json")).unwrap()).unwrap();
+            fx.write(
+                "index.json",
+                text.replacen(&member, &format!("{member},{member}"), 1),
+            );
+            at("index.json", format!("/manifests/{position}/digest"))
+        }),
+        m("manifest with Layers beside layers", "J3", |fx| {
+            edit_zstd(fx, |v| set_at(v, "/Layers", json!([])), "/Layers")
+        }),
+        m("manifest with a repeated config", "J2", |fx| {
+            let manifest = fx.named("app:zstd");
+            let bytes = with_member_again(&fx.read_blob(&manifest), "config");
+            let manifest = fx.replace(&manifest, &bytes);
+            in_blob(&manifest, "/config")
+        }),
+        m(
+            "layer descriptor with mediatype beside mediaType",
+            "J3",
+            |fx| {
+                edit_zstd(
+                    fx,
+                    |v| set_at(v, "/layers/0/mediatype", json!(OCI_LAYER_NONDIST_GZIP)),
+                    "/layers/0/mediatype",
+                )
+            },
+        ),
+        m("config digest spelled with a long s", "J3", |fx| {
+            edit_zstd(
+                fx,
+                |v| set_at(v, "/config/digeſt", json!(sha256(b"other"))),
+                "/config/digeſt",
+            )
+        }),
+        m("config rootfs with Diff_IDs beside diff_ids", "J3", |fx| {
+            edit_config(
+                fx,
+                |v| set_at(v, "/rootfs/Diff_IDs", json!([sha256(b"other")])),
+                "/rootfs/Diff_IDs",
+            )
+        }),
+        m("index platform with OS beside os", "J3", |fx| {
+            edit_multi(
+                fx,
+                |v| set_at(v, "/manifests/0/platform/OS", json!("windows")),
+                "/manifests/0/platform/OS",
+            )
+        }),
+        m("oci-layout with ImageLayoutVersion", "J3", |fx| {
+            fx.write(
+                "oci-layout",
+                r#"{"imageLayoutVersion":"1.0.0","ImageLayoutVersion":"2.0.0"}"#,
+            );
+            at("oci-layout", "/ImageLayoutVersion")
+        }),
         // ---- I: indexes ----
         m("index schemaVersion 3", "I1", |fx| {
             edit_multi(
@@ -2152,6 +2228,25 @@ fn decoys() -> Vec<Decoy> {
         d("a Docker manifest list", |fx| {
             fx.add_docker_list("docker:list");
         }),
+        d(
+            "annotation keys that repeat or differ only in case (data, not fields)",
+            |fx| {
+                // Go matches map keys exactly and keeps the last of a repeated key, as serde
+                // does: no differential. Unknown members are read by neither.
+                let annotations = json!({"Digest": "a", "digest": "b", "MediaType": "c"});
+                let zstd = fx.edit(&fx.named("app:zstd"), |v| {
+                    set_at(v, "/annotations", annotations.clone());
+                    set_at(v, "/layers/0/annotations", annotations.clone());
+                    set_at(v, "/x-Layers", json!([]));
+                });
+                let bytes = String::from_utf8(fx.read_blob(&zstd)).unwrap();
+                let bytes = bytes.replacen(r#""Digest":"a""#, r#""Digest":"a","Digest":"z""#, 1);
+                fx.replace(&zstd, bytes.as_bytes());
+                fx.edit(&amd64_config(fx), |v| {
+                    set_at(v, "/config/Labels", json!({"Cmd": "x", "cmd": "y"}));
+                });
+            },
+        ),
         d("indexes nested 3 deep", |fx| {
             fx.add_nested_indexes("nested", 3);
         }),

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::finding::{Findings, Place};
 use crate::spec::digest::Digest;
+use crate::spec::document::differential::{self, Problem, Schema};
 pub use crate::spec::document::media_type::is_rfc6838 as is_media_type;
 use crate::spec::document::media_type::{self as mt, Kind};
 use crate::spec::document::{Descriptor, CREATED, REF_NAME};
@@ -79,6 +80,20 @@ impl<'a> Checker<'a> {
                 self.add("J1", "", format!("the document is not valid JSON: {e}"));
                 None
             }
+        }
+    }
+
+    /// Reports the members of `bytes` (read as `schema`) that Go's `encoding/json` reads
+    /// differently from ocikit: a repeated field (J2), a name that folds to a field's (J3).
+    /// Called once [`Checker::parse`] has accepted the bytes: the scan fails only where that
+    /// parse fails, and J1 said so already.
+    pub fn differentials(&mut self, bytes: &[u8], schema: Schema) {
+        for d in differential::scan(bytes, schema).unwrap_or_default() {
+            let rule = match d.problem {
+                Problem::Repeated => "J2",
+                Problem::CaseFolded { .. } => "J3",
+            };
+            self.add(rule, &d.pointer, d.to_string());
         }
     }
 
@@ -954,6 +969,19 @@ pub enum DocKind {
     Config,
     Descriptor,
     LayoutHeader,
+}
+
+impl DocKind {
+    /// The fields Go decodes this kind of document into.
+    pub fn schema(self) -> Schema {
+        match self {
+            // Go tools tell manifests and indexes apart by decoding into both.
+            DocKind::Manifest | DocKind::Index => Schema::ManifestLike,
+            DocKind::Config => Schema::Config,
+            DocKind::Descriptor => Schema::Descriptor,
+            DocKind::LayoutHeader => Schema::LayoutHeader,
+        }
+    }
 }
 
 /// Guesses a document's kind from its own `mediaType` or its shape.

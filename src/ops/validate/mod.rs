@@ -146,6 +146,9 @@ pub fn validate_document(
         let kind = media_type
             .and_then(check::document_kind)
             .or_else(|| check::detect_kind(&value));
+        if let Some(kind) = kind {
+            checker.differentials(bytes, kind.schema());
+        }
         match kind {
             Some(DocKind::Manifest) => {
                 checker.manifest(&value, media_type, bytes.len());

@@ -605,6 +605,11 @@ pub fn source_uri(source: &str) -> Option<String> {
             "https://github.com/opencontainers/distribution-spec/blob/v1.1.0/{rest}"
         ));
     }
+    if let Some(section) = source.strip_prefix("RFC 8259 section ") {
+        return Some(format!(
+            "https://www.rfc-editor.org/rfc/rfc8259#section-{section}"
+        ));
+    }
     if source.starts_with("docker image-manifest-v2-2") {
         return Some("https://distribution.github.io/distribution/spec/manifest-v2-2/".into());
     }

@@ -79,6 +79,7 @@ const CONFIG: &str = "config.md";
 const ANNOTATIONS: &str = "annotations.md";
 const LAYER: &str = "layer.md";
 const REFERRERS: &str = "distribution-spec spec.md#referrers-tag-schema";
+const DIFFERENTIALS: &str = "ARCHITECTURE.md#parser-differentials-ocikit-defends-against";
 
 /// Every rule ocikit checks.
 pub const RULES: &[Rule] = &[
@@ -475,6 +476,18 @@ pub const RULES: &[Rule] = &[
     ),
     // JSON
     rule("J1", E, DESCRIPTOR, "a document is valid UTF-8 JSON"),
+    rule(
+        "J2",
+        E,
+        "RFC 8259 section 4",
+        "no field of an object the specs define appears twice (Go merges the repeats)",
+    ),
+    rule(
+        "J3",
+        E,
+        DIFFERENTIALS,
+        "no member name equals a field's under Go's case folding without being it (\"Digest\")",
+    ),
 ];
 
 /// The rule with this id.

@@ -20,7 +20,7 @@ use crate::graph::resolve::{fallback_tag_subject, match_name};
 use crate::progress::Progress;
 use crate::spec::digest::{Digest, Hasher};
 use crate::spec::document::media_type::{self as mt, Kind};
-use crate::spec::document::Descriptor;
+use crate::spec::document::{Descriptor, Schema};
 use crate::store::layout::{FileKind, LayoutRead, MAX_DOCUMENT_SIZE, TEMP_PREFIX};
 
 /// Nested indexes deeper than this are reported (I5) and not followed.
@@ -124,7 +124,11 @@ impl Walk<'_> {
                 .findings
                 .add("L1", &place, "", "the layout has no oci-layout file".into()),
             Some(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(value) => Checker::new(&mut self.findings, place).layout_header(&value),
+                Ok(value) => {
+                    let mut checker = Checker::new(&mut self.findings, place);
+                    checker.differentials(&bytes, Schema::LayoutHeader);
+                    checker.layout_header(&value);
+                }
                 Err(e) => self.findings.add(
                     "L2",
                     &place,
@@ -261,7 +265,9 @@ impl Walk<'_> {
                 return Ok(Vec::new());
             }
         };
-        let Some(facts) = Checker::new(&mut self.findings, place).index(&value, None) else {
+        let mut checker = Checker::new(&mut self.findings, place);
+        checker.differentials(&bytes, Schema::Index);
+        let Some(facts) = checker.index(&value, None) else {
             return Ok(Vec::new());
         };
         let mut roots = facts.manifests;
@@ -406,6 +412,13 @@ impl Walk<'_> {
             return;
         };
         let kind = mt::kind(&d.media_type);
+        checker.differentials(
+            &bytes,
+            match kind {
+                Kind::Manifest | Kind::Index | Kind::ArtifactManifest => Schema::ManifestLike,
+                _ => Schema::Config,
+            },
+        );
         let facts = match kind {
             Kind::Manifest | Kind::ArtifactManifest => checker
                 .manifest(&value, Some(&d.media_type), bytes.len())

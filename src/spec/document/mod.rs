@@ -6,6 +6,7 @@
 //! ocikit writes descriptors into the documents it creates).
 
 pub mod canonical;
+pub mod differential;
 pub mod media_type;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::spec::digest::Digest;
 use crate::spec::platform::Platform;
+
+pub use differential::Schema;
 
 /// Annotations: string keys to string values.
 pub type Annotations = BTreeMap<String, String>;
@@ -34,6 +37,7 @@ pub const CREATED: &str = "org.opencontainers.image.created";
 pub struct Descriptor {
     pub media_type: String,
     pub digest: Digest,
+    #[serde(deserialize_with = "int64_size")]
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
@@ -71,6 +75,18 @@ impl Descriptor {
     pub fn ref_name(&self) -> Option<&str> {
         self.annotation(REF_NAME)
     }
+}
+
+/// A descriptor's `size`: an int64 in the spec and in Go, so a larger number, which Go refuses,
+/// is refused here too rather than read as a u64.
+fn int64_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    let size = u64::deserialize(d)?;
+    if size > i64::MAX as u64 {
+        return Err(serde::de::Error::custom(format!(
+            "size {size} is larger than an int64 can hold"
+        )));
+    }
+    Ok(size)
 }
 
 /// An image manifest (OCI or Docker v2 schema2), or the pre-release artifact manifest.
@@ -195,7 +211,7 @@ impl Document {
     /// Parses manifest-like bytes. The media type comes from the descriptor when known,
     /// else from the document's own `mediaType`, else from its shape.
     pub fn parse(bytes: &[u8], media_type: Option<&str>, what: &str) -> Result<Document> {
-        let value: Value = parse_json(bytes, what)?;
+        let value: Value = parse_document(bytes, Schema::ManifestLike, what)?;
         let own = value.get("mediaType").and_then(Value::as_str);
         let detected = media_type
             .filter(|m| media_type::is_manifest_like(m))
@@ -260,19 +276,44 @@ impl Document {
     }
 }
 
-/// Parses JSON bytes into `T`, reporting the JSON pointer of the first problem.
+/// Parses JSON bytes into `T`, reporting the JSON pointer of the first problem. Trailing
+/// bytes after the value are an error, as they are to Go's `json.Unmarshal`.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     // Plain serde first: tracking the path costs an allocation per value, and is only needed
     // to name the pointer of a problem.
-    if let Ok(parsed) = T::deserialize(&mut serde_json::Deserializer::from_slice(bytes)) {
+    if let Ok(parsed) = serde_json::from_slice(bytes) {
         return Ok(parsed);
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Json {
+    let json_error = |pointer: String, message: String| Error::Json {
         file: what.to_string(),
-        pointer: pointer_of(e.path()),
-        message: e.inner().to_string(),
-    })
+        pointer,
+        message,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| json_error(pointer_of(e.path()), e.inner().to_string()))?;
+    de.end()
+        .map_err(|e| json_error(String::new(), e.to_string()))?;
+    Ok(parsed)
+}
+
+/// Parses a document of the specs (read as `schema`) into `T`, refusing it when Go's
+/// `encoding/json` would read it differently ([`differential`]). Every document ocikit reads
+/// from a layout comes through here or through the store's `IndexFile::parse`.
+pub fn parse_document<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    schema: Schema,
+    what: &str,
+) -> Result<T> {
+    let parsed = parse_json(bytes, what);
+    // Checked whether or not the parse succeeded: a repeated field fails the typed parse, and
+    // the differential says better why. When both fail on the syntax, the parse's error is
+    // the one that names a pointer.
+    match (parsed, differential::check(bytes, schema, what)) {
+        (Err(e), Err(Error::Json { .. })) => Err(e),
+        (_, Err(e)) => Err(e),
+        (parsed, Ok(())) => parsed,
+    }
 }
 
 /// Converts an already parsed value into `T`, reporting the JSON pointer of the first problem.
@@ -320,6 +361,86 @@ mod tests {
         let err = Document::parse(bytes, None, "index.json").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("/manifests/0/digest"), "{text}");
+    }
+
+    const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let err = parse_json::<Descriptor>(
+            format!(r#"{{"mediaType":"a/b","digest":"{EMPTY}","size":0}} {{}}"#).as_bytes(),
+            "d",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"{EMPTY}","size":0}},"layers":[]}}"#
+        );
+        Document::parse(manifest.as_bytes(), None, "m").unwrap();
+        let err = Document::parse(format!("{manifest}\n{{}}").as_bytes(), None, "m").unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn differentials_are_refused_with_their_pointer() {
+        // A repeated field fails serde's typed parse too; the differential is what is said.
+        let repeated = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"{EMPTY}","size":0,"size":1}},"layers":[]}}"#
+        );
+        let refused_at = |err: &Error, at: &str| {
+            assert!(
+                matches!(err, Error::ReadDifferently { pointer, .. } if pointer == at),
+                "{err}"
+            )
+        };
+        let err = Document::parse(repeated.as_bytes(), None, "manifest x").unwrap_err();
+        refused_at(&err, "/config/size");
+        // A folded name parses fine by itself.
+        let folded = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"{EMPTY}","size":0}},"layers":[],"Layers":[{{}}]}}"#
+        );
+        let err = Document::parse(folded.as_bytes(), None, "manifest x").unwrap_err();
+        refused_at(&err, "/Layers");
+        assert!(
+            err.to_string()
+                .starts_with("manifest x cannot be used safely: at /Layers"),
+            "{err}"
+        );
+        let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[],"Diff_IDs":[]}}"#;
+        let err = parse_document::<ImageConfig>(config, Schema::Config, "config c").unwrap_err();
+        refused_at(&err, "/rootfs/Diff_IDs");
+        // A syntax error is the parse's, with its pointer.
+        let err = parse_document::<Descriptor>(
+            br#"{"mediaType":"a/b","digest":"x","size":0}"#,
+            Schema::Descriptor,
+            "d",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Json { pointer, .. } if pointer == "/digest"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sizes_beyond_int64_are_refused() {
+        let descriptor =
+            |size: &str| format!(r#"{{"mediaType":"a/b","digest":"{EMPTY}","size":{size}}}"#);
+        let max = parse_json::<Descriptor>(descriptor("9223372036854775807").as_bytes(), "d");
+        assert_eq!(max.unwrap().size, i64::MAX as u64);
+        // Go reads -0 as 0; refusing it too is the safe side.
+        for bad in [
+            "-0",
+            "9223372036854775808",
+            "18446744073709551615",
+            "1e3",
+            "1.0",
+            "-1",
+            "\"1\"",
+        ] {
+            let err = parse_json::<Descriptor>(descriptor(bad).as_bytes(), "d").unwrap_err();
+            assert!(err.to_string().contains("/size"), "{bad}: {err}");
+        }
     }
 
     #[test]

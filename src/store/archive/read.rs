@@ -33,7 +33,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::spec::digest::Digest;
-use crate::spec::document::parse_json;
+use crate::spec::document::{parse_document, Schema};
 use crate::store::layout::{FileInfo, FileKind, LayoutRead, MAX_DOCUMENT_SIZE};
 
 /// The largest entry a compressed archive's first pass keeps in memory.
@@ -195,7 +195,11 @@ impl Archive {
     fn check_oci_layout(&self) -> Result<()> {
         let name = self.full_name("oci-layout");
         let bytes = self.read_entry("oci-layout", OCI_LAYOUT_LIMIT)?;
-        let value: serde_json::Value = parse_json(&bytes, &format!("{}:{name}", self.name()))?;
+        let value: serde_json::Value = parse_document(
+            &bytes,
+            Schema::LayoutHeader,
+            &format!("{}:{name}", self.name()),
+        )?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(v) if v.starts_with("1.") => Ok(()),
             Some(v) => Err(self.error(

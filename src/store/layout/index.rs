@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::spec::digest::Digest;
-use crate::spec::document::{from_value, from_value_ref, parse_json, Descriptor, REF_NAME};
+use crate::spec::document::{
+    differential, from_value, from_value_ref, parse_json, Descriptor, Schema, REF_NAME,
+};
 
 /// The parsed `index.json` of a layout.
 #[derive(Clone, Debug)]
@@ -45,7 +47,8 @@ impl<'de> serde::Deserialize<'de> for Members {
             ) -> std::result::Result<Members, A::Error> {
                 let mut members: Vec<(String, Box<RawValue>)> = Vec::new();
                 while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
-                    // A repeated key: the last one wins, as it does for JSON parsers generally.
+                    // A repeated key: the last one wins, as it does for Go and serde. (A
+                    // repeated field of the index is refused by the differential check.)
                     members.retain(|(k, _)| *k != key);
                     members.push((key, value));
                 }
@@ -106,6 +109,9 @@ impl IndexFile {
                 });
             }
         };
+        // One pass over the bytes for what Go's encoding/json reads differently (a folded or
+        // repeated field anywhere, in an entry or at the top), before anything is read.
+        differential::check(bytes, Schema::Index, what)?;
         let manifests = members
             .iter()
             .find(|(k, _)| k == "manifests")
@@ -350,6 +356,45 @@ mod tests {
         assert!(err.to_string().contains("not a JSON object"), "{err}");
         let err = IndexFile::parse(br#"{"manifests":[{"digest":"x"}]}"#, "index.json").unwrap_err();
         assert!(err.to_string().contains("/manifests/0"), "{err}");
+    }
+
+    #[test]
+    fn refuses_what_go_reads_differently() {
+        let other = ENTRY.replace("e3b0c442", "00000000");
+        let refused = [
+            // The issue's example: Go reads the digest from "Digest".
+            (
+                format!(
+                    r#"{{"manifests":[{}]}}"#,
+                    ENTRY.replace(r#""size""#, r#""Digest":"x","size""#)
+                ),
+                "/manifests/0/Digest",
+            ),
+            // A repeated "manifests": Go merges the arrays element by element.
+            (
+                format!(r#"{{"manifests":[{ENTRY}],"manifests":[{other}]}}"#),
+                "/manifests",
+            ),
+            (
+                format!(r#"{{"Manifests":[{other}],"manifests":[{ENTRY}]}}"#),
+                "/Manifests",
+            ),
+        ];
+        for (text, pointer) in refused {
+            let err = IndexFile::parse(text.as_bytes(), "index.json").unwrap_err();
+            assert!(
+                matches!(&err, Error::ReadDifferently { pointer: p, .. } if p == pointer),
+                "{text}: {err}"
+            );
+        }
+        // Nesting that serde would skip unbounded in an unknown member is refused.
+        let deep = format!(
+            r#"{{"manifests":[{ENTRY}],"x":{}{}}}"#,
+            "[".repeat(10_001),
+            "]".repeat(10_001)
+        );
+        let err = IndexFile::parse(deep.as_bytes(), "index.json").unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
     }
 
     #[test]

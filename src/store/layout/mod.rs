@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::spec::digest::{Algorithm, Digest, HashingWriter, Mismatch, VerifyingReader};
-use crate::spec::document::{parse_json, Descriptor};
+use crate::spec::document::{parse_document, Descriptor, Schema};
 pub use index::IndexFile;
 use lock::{LockGuard, Mode};
 
@@ -239,7 +239,11 @@ impl Layout {
             }
             other => other,
         })?;
-        let value: serde_json::Value = parse_json(&header, &header_path.display().to_string())?;
+        let value: serde_json::Value = parse_document(
+            &header,
+            Schema::LayoutHeader,
+            &header_path.display().to_string(),
+        )?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(v) if v.starts_with("1.") => {
                 refuse_linked_blob_dirs(root)?;
@@ -351,6 +355,10 @@ impl Layout {
     /// `index.json` update is committed (see [`lock`]).
     pub fn writer(&self) -> Result<LayoutWriter<'_>> {
         refuse_linked_blob_dirs(&self.root)?;
+        // A writer's blobs are of use only if its index update can succeed: an index.json that
+        // cannot be read (or that other tools read differently) is refused before any blob is
+        // written, not after.
+        self.index()?;
         let blobs = self.root.join("blobs");
         let guard = lock::lock_dir(&blobs, Mode::Shared)?;
         Ok(LayoutWriter {
