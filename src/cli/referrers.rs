@@ -133,13 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let discovery = Discovery::new(
-        layout.as_ref(),
-        Scope {
-            named: false,
-            scan: args.scan,
-        },
-    )?;
+    let discovery = Discovery::new(layout.as_ref(), Scope { scan: args.scan })?;
     let tree = args.tree || args.depth.is_some();
     let depth = match (tree, args.depth) {
         (false, _) => Some(1),

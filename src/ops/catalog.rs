@@ -5,14 +5,15 @@
 //! §Referrers: untagged entries whose manifest has a `subject` (oras), and fallback-tag indexes
 //! named `sha256-<hex>` (regctl). Neither is listed as an image; both count under their subject.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::graph::documents::Documents;
 use crate::graph::referrers::{Discovery, Scope};
+use crate::graph::walk::{self, Field, State, Walk, MAX_DEPTH};
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, Kind};
 use crate::spec::document::{parse_json, Descriptor, Document, ImageConfig};
@@ -49,38 +50,37 @@ pub struct Catalog {
     pub detached_referrers: usize,
 }
 
-/// What one manifest-like blob contributes to a listing.
+/// What a manifest or index, with everything below it, contributes to a listing.
 #[derive(Clone, Debug, Default)]
 struct Summary {
     artifact_type: Option<String>,
     platforms: Vec<String>,
     blobs: BTreeSet<(Digest, u64)>,
+    /// The manifests and indexes below it (whose referrers count under it too).
     children: Vec<Digest>,
     problem: Option<String>,
 }
 
 /// Reads a layout's `index.json` and the documents behind it, in parallel, each blob once.
 pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
-    // Referrer bookkeeping (both conventions) is recognized by the referrers module.
+    // Referrer bookkeeping (both conventions) is recognized by the referrers module, which
+    // reads every entry's document; the walk below shares what it read.
     let discovery = Discovery::new(layout, Scope::default())?;
     let entries = discovery.index().entries();
-    let listed: Vec<&Descriptor> = (0..entries.len())
-        .filter(|&i| !discovery.is_bookkeeping(i))
-        .map(|i| &entries[i])
+    let listed: Vec<(usize, &Descriptor)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !discovery.is_bookkeeping(*i))
         .collect();
-
-    // Every distinct document behind a listed entry is summarized once, in parallel.
-    let cache = SummaryCache::default();
-    let mut unique: Vec<&Descriptor> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for d in &listed {
-        if seen.insert(&d.digest) {
-            unique.push(d);
-        }
-    }
-    unique
-        .par_iter()
-        .for_each(|d| drop(cache.summarize(layout, d, 0)));
+    let mut walk = Walk::new(discovery.documents(), walk::Options::default());
+    walk.add_roots(listed.iter().map(|(i, d)| (Field::Root(*i), (*d).clone())));
+    let platforms = config_platforms(layout, &walk);
+    let mut summaries = Summaries {
+        walk: &walk,
+        platforms: &platforms,
+        done: HashMap::new(),
+        in_progress: HashSet::new(),
+    };
 
     // Referrers per subject, each once, merged from every convention.
     let referrers: HashMap<Digest, BTreeSet<Digest>> = discovery
@@ -99,8 +99,8 @@ pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
     let mut attributed: BTreeSet<&Digest> = BTreeSet::new();
     let rows: Vec<Row> = listed
         .into_iter()
-        .map(|d| {
-            let summary = cache.summarize(layout, d, 0);
+        .map(|(_, d)| {
+            let summary = summaries.of(&d.digest);
             let mut mine: BTreeSet<&Digest> = BTreeSet::new();
             for digest in std::iter::once(&d.digest).chain(summary.children.iter()) {
                 if let Some((subject, set)) = referrers.get_key_value(digest) {
@@ -139,77 +139,134 @@ pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
     })
 }
 
-#[derive(Default)]
-struct SummaryCache {
-    done: Mutex<HashMap<Digest, Summary>>,
+/// Summaries of what the walk reached, each document summarized once.
+struct Summaries<'w, 'a> {
+    walk: &'w Walk<&'w Documents<'a>>,
+    /// The platform of each image manifest whose config says one (see [`config_platforms`]).
+    platforms: &'w HashMap<Digest, String>,
+    done: HashMap<Digest, Summary>,
+    /// Documents being summarized (an index that lists itself, through a lying blob, is cut).
+    in_progress: HashSet<Digest>,
 }
 
-impl SummaryCache {
-    fn summarize(&self, layout: &dyn LayoutRead, d: &Descriptor, depth: usize) -> Summary {
-        if let Ok(done) = self.done.lock() {
-            if let Some(s) = done.get(&d.digest) {
-                return s.clone();
-            }
+impl Summaries<'_, '_> {
+    fn of(&mut self, digest: &Digest) -> Summary {
+        if let Some(done) = self.done.get(digest) {
+            return done.clone();
         }
-        let summary = self.compute(layout, d, depth).unwrap_or_else(|e| Summary {
-            problem: Some(e.to_string()),
-            ..Summary::default()
-        });
-        if let Ok(mut done) = self.done.lock() {
-            done.insert(d.digest.clone(), summary.clone());
+        if !self.in_progress.insert(digest.clone()) {
+            return Summary::default();
         }
+        let summary = self.compute(digest);
+        self.in_progress.remove(digest);
+        self.done.insert(digest.clone(), summary.clone());
         summary
     }
 
-    fn compute(&self, layout: &dyn LayoutRead, d: &Descriptor, depth: usize) -> Result<Summary> {
+    fn compute(&mut self, digest: &Digest) -> Summary {
         let mut summary = Summary::default();
-        summary.blobs.insert((d.digest.clone(), d.size));
-        if !media_type::is_manifest_like(&d.media_type) || depth > 8 {
-            return Ok(summary);
-        }
-        let bytes = layout.read_document(d)?;
-        let document = Document::parse(
-            &bytes,
-            Some(&d.media_type),
-            &format!("manifest {}", d.digest),
-        )?;
-        summary.artifact_type = document.listed_artifact_type().map(str::to_string);
-        match document {
-            Document::Manifest(m) => {
-                let config_is_image = m
-                    .config
-                    .as_ref()
-                    .is_some_and(|c| media_type::kind(&c.media_type) == Kind::Config);
-                if let Some(config) = &m.config {
-                    summary.blobs.insert((config.digest.clone(), config.size));
-                    if config_is_image && d.platform.is_none() {
-                        if let Some(p) = config_platform(layout, config) {
-                            summary.platforms.push(p);
-                        }
-                    }
-                }
-                for layer in m.content() {
-                    summary.blobs.insert((layer.digest.clone(), layer.size));
-                }
+        let Some(node) = self.walk.node(digest) else {
+            return summary;
+        };
+        summary.blobs.insert((digest.clone(), node.descriptor.size));
+        let parsed = match &node.state {
+            State::Leaf => return summary,
+            State::TooDeep => {
+                summary.problem = Some(format!(
+                    "indexes nest more than {MAX_DEPTH} deep here; {digest} was not read"
+                ));
+                return summary;
             }
-            Document::Index(index) => {
-                for child in &index.manifests {
-                    summary.children.push(child.digest.clone());
-                    let sub = self.summarize(layout, child, depth + 1);
-                    match &child.platform {
-                        Some(p) => summary.platforms.push(p.to_string()),
-                        None => summary.platforms.extend(sub.platforms.iter().cloned()),
-                    }
-                    summary.blobs.extend(sub.blobs.iter().cloned());
-                    summary.children.extend(sub.children.iter().cloned());
-                    if summary.problem.is_none() {
-                        summary.problem = sub.problem.clone();
-                    }
+            State::Read(loaded) => match &**loaded {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    summary.problem = Some(e.to_string());
+                    return summary;
                 }
+            },
+        };
+        summary.artifact_type = parsed.document.listed_artifact_type().map(str::to_string);
+        if let Some(platform) = self.platforms.get(digest) {
+            summary.platforms.push(platform.clone());
+        }
+        let is_index = matches!(parsed.document, Document::Index(_));
+        for child in self.walk.children(node) {
+            let below = &child.descriptor;
+            if !is_index {
+                // A manifest's own config and layers. (Should one of them be a manifest as
+                // well, as another descriptor says, it is listed and counted where that one is.)
+                summary.blobs.insert((below.digest.clone(), below.size));
+                continue;
+            }
+            summary.children.push(below.digest.clone());
+            let sub = self.of(&below.digest);
+            match &below.platform {
+                Some(p) => summary.platforms.push(p.to_string()),
+                None => summary.platforms.extend(sub.platforms.iter().cloned()),
+            }
+            summary.blobs.extend(sub.blobs.iter().cloned());
+            summary.children.extend(sub.children.iter().cloned());
+            if summary.problem.is_none() {
+                summary.problem = sub.problem.clone();
             }
         }
-        Ok(summary)
+        summary
     }
+}
+
+/// `os/arch[/variant]` of every image manifest that some descriptor without a platform reaches
+/// (an entry, or an index child), from its config: configs are read in parallel, each once.
+fn config_platforms(
+    layout: &dyn LayoutRead,
+    walk: &Walk<&Documents<'_>>,
+) -> HashMap<Digest, String> {
+    let mut wanted: HashSet<&Digest> = walk
+        .roots()
+        .iter()
+        .filter(|(_, d)| d.platform.is_none())
+        .map(|(_, d)| &d.digest)
+        .collect();
+    for (_, node) in walk.nodes() {
+        for child in walk.children(node) {
+            if matches!(child.field, Field::Manifest(_)) && child.descriptor.platform.is_none() {
+                wanted.insert(&child.descriptor.digest);
+            }
+        }
+    }
+    let mut configs: HashMap<&Digest, Vec<&Digest>> = HashMap::new();
+    let mut by_config: HashMap<&Digest, &Descriptor> = HashMap::new();
+    for manifest in wanted {
+        let Some(Ok(parsed)) = walk
+            .node(manifest)
+            .and_then(|n| n.doc())
+            .map(|d| d.as_ref())
+        else {
+            continue;
+        };
+        let Document::Manifest(m) = &parsed.document else {
+            continue;
+        };
+        if let Some(config) = m
+            .config
+            .as_ref()
+            .filter(|c| media_type::kind(&c.media_type) == Kind::Config)
+        {
+            configs.entry(&config.digest).or_default().push(manifest);
+            by_config.insert(&config.digest, config);
+        }
+    }
+    let read: Vec<(&Digest, Option<String>)> = by_config
+        .par_iter()
+        .map(|(digest, config)| (*digest, config_platform(layout, config)))
+        .collect();
+    let mut platforms = HashMap::new();
+    for (config, platform) in read {
+        let Some(platform) = platform else { continue };
+        for manifest in configs.get(config).into_iter().flatten() {
+            platforms.insert((*manifest).clone(), platform.clone());
+        }
+    }
+    platforms
 }
 
 /// `os/arch[/variant]` from an image config, when it can be read.

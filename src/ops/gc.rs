@@ -26,18 +26,15 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::graph::referrers::{scan_blob, Discovery, Scope};
-use crate::graph::resolve::fallback_tag_subject;
+use crate::graph::documents::Documents;
+use crate::graph::referrers::{fallback_tag_subject, Discovery, Referrer, Scope};
+use crate::graph::walk::{self, children_of, Field, Role, State, Walk, MAX_DEPTH};
 use crate::spec::digest::Digest;
-use crate::spec::document::media_type::{self as mt, Kind};
 use crate::spec::document::{Descriptor, Document};
 use crate::store::layout::{
     blob_file_digest, FileInfo, FileKind, IndexFile, Layout, LayoutRead, MAX_DOCUMENT_SIZE,
     TEMP_PREFIX,
 };
-
-/// Nested indexes deeper than this stop gc (a hostile chain must not exhaust the stack).
-const MAX_DEPTH: usize = 64;
 
 /// How to collect.
 #[derive(Clone, Copy, Debug, Default)]
@@ -55,6 +52,41 @@ pub struct Options {
 pub struct Blob {
     pub digest: Digest,
     pub size: u64,
+    /// What it was.
+    pub was: Was,
+    /// For a config or layer, the manifest that listed it; for a referrer, its subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<Digest>,
+}
+
+/// What a removed blob was. It is no longer reachable, so no descriptor from `index.json` says
+/// what it is: gc tells by reading it — a JSON manifest or index (a referrer if it has a
+/// subject) says so itself, and such a document says what its config and layers were. Any
+/// other blob is only an unreferenced blob; gc does not guess.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Was {
+    Manifest,
+    Index,
+    Referrer,
+    Config,
+    Layer,
+    /// Nothing that is being removed says what it was.
+    Unreferenced,
+}
+
+impl Was {
+    /// How it is written for people: `manifest`, …, `unreferenced blob`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Was::Manifest => "manifest",
+            Was::Index => "index",
+            Was::Referrer => "referrer",
+            Was::Config => "config",
+            Was::Layer => "layer",
+            Was::Unreferenced => "unreferenced blob",
+        }
+    }
 }
 
 /// A removed `index.json` entry and why it went.
@@ -120,199 +152,217 @@ pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
 /// `index.json` entries to remove, by position.
 type Removals = Vec<(usize, Entry)>;
 
-/// Marks what is kept; returns the marked digests and the entries to remove.
+/// What marking decided.
+struct Marked {
+    /// Kept digests, with the size their descriptor gives.
+    kept: HashMap<Digest, u64>,
+    /// What blobs that are not kept were, where a document gc read says so.
+    was: HashMap<Digest, (Was, Option<Digest>)>,
+}
+
+/// Marks what is kept; returns it, what the rest was, and the entries to remove.
 fn mark(
     layout: &Layout,
     index: &IndexFile,
     blobs: &[Digest],
     options: &Options,
-) -> Result<(HashMap<Digest, u64>, Removals)> {
-    // Named entries are roots whether or not they are referrers, so only untagged entries'
-    // manifests need reading; blob-only referrers are looked for among unmarked blobs below.
-    let scope = Scope {
-        named: false,
-        scan: false,
-    };
-    let discovery = Discovery::with_index(layout, index.clone(), scope)?;
+) -> Result<(Marked, Removals)> {
+    // Every entry's document is read once here, and shared with the walk.
+    let discovery = Discovery::with_index(layout, index.clone(), Scope { scan: false })?;
+    let documents = discovery.documents();
     let entries = index.entries();
-    let mut marker = Marker {
-        layout,
-        marked: HashMap::new(),
-    };
-    let mut removals = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        if discovery.is_bookkeeping(i) {
-            continue;
-        }
-        if options.prune_untagged && entry.ref_name().is_none() {
-            continue;
-        }
-        marker.mark(entry, 0)?;
-    }
+    let mut walk = Walk::new(documents, walk::Options::default());
+    // Roots: every entry but referrer bookkeeping. A named referrer is a root: its name is
+    // someone's claim on it.
+    walk.add_roots(
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(i, entry)| {
+                let pruned = options.prune_untagged && entry.ref_name().is_none();
+                !pruned && !discovery.is_bookkeeping(*i)
+            })
+            .map(|(i, entry)| (Field::Root(i), entry.clone())),
+    );
     // Referrers of kept manifests, and theirs, until nothing changes: those recorded in
-    // index.json and fallback indexes, and blob-only ones (cosign). A blob-only referrer can
-    // only be among the blobs not yet marked, so only those are read — once, and only those
+    // index.json (named or not) and fallback indexes (which are kept with their subject), and
+    // blob-only ones (cosign). A blob-only referrer is among the blobs not yet marked, or among
+    // those reached only as an artifact's file: only those are read — once, and only those
     // that start like JSON — which keeps gc off the layers.
+    let tags: Vec<(Digest, usize)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((e.ref_name().and_then(fallback_tag_subject)?, i)))
+        .collect();
     let subjects = discovery.subjects();
     let mut blob_only: Option<Vec<(Digest, Descriptor)>> = None;
     loop {
-        let mut grew = false;
-        for subject in &subjects {
-            if !(options.keep_orphans || marker.marked.contains_key(subject)) {
-                continue;
-            }
-            for referrer in discovery.referrers(subject) {
-                if !marker.marked.contains_key(&referrer.digest) {
-                    marker.mark(&referrer.descriptor(), 0)?;
-                    grew = true;
-                }
-            }
+        let kept = |digest: &Digest| options.keep_orphans || walk.contains(digest);
+        let mut more: Vec<Descriptor> = Vec::new();
+        for subject in subjects.iter().filter(|s| kept(s)) {
+            more.extend(
+                discovery
+                    .referrers(subject)
+                    .iter()
+                    .map(Referrer::descriptor),
+            );
         }
+        more.extend(
+            tags.iter()
+                .filter(|(subject, _)| kept(subject))
+                .map(|(_, i)| entries[*i].clone()),
+        );
         let found = blob_only
-            .get_or_insert_with(|| find_blob_only_referrers(layout, blobs, &marker.marked));
-        for (subject, referrer) in found.iter() {
-            let wanted = options.keep_orphans || marker.marked.contains_key(subject);
-            if wanted && !marker.marked.contains_key(&referrer.digest) {
-                marker.mark(referrer, 0)?;
-                grew = true;
-            }
-        }
-        if !grew {
+            .get_or_insert_with(|| find_blob_only_referrers(layout, documents, blobs, &walk));
+        more.extend(
+            found
+                .iter()
+                .filter(|(subject, _)| kept(subject))
+                .map(|(_, referrer)| referrer.clone()),
+        );
+        more.retain(|d| !walk.covers(d));
+        if more.is_empty() {
             break;
+        }
+        let first = walk.roots().len();
+        walk.add_roots(
+            more.into_iter()
+                .enumerate()
+                .map(|(i, d)| (Field::Root(first + i), d)),
+        );
+    }
+    // Never delete when unsure: a kept document that cannot be read or parsed, or one nested
+    // too deep to be read, references blobs gc cannot know. A missing one references nothing
+    // that could be kept.
+    for (digest, node) in walk.nodes() {
+        match &node.state {
+            State::TooDeep => {
+                return Err(Error::Invalid(format!(
+                    "gc stopped before deleting anything: indexes nest more than {MAX_DEPTH} deep above {digest}, so what it references is not known"
+                )))
+            }
+            State::Read(loaded) => match &**loaded {
+                Ok(_) | Err(Error::BlobNotFound { .. }) => {}
+                Err(e) => {
+                    return Err(Error::Invalid(format!(
+                        "gc stopped before deleting anything: {e}"
+                    )))
+                }
+            },
+            State::Leaf => {}
         }
     }
     // Bookkeeping stays only for kept subjects and kept referrers.
+    let mut removals = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let name = entry.ref_name().map(str::to_string);
-        if let Some(subject) = name.as_deref().and_then(fallback_tag_subject) {
-            if options.keep_orphans || marker.marked.contains_key(&subject) {
-                marker.mark(entry, 0)?;
-            } else {
-                removals.push((
-                    i,
-                    Entry {
-                        digest: entry.digest.clone(),
-                        name,
-                        reason: "fallback tag of a subject that is not kept",
-                    },
-                ));
-            }
+        let reason = if let Some(subject) = name.as_deref().and_then(fallback_tag_subject) {
+            (!options.keep_orphans && !walk.contains(&subject))
+                .then_some("fallback tag of a subject that is not kept")
         } else if discovery.is_bookkeeping(i) {
-            if !marker.marked.contains_key(&entry.digest) {
-                removals.push((
-                    i,
-                    Entry {
-                        digest: entry.digest.clone(),
-                        name,
-                        reason: "referrer of a subject that is not kept",
-                    },
-                ));
-            }
-        } else if options.prune_untagged && name.is_none() {
+            (!walk.contains(&entry.digest)).then_some("referrer of a subject that is not kept")
+        } else {
+            (options.prune_untagged && name.is_none()).then_some("untagged (--prune-untagged)")
+        };
+        if let Some(reason) = reason {
+            let digest = entry.digest.clone();
             removals.push((
                 i,
                 Entry {
-                    digest: entry.digest.clone(),
+                    digest,
                     name,
-                    reason: "untagged (--prune-untagged)",
+                    reason,
                 },
             ));
         }
     }
-    for problem in discovery.problems() {
-        // A referrer that cannot be read might belong to a kept image: refuse to guess.
-        if !problem.starts_with("scan:") {
-            return Err(Error::Invalid(format!(
-                "gc stopped before deleting anything: {problem}"
-            )));
-        }
-    }
-    Ok((marker.marked, removals))
+    let kept: HashMap<Digest, u64> = walk
+        .nodes()
+        .map(|(digest, node)| (digest.clone(), node.descriptor.size))
+        .collect();
+    let was = what_they_were(documents, blobs, &kept);
+    Ok((Marked { kept, was }, removals))
 }
 
-/// Manifests among the unmarked blobs that have a `subject`: (subject, the referrer).
+/// Manifests with a `subject` among the blobs the walk has not read as documents — unmarked
+/// blobs, and blobs reached only as an artifact's file (which may hold the very bytes of a
+/// referrer): (subject, the referrer).
 fn find_blob_only_referrers(
     layout: &Layout,
+    documents: &Documents<'_>,
     blobs: &[Digest],
-    marked: &HashMap<Digest, u64>,
+    walk: &Walk<&Documents<'_>>,
 ) -> Vec<(Digest, Descriptor)> {
     blobs
         .par_iter()
-        .filter(|digest| !marked.contains_key(*digest))
+        .filter(|digest| {
+            walk.node(digest)
+                .is_none_or(|n| n.role() == Role::Blob && n.doc().is_none())
+        })
         .filter_map(|digest| {
             let len = layout.blob_len(digest).ok()??;
             if len > MAX_DOCUMENT_SIZE {
                 return None;
             }
-            // A blob that starts like JSON and parses as a manifest or index.
-            let facts = scan_blob(layout, digest, len).ok()??;
-            let subject = facts.subject?;
-            Some((
-                subject,
-                Descriptor::new(facts.media_type, digest.clone(), len),
-            ))
+            // A blob that starts like JSON and is a manifest or index with a subject.
+            let loaded = documents.sniff(digest, len).ok()??;
+            let parsed = loaded.as_ref().as_ref().ok()?;
+            let subject = parsed.document.subject().filter(|_| parsed.is_document())?;
+            let referrer = Descriptor::new(parsed.media_type.clone(), digest.clone(), len);
+            Some((subject.digest.clone(), referrer))
         })
         .collect()
 }
 
-struct Marker<'a> {
-    layout: &'a Layout,
-    /// Marked digests, with the size their descriptor gives.
-    marked: HashMap<Digest, u64>,
-}
-
-impl Marker<'_> {
-    /// Marks a descriptor and, for documents, everything they reference (not their subject).
-    fn mark(&mut self, d: &Descriptor, depth: usize) -> Result<()> {
-        if self.marked.insert(d.digest.clone(), d.size).is_some() {
-            return Ok(());
-        }
-        let kind = mt::kind(&d.media_type);
-        if !matches!(kind, Kind::Manifest | Kind::Index | Kind::ArtifactManifest) {
-            return Ok(()); // configs, layers and unknown types are leaves
-        }
-        if depth > MAX_DEPTH {
-            return Err(Error::Invalid(format!(
-                "gc stopped before deleting anything: indexes below {} nest more than {MAX_DEPTH} deep",
-                d.digest
-            )));
-        }
-        let bytes = match self.layout.read_document(d) {
-            Ok(bytes) => bytes,
-            Err(Error::BlobNotFound { .. }) => return Ok(()), // tolerated: nothing to follow
-            Err(e) => {
-                return Err(Error::Invalid(format!(
-                    "gc stopped before deleting anything: {e}"
-                )))
-            }
+/// What the blobs that are not kept were, as far as the documents gc read say: a manifest or
+/// index says what it is itself (a referrer when it has a subject) and what its config and
+/// layers are. The other blobs are not in the map.
+fn what_they_were(
+    documents: &Documents<'_>,
+    blobs: &[Digest],
+    kept: &HashMap<Digest, u64>,
+) -> HashMap<Digest, (Was, Option<Digest>)> {
+    let mut was: HashMap<Digest, (Was, Option<Digest>)> = HashMap::new();
+    for digest in blobs.iter().filter(|d| !kept.contains_key(*d)) {
+        let Some(loaded) = documents.cached(digest) else {
+            continue;
         };
-        let document = Document::parse(
-            &bytes,
-            Some(&d.media_type),
-            &format!("manifest {}", d.digest),
-        )
-        .map_err(|e| Error::Invalid(format!("gc stopped before deleting anything: {e}")))?;
-        match document {
-            Document::Manifest(m) => {
-                for child in m.config.iter().chain(m.layers.iter()).chain(m.blobs.iter()) {
-                    self.mark(child, depth + 1)?;
-                }
-            }
-            Document::Index(index) => {
-                for child in &index.manifests {
-                    self.mark(child, depth + 1)?;
+        let Ok(parsed) = &*loaded else {
+            continue;
+        };
+        if !parsed.is_document() {
+            continue;
+        }
+        let own = match (&parsed.document, parsed.document.subject()) {
+            (_, Some(subject)) => (Was::Referrer, Some(subject.digest.clone())),
+            (Document::Index(_), None) => (Was::Index, None),
+            (Document::Manifest(_), None) => (Was::Manifest, None),
+        };
+        // What a document says of itself wins over what its parent says of it.
+        was.insert(digest.clone(), own);
+        for child in children_of(&parsed.document) {
+            let label = match child.field {
+                Field::Config => Was::Config,
+                Field::Layer(_) | Field::Blob(_) => Was::Layer,
+                Field::Manifest(_) | Field::Subject | Field::Root(_) => continue,
+            };
+            let child = child.descriptor.digest.clone();
+            match was.get(&child) {
+                Some((Was::Manifest | Was::Index | Was::Referrer, _)) | Some((_, Some(_))) => {}
+                _ => {
+                    was.insert(child, (label, Some(digest.clone())));
                 }
             }
         }
-        Ok(())
     }
+    was
 }
 
 /// Deletes unmarked blobs and temp files (or lists them in a dry run).
 fn sweep(
     layout: &Layout,
     files: &[FileInfo],
-    marked: &HashMap<Digest, u64>,
+    marked: &Marked,
     options: &Options,
     outcome: &mut Outcome,
 ) -> Result<()> {
@@ -344,7 +394,7 @@ fn sweep(
                 .push(format!("{} (not a regular file)", file.path));
             continue;
         }
-        if let Some(size) = marked.get(&digest) {
+        if let Some(size) = marked.kept.get(&digest) {
             outcome.kept_blobs += 1;
             outcome.kept_bytes += size;
             continue;
@@ -355,7 +405,17 @@ fn sweep(
             touched_dirs.insert(format!("blobs/{}", digest.algorithm()));
         }
         outcome.removed_bytes += len;
-        outcome.removed_blobs.push(Blob { digest, size: len });
+        let (was, of) = marked
+            .was
+            .get(&digest)
+            .cloned()
+            .unwrap_or((Was::Unreferenced, None));
+        outcome.removed_blobs.push(Blob {
+            digest,
+            size: len,
+            was,
+            of,
+        });
     }
     for dir in touched_dirs {
         let path = layout.root().join(dir);

@@ -259,10 +259,14 @@ fn referrers_handles_an_index_whose_subject_is_one_of_its_own_children() {
     let layout = dir.path().join("self");
     let (index, child) = fixtures::self_subject_index(&layout);
     let of_child = format!("{}@{}", l(&layout), child.digest);
-    // Recorded only by its name, the index is found by a scan.
-    assert!(digests(&referrers_json(of_child.clone(), &[])).is_empty());
+    // Recorded only by its name, the index is a referrer all the same (a name stays a name,
+    // and an entry whose manifest has a subject is a referrer of it); a scan finds it too.
+    let listed = referrers_json(of_child.clone(), &[]);
+    assert_eq!(digests(&listed), [index.digest.as_str()]);
+    assert_eq!(found_in(&listed["referrers"][0]), ["index"]);
     let scanned = referrers_json(of_child.clone(), &["--scan", "--tree"]);
     assert_eq!(digests(&scanned), [index.digest.as_str()]);
+    assert_eq!(found_in(&scanned["referrers"][0]), ["index", "scan"]);
     assert_eq!(scanned["referrers"][0]["referrers"], Value::Array(vec![]));
     // sync records it like any referrer; the tree from either end terminates.
     ocikit()
@@ -457,7 +461,7 @@ impl LayoutRead for Counting<'_> {
 }
 
 #[test]
-fn referrers_reads_only_index_json_the_fallback_index_and_the_referrers_manifests() {
+fn referrers_reads_only_index_json_its_entries_the_fallback_index_and_the_referrers() {
     let (_dir, layout) = sample_layout_copy();
     let target = format!("{}:app:gzip", l(&layout));
     let mut attached = Vec::new();
@@ -495,8 +499,15 @@ fn referrers_reads_only_index_json_the_fallback_index_and_the_referrers_manifest
         .unwrap()
         .digest
         .clone();
+    // What index.json names (every entry's document: a named one may be a referrer too),
+    // the fallback index and what it lists — and nothing else of blobs/.
     let mut expected: BTreeSet<Digest> = referrers.iter().map(|r| r.digest.clone()).collect();
     expected.insert(fallback);
+    for entry in opened.index().unwrap().entries() {
+        expected.insert(entry.digest.clone());
+    }
+    let configs_and_layers = blob_names(&layout).len() - expected.len();
+    assert!(configs_and_layers > 0);
     assert_eq!(*counting.opened.lock().unwrap(), expected);
     for digest in &attached {
         assert!(expected.contains(digest));

@@ -1,0 +1,293 @@
+//! Manifests and indexes, read once per digest and shared by every walk and every referrers
+//! lookup over one layout.
+//!
+//! A command that both discovers referrers and walks images (`ls`, `gc`, `rm`) reads each
+//! document once: [`Documents`] caches what it read, by digest, including what could not be
+//! read (so a failure is reported by whoever needs the document, and never retried).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::spec::digest::Digest;
+use crate::spec::document::media_type::{self, Kind, OCI_ARTIFACT_MANIFEST, OCI_INDEX};
+use crate::spec::document::{Descriptor, Document};
+use crate::store::layout::LayoutRead;
+
+/// A manifest or index as read.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// The media type it was read as: the descriptor's when that names a manifest or index,
+    /// else the document's own `mediaType`, else what its shape says.
+    pub media_type: String,
+    /// Its length in bytes.
+    pub size: u64,
+    pub document: Document,
+    /// Its bytes, when the cache keeps them ([`Documents::keeping_bytes`]).
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// What reading one document gave.
+pub type Loaded = Result<Parsed>;
+
+impl Parsed {
+    /// Parses the bytes of blob `digest`; `claimed` is what the descriptor that reached it says
+    /// it is (none when it is selected by digest alone).
+    pub fn from_bytes(
+        bytes: Vec<u8>,
+        claimed: Option<&str>,
+        digest: &Digest,
+        keep_bytes: bool,
+    ) -> Result<Parsed> {
+        let what = match claimed {
+            Some(_) => format!("manifest {digest}"),
+            None => format!("blob {digest}"),
+        };
+        let document = Document::parse(&bytes, claimed, &what)?;
+        let media_type = claimed
+            .filter(|m| media_type::is_manifest_like(m))
+            .or(own_media_type(&document).filter(|m| media_type::is_manifest_like(m)))
+            .map(str::to_string)
+            .unwrap_or_else(|| match document {
+                Document::Index(_) => OCI_INDEX.to_string(),
+                Document::Manifest(_) => media_type::OCI_MANIFEST.to_string(),
+            });
+        Ok(Parsed {
+            media_type,
+            size: bytes.len() as u64,
+            document,
+            bytes: keep_bytes.then_some(bytes),
+        })
+    }
+
+    /// Whether it really is a manifest or an index ([`is_document`]).
+    pub fn is_document(&self) -> bool {
+        is_document(&self.document, &self.media_type)
+    }
+
+    /// [`is_document`] as an error naming blob `digest`.
+    pub fn require_document(&self, digest: &Digest) -> Result<()> {
+        require_document(&self.document, &self.media_type, digest)
+    }
+}
+
+/// Whether `document`, read as `media_type`, really is a manifest or an index, not just JSON
+/// that a media type calls one: an index has `schemaVersion` 2, an image manifest
+/// `schemaVersion` 2 and a `config`, a pre-release artifact manifest says so in its own
+/// `mediaType`. Reading is lenient (a walk follows whatever descriptors a document holds,
+/// which is the safe side for `gc`); this is the check for anything that records a claim about
+/// the blob — a name, a `subject`, a referrer entry — so that ocikit never writes a manifest
+/// media type for bytes that are not one (the empty `{}` blob, a config).
+pub fn is_document(document: &Document, media_type: &str) -> bool {
+    match document {
+        Document::Index(index) => index.schema_version == 2,
+        Document::Manifest(manifest) => {
+            if media_type::kind(media_type) == Kind::ArtifactManifest {
+                manifest.media_type.as_deref() == Some(OCI_ARTIFACT_MANIFEST)
+            } else {
+                manifest.schema_version == 2 && manifest.config.is_some()
+            }
+        }
+    }
+}
+
+/// [`is_document`] as an error naming blob `digest`.
+pub fn require_document(document: &Document, media_type: &str, digest: &Digest) -> Result<()> {
+    if is_document(document, media_type) {
+        return Ok(());
+    }
+    Err(Error::UnexpectedMediaType {
+        what: format!("blob {digest}"),
+        media_type: media_type.to_string(),
+        expected: "but it is not one: a manifest needs schemaVersion 2 and a config, an index schemaVersion 2 and manifests".into(),
+    })
+}
+
+/// The document's own `mediaType` field.
+fn own_media_type(document: &Document) -> Option<&str> {
+    match document {
+        Document::Manifest(m) => m.media_type.as_deref(),
+        Document::Index(i) => i.media_type.as_deref(),
+    }
+}
+
+/// Documents of one layout, each read once.
+pub struct Documents<'a> {
+    layout: &'a dyn LayoutRead,
+    keep_bytes: bool,
+    cache: Mutex<HashMap<Digest, Arc<Loaded>>>,
+}
+
+impl<'a> Documents<'a> {
+    /// A cache over `layout` that keeps parsed views only.
+    pub fn new(layout: &'a dyn LayoutRead) -> Documents<'a> {
+        Documents {
+            layout,
+            keep_bytes: false,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A cache that also keeps each document's bytes (for callers that hand them on).
+    pub fn keeping_bytes(layout: &'a dyn LayoutRead) -> Documents<'a> {
+        Documents {
+            keep_bytes: true,
+            ..Documents::new(layout)
+        }
+    }
+
+    /// The layout read.
+    pub fn layout(&self) -> &'a dyn LayoutRead {
+        self.layout
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Arc<Loaded>>> {
+        // A panic elsewhere cannot leave the map half-updated (inserts are single calls).
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What reading `digest` gave, if it was read.
+    pub fn cached(&self, digest: &Digest) -> Option<Arc<Loaded>> {
+        self.lock().get(digest).cloned()
+    }
+
+    /// The digests read so far.
+    pub fn cached_digests(&self) -> HashSet<Digest> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn remember(&self, digest: &Digest, loaded: Loaded) -> Arc<Loaded> {
+        self.lock()
+            .entry(digest.clone())
+            .or_insert_with(|| Arc::new(loaded))
+            .clone()
+    }
+
+    /// The document `descriptor` points at (its size verified), read once.
+    pub fn get(&self, descriptor: &Descriptor) -> Arc<Loaded> {
+        if let Some(known) = self.cached(&descriptor.digest) {
+            return known;
+        }
+        let loaded = self.layout.read_document(descriptor).and_then(|bytes| {
+            Parsed::from_bytes(
+                bytes,
+                Some(&descriptor.media_type),
+                &descriptor.digest,
+                self.keep_bytes,
+            )
+        });
+        self.remember(&descriptor.digest, loaded)
+    }
+
+    /// Reads every document of `descriptors` not read yet, in parallel.
+    pub fn get_all(&self, descriptors: &[&Descriptor]) {
+        let mut seen = HashSet::new();
+        let todo: Vec<&Descriptor> = {
+            let cache = self.lock();
+            descriptors
+                .iter()
+                .copied()
+                .filter(|d| !cache.contains_key(&d.digest) && seen.insert(&d.digest))
+                .collect()
+        };
+        todo.par_iter().for_each(|d| drop(self.get(d)));
+    }
+
+    /// Takes what reading `digest` gave out of the cache (to own its error, say); `None` if it
+    /// was not read.
+    pub fn take(&self, digest: &Digest) -> Option<Loaded> {
+        let shared = self.lock().remove(digest)?;
+        Some(
+            Arc::try_unwrap(shared).unwrap_or_else(|shared| match &*shared {
+                Ok(parsed) => Ok(parsed.clone()),
+                // Still shared by a walk that is alive: the error can only be repeated.
+                Err(e) => Err(Error::Invalid(e.to_string())),
+            }),
+        )
+    }
+
+    /// A blob selected by digest alone, with no descriptor to say what it is: its own
+    /// `mediaType` or its shape decide. `len` is its length when known.
+    pub fn by_digest(&self, digest: &Digest, len: Option<u64>) -> Arc<Loaded> {
+        if let Some(known) = self.cached(digest) {
+            return known;
+        }
+        let loaded = self
+            .layout
+            .read_blob_limited(digest, len)
+            .and_then(|bytes| Parsed::from_bytes(bytes, None, digest, self.keep_bytes));
+        self.remember(digest, loaded)
+    }
+
+    /// A blob of `len` bytes found by listing `blobs/`: `None` unless its first bytes look like
+    /// JSON (`{` after any whitespace), so that scans read only what can be a document and stay
+    /// off the layers. An error is a blob that cannot be opened or read.
+    pub fn sniff(&self, digest: &Digest, len: u64) -> Result<Option<Arc<Loaded>>> {
+        if let Some(known) = self.cached(digest) {
+            return Ok(Some(known));
+        }
+        let mut head = [0u8; 64];
+        let mut raw = self.layout.open_blob_raw(digest)?;
+        let n = raw
+            .read(&mut head)
+            .map_err(|e| Error::io("cannot read blob", digest.to_string(), e))?;
+        drop(raw);
+        let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Ok(None);
+        }
+        Ok(Some(self.by_digest(digest, Some(len))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(json: &str, claimed: Option<&str>) -> Result<Parsed> {
+        let bytes = json.as_bytes().to_vec();
+        let digest = Digest::sha256_of(&bytes);
+        Parsed::from_bytes(bytes, claimed, &digest, false)
+    }
+
+    #[test]
+    fn json_a_media_type_calls_a_manifest_is_not_necessarily_one() {
+        let manifest = media_type::OCI_MANIFEST;
+        let config = format!(
+            r#"{{"mediaType":"a/b","digest":"{}","size":0}}"#,
+            Digest::sha256_of(b"")
+        );
+        for (json, claimed, real) in [
+            ("{}".to_string(), Some(manifest), false),
+            (r#"{"architecture":"amd64"}"#.into(), Some(manifest), false),
+            (
+                format!(r#"{{"schemaVersion":2,"config":{config},"layers":[]}}"#),
+                Some(manifest),
+                true,
+            ),
+            (
+                format!(r#"{{"schemaVersion":1,"config":{config}}}"#),
+                None,
+                false,
+            ),
+            (r#"{"schemaVersion":2,"manifests":[]}"#.into(), None, true),
+            (
+                r#"{"mediaType":"application/vnd.oci.artifact.manifest.v1+json","blobs":[]}"#
+                    .into(),
+                None,
+                true,
+            ),
+            ("{}".into(), Some(OCI_ARTIFACT_MANIFEST), false),
+        ] {
+            let p = parsed(&json, claimed).unwrap();
+            assert_eq!(p.is_document(), real, "{json}");
+            let digest = Digest::sha256_of(json.as_bytes());
+            assert_eq!(p.require_document(&digest).is_ok(), real, "{json}");
+        }
+        // Without a claim, JSON of no recognizable shape is not read as a document at all.
+        assert!(parsed("{}", None).is_err());
+    }
+}
