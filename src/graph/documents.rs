@@ -10,11 +10,12 @@ use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, Kind, OCI_ARTIFACT_MANIFEST, OCI_INDEX};
-use crate::spec::document::{Descriptor, Document};
+use crate::spec::document::{from_value, parse_json, Descriptor, Document};
 use crate::store::layout::LayoutRead;
 
 /// A manifest or index as read.
@@ -34,8 +35,8 @@ pub struct Parsed {
 pub type Loaded = Result<Parsed>;
 
 impl Parsed {
-    /// Parses the bytes of blob `digest`; `claimed` is what the descriptor that reached it says
-    /// it is (none when it is selected by digest alone).
+    /// Parses the bytes of blob `digest` as what [`document_kind`] says they are; `claimed` is
+    /// what the descriptor that reached them says (none when selected by digest alone).
     pub fn from_bytes(
         bytes: Vec<u8>,
         claimed: Option<&str>,
@@ -46,15 +47,33 @@ impl Parsed {
             Some(_) => format!("manifest {digest}"),
             None => format!("blob {digest}"),
         };
-        let document = Document::parse(&bytes, claimed, &what)?;
-        let media_type = claimed
-            .filter(|m| media_type::is_manifest_like(m))
-            .or(own_media_type(&document).filter(|m| media_type::is_manifest_like(m)))
-            .map(str::to_string)
-            .unwrap_or_else(|| match document {
-                Document::Index(_) => OCI_INDEX.to_string(),
-                Document::Manifest(_) => media_type::OCI_MANIFEST.to_string(),
+        let value: Value = parse_json(&bytes, &what)?;
+        let Some(kind) = document_kind(&value, claimed) else {
+            return Err(Error::UnexpectedMediaType {
+                what,
+                media_type: own_of(&value).or(claimed).unwrap_or("(none)").to_string(),
+                expected: "which is neither a manifest nor an index".to_string(),
             });
+        };
+        let is_index = kind == Kind::Index;
+        // The media type it is read as: its own, else the descriptor's if that is the same
+        // kind of document, else the usual one for the kind.
+        let media_type = own_of(&value)
+            .filter(|m| media_type::is_manifest_like(m))
+            .or(claimed.filter(|m| {
+                media_type::is_manifest_like(m) && (media_type::kind(m) == Kind::Index) == is_index
+            }))
+            .unwrap_or(if is_index {
+                OCI_INDEX
+            } else {
+                media_type::OCI_MANIFEST
+            })
+            .to_string();
+        let document = if is_index {
+            Document::Index(Box::new(from_value(value, &what)?))
+        } else {
+            Document::Manifest(Box::new(from_value(value, &what)?))
+        };
         Ok(Parsed {
             media_type,
             size: bytes.len() as u64,
@@ -106,11 +125,41 @@ pub fn require_document(document: &Document, media_type: &str, digest: &Digest) 
     })
 }
 
-/// The document's own `mediaType` field.
-fn own_media_type(document: &Document) -> Option<&str> {
-    match document {
-        Document::Manifest(m) => m.media_type.as_deref(),
-        Document::Index(i) => i.media_type.as_deref(),
+/// A JSON document's own `mediaType`, when it is a string.
+fn own_of(value: &Value) -> Option<&str> {
+    value.get("mediaType").and_then(Value::as_str)
+}
+
+/// What a JSON document is — a manifest ([`Kind::Manifest`], [`Kind::ArtifactManifest`]) or an
+/// index ([`Kind::Index`]) — whichever descriptor reached it: every reader of ocikit (the walk,
+/// referrers, resolve, validate) reads a blob as the same kind, so what one follows the others
+/// follow too, and the answer cannot depend on which descriptor came first.
+///
+/// The document's own `mediaType` decides when it names a manifest or index. Without one,
+/// `claimed` (the descriptor's media type) decides if the document has the shape it says (an
+/// index has `manifests`; a manifest does not have `manifests` without a `config`), and the
+/// shape otherwise. `None`: neither a manifest nor an index.
+pub fn document_kind(value: &Value, claimed: Option<&str>) -> Option<Kind> {
+    if let Some(own) = own_of(value).filter(|m| media_type::is_manifest_like(m)) {
+        return Some(media_type::kind(own));
+    }
+    let has = |key: &str| value.get(key).is_some();
+    let shape = if has("manifests") && !has("config") {
+        Some(Kind::Index)
+    } else if has("config") || has("blobs") {
+        Some(Kind::Manifest)
+    } else {
+        None
+    };
+    match claimed
+        .filter(|m| media_type::is_manifest_like(m))
+        .map(media_type::kind)
+    {
+        Some(Kind::Index) if has("manifests") => Some(Kind::Index),
+        Some(Kind::Index) => shape.or(Some(Kind::Index)),
+        Some(_) if shape == Some(Kind::Index) => shape,
+        Some(claim) => Some(claim),
+        None => shape,
     }
 }
 
@@ -289,5 +338,31 @@ mod tests {
         }
         // Without a claim, JSON of no recognizable shape is not read as a document at all.
         assert!(parsed("{}", None).is_err());
+    }
+
+    #[test]
+    fn a_document_is_read_as_what_it_says_it_is_whichever_descriptor_came_first() {
+        let config = format!(
+            r#"{{"mediaType":"a/b","digest":"{}","size":0}}"#,
+            Digest::sha256_of(b"")
+        );
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{config},"layers":[]}}"#,
+            media_type::OCI_MANIFEST
+        );
+        for claimed in [None, Some(OCI_INDEX), Some(media_type::OCI_MANIFEST)] {
+            let p = parsed(&manifest, claimed).unwrap();
+            assert!(matches!(p.document, Document::Manifest(_)), "{claimed:?}");
+            assert_eq!(p.media_type, media_type::OCI_MANIFEST);
+        }
+        // Without a mediaType of its own, an index that a descriptor calls a manifest is read
+        // by its shape: as a manifest it would have no config, and nothing to follow.
+        let index = format!(r#"{{"schemaVersion":2,"manifests":[{config}]}}"#);
+        let p = parsed(&index, Some(media_type::OCI_MANIFEST)).unwrap();
+        assert!(matches!(&p.document, Document::Index(i) if i.manifests.len() == 1));
+        assert_eq!(p.media_type, OCI_INDEX);
+        // JSON that is neither is still read leniently as what the descriptor says.
+        let odd = parsed(r#"{"layers":[]}"#, Some(media_type::OCI_MANIFEST)).unwrap();
+        assert!(matches!(odd.document, Document::Manifest(_)) && !odd.is_document());
     }
 }

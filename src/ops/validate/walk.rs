@@ -23,6 +23,7 @@ use super::deep::{self, Expectation, LayerCheck};
 use super::finding::{Finding, Findings, Place};
 use super::{Options, Stats};
 use crate::error::{Error, Result};
+use crate::graph::documents::document_kind;
 use crate::graph::referrers::fallback_tag_subject;
 use crate::graph::resolve::match_name;
 use crate::graph::walk::{self, Child, Event, Field, Reader, Role, State, Step, MAX_DEPTH};
@@ -103,20 +104,20 @@ impl DocumentReader<'_> {
         let Some(value) = checker.parse(&bytes) else {
             return checked;
         };
-        // Checked as what the descriptor says, against its media type — unless the document
-        // says it is the other kind of document (a manifest that a descriptor calls an index):
-        // then as what it says, and each descriptor is compared with it where it appears.
+        // Checked as what the document is (`document_kind`: what every reader of ocikit reads
+        // it as), against the descriptor's media type when that says the same kind of document;
+        // else each descriptor is compared with the document where it appears.
+        let is_index = |k: Kind| k == Kind::Index;
+        let (kind, expected) = match document_kind(&value, Some(&d.media_type)) {
+            Some(read_as) if kind != Kind::Config && is_index(read_as) != is_index(kind) => {
+                (read_as, None)
+            }
+            _ => (kind, Some(d.media_type.as_str())),
+        };
         let own = value
             .get("mediaType")
             .and_then(|m| m.as_str())
             .filter(|m| mt::is_manifest_like(m));
-        let is_index = |k: Kind| k == Kind::Index;
-        let (kind, expected) = match own.map(mt::kind) {
-            Some(own_kind) if kind != Kind::Config && is_index(own_kind) != is_index(kind) => {
-                (own_kind, None)
-            }
-            _ => (kind, Some(d.media_type.as_str())),
-        };
         checked.expected = expected.map(str::to_string);
         checked.artifact = own.or(expected) == Some(mt::OCI_ARTIFACT_MANIFEST);
         checked.facts = match kind {
