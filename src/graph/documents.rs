@@ -137,16 +137,20 @@ fn own_of(value: &Value) -> Option<&str> {
 ///
 /// The document's own `mediaType` decides when it names a manifest or index. Without one,
 /// `claimed` (the descriptor's media type) decides if the document has the shape it says (an
-/// index has `manifests`; a manifest does not have `manifests` without a `config`), and the
-/// shape otherwise. `None`: neither a manifest nor an index.
+/// index has `manifests`; a manifest does not have `manifests` without a `config` descriptor),
+/// and the shape otherwise. `None`: neither a manifest nor an index (an image config, `{}`).
 pub fn document_kind(value: &Value, claimed: Option<&str>) -> Option<Kind> {
     if let Some(own) = own_of(value).filter(|m| media_type::is_manifest_like(m)) {
         return Some(media_type::kind(own));
     }
     let has = |key: &str| value.get(key).is_some();
-    let shape = if has("manifests") && !has("config") {
+    // A manifest's config is a descriptor; an image config's `config` is no descriptor.
+    let has_config = value
+        .get("config")
+        .is_some_and(|c| c.get("mediaType").is_some());
+    let shape = if has("manifests") && !has_config {
         Some(Kind::Index)
-    } else if has("config") || has("blobs") {
+    } else if has_config || has("blobs") {
         Some(Kind::Manifest)
     } else {
         None
