@@ -1,9 +1,12 @@
 //! What a layout's `index.json` holds, summarized for listing: images and indexes with their
 //! platforms, sizes and referrer counts, apart from referrer bookkeeping.
 //!
-//! Referrer bookkeeping is recognized by [`crate::graph::referrers`] in both conventions of PRODUCT.md
-//! §Referrers: untagged entries whose manifest has a `subject` (oras), and fallback-tag indexes
-//! named `sha256-<hex>` (regctl). Neither is listed as an image; both count under their subject.
+//! The documents are reached by the one walk ([`crate::graph::walk`]), sharing what referrer
+//! discovery read, so each is read once and a blob is summarized as what any descriptor says
+//! it is. Referrers are recognized by [`crate::graph::referrers`] in every convention of
+//! PRODUCT.md §Referrers and count under their subject: entries whose manifest has a `subject`
+//! (named or not) and fallback-tag indexes named `sha256-<hex>`. Bookkeeping — untagged
+//! referrer entries and fallback-tag indexes — is not listed as a row; a named referrer is.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 

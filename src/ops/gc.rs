@@ -3,17 +3,25 @@
 //!
 //! - **Roots** are every `index.json` entry, tagged or untagged (the image-spec's root set),
 //!   except referrer bookkeeping: untagged entries whose manifest has a `subject`, and
-//!   fallback-tag indexes (`sha256-<hex>`). Those do not keep their subject alive.
-//! - **Mark** follows indexes → manifests → configs and layers. Unknown media types are leaves;
+//!   fallback-tag indexes (`sha256-<hex>`). Those do not keep their subject alive. A named
+//!   referrer is a root like any named entry.
+//! - **Mark** is the one walk ([`crate::graph::walk`]): indexes → manifests → configs and
+//!   layers, a blob followed as a manifest or index whenever any descriptor says it is one
+//!   (wherever and whenever that descriptor is met). Unknown media types are leaves;
 //!   referenced-but-missing blobs (foreign layers) are tolerated. `subject` is not followed: a
 //!   referrer does not keep its subject.
 //! - **Referrers** of a kept manifest are kept, and theirs, to a fixpoint (a signature of an
 //!   SBOM of an image). They are found in all three conventions, including blob-only referrers
-//!   (the unmarked blobs are scanned, reading only those that start like JSON), so a cosign
-//!   signature of a kept image is never swept. Referrers whose subject is not kept are orphans: their entries
-//!   and fallback-tag indexes go, unless `keep_orphans`.
-//! - **Never delete when unsure**: a reachable document that cannot be read or parsed, or a
-//!   corrupt one, stops gc before anything is deleted.
+//!   (the unmarked blobs, and those reached only as an artifact's file, are scanned, reading
+//!   only those that start like JSON), so a cosign signature of a kept image is never swept.
+//!   Referrers whose subject is not kept are orphans: their entries and fallback-tag indexes
+//!   go, unless `keep_orphans`.
+//! - **Never delete when unsure**: a reachable document that cannot be read or parsed, or one
+//!   nested deeper than the walk reads, stops gc before anything is deleted.
+//! - **What went**: each removed blob is reported with what it was. No descriptor from
+//!   `index.json` reaches it any more, so gc says what the removed documents say: a manifest or
+//!   index (a referrer when it has a subject) of itself, a config or layer of what it listed.
+//!   Anything else is an unreferenced blob.
 //! - **Order**: `index.json` is rewritten first (atomically), then blobs are deleted, so a crash
 //!   in between leaves only unreferenced blobs. The whole run holds the blobs lock exclusively,
 //!   so no writer is between writing a blob and referencing it (ARCHITECTURE.md §Locking).

@@ -374,6 +374,32 @@ fn assert_present(layout: &Path, blobs: &[String]) {
     }
 }
 
+/// Moves app:zstd's name behind an artifact (listed first in index.json) that holds the
+/// manifest's bytes as what `files` (given the path of a copy of the manifest) makes of them:
+/// removes the name, pushes the artifact, and names the manifest again by digest — all with
+/// ocikit commands. Returns the manifest's digest.
+fn first_reached_through_an_artifact(
+    layout: &Path,
+    files: impl FnOnce(&Path) -> Vec<String>,
+) -> String {
+    let (digest, _, copy) = manifest_file(layout, "app:zstd");
+    ocikit()
+        .args(["rm", &at(layout, ":app:zstd")])
+        .assert()
+        .success();
+    ocikit()
+        .args(["artifact", "push", &at(layout, ":copy")])
+        .args(files(&copy))
+        .args(["--artifact-type", "application/vnd.example.copy"])
+        .assert()
+        .success();
+    ocikit()
+        .args(["tag", &at(layout, &format!("@{digest}")), "app:zstd"])
+        .assert()
+        .success();
+    digest
+}
+
 /// `validate --deep` is clean (no error-level finding at all).
 fn assert_deep_clean(layout: &Path) {
     ocikit()
@@ -389,23 +415,8 @@ fn gc_keeps_an_image_whose_manifest_bytes_were_first_reached_as_an_artifact_laye
     // The reproduction, with ocikit commands alone.
     let (_dir, layout) = sample_layout_copy();
     let needed = image_blobs(&layout, "app:zstd");
-    let (digest, _, copy) = manifest_file(&layout, "app:zstd");
-    ocikit()
-        .args(["rm", &at(&layout, ":app:zstd")])
-        .assert()
-        .success();
-    // An artifact whose layer (application/octet-stream) holds the very bytes of the manifest,
-    // listed in index.json before the name that is given back to the manifest.
-    ocikit()
-        .args(["artifact", "push", &at(&layout, ":copy")])
-        .arg(&copy)
-        .args(["--artifact-type", "application/vnd.example.copy"])
-        .assert()
-        .success();
-    ocikit()
-        .args(["tag", &at(&layout, &format!("@{digest}")), "app:zstd"])
-        .assert()
-        .success();
+    // An artifact whose layer (application/octet-stream) holds the very bytes of the manifest.
+    first_reached_through_an_artifact(&layout, |copy| vec![copy.display().to_string()]);
     let outcome = gc_json(&layout, &[]);
     assert_eq!(outcome["removedBlobs"], Value::Array(vec![]), "{outcome}");
     assert_present(&layout, &needed);
@@ -502,27 +513,15 @@ fn gc_keeps_an_image_first_reached_as_the_leaf_of_an_index_listed_before_it() {
 fn gc_keeps_an_image_whose_manifest_bytes_were_first_reached_as_a_config() {
     let (_dir, layout) = sample_layout_copy();
     let needed = image_blobs(&layout, "app:zstd");
-    let (digest, _, copy) = manifest_file(&layout, "app:zstd");
-    ocikit()
-        .args(["rm", &at(&layout, ":app:zstd")])
-        .assert()
-        .success();
     // The manifest's bytes as an image config (a descriptor that reads them as a leaf, and
-    // that validate reads as a config), listed before the image's entry.
-    ocikit()
-        .args(["artifact", "push", &at(&layout, ":odd-config")])
-        .arg("--config")
-        .arg(format!(
+    // that validate reads as a config).
+    let digest = first_reached_through_an_artifact(&layout, |copy| {
+        let config = format!(
             "{}:application/vnd.oci.image.config.v1+json",
             copy.display()
-        ))
-        .args(["--artifact-type", "application/vnd.example.odd"])
-        .assert()
-        .success();
-    ocikit()
-        .args(["tag", &at(&layout, &format!("@{digest}")), "app:zstd"])
-        .assert()
-        .success();
+        );
+        vec!["--config".into(), config]
+    });
     gc_json(&layout, &[]);
     assert_present(&layout, &needed);
     // validate follows the manifest too: its layer is not missing, nothing is unreferenced.

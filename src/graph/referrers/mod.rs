@@ -18,7 +18,7 @@
 //! - [`discovery`]: reading every convention ([`Discovery`]), merged, subject by subject.
 //! - [`tree`]: referrers of referrers.
 //! - [`fallback`]: writing bookkeeping (untagged entries, fallback indexes).
-//! - [`sync`]: rewriting the bookkeeping from the truth.
+//! - [`mod@sync`]: rewriting the bookkeeping from the truth ([`sync()`]).
 
 pub mod conventions;
 pub mod discovery;
