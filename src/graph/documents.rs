@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -17,6 +16,11 @@ use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, Kind, OCI_ARTIFACT_MANIFEST, OCI_INDEX};
 use crate::spec::document::{from_value, parse_json, Descriptor, Document};
 use crate::store::layout::LayoutRead;
+
+/// A map keyed by digests (or other keys an attacker does not choose freely: a digest is
+/// hashed content). A walk looks one up for every descriptor, so a fast hash is what it needs,
+/// not a DoS-resistant one.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A manifest or index as read.
 #[derive(Clone, Debug)]
@@ -171,7 +175,7 @@ pub fn document_kind(value: &Value, claimed: Option<&str>) -> Option<Kind> {
 pub struct Documents<'a> {
     layout: &'a dyn LayoutRead,
     keep_bytes: bool,
-    cache: Mutex<HashMap<Digest, Arc<Loaded>>>,
+    cache: Mutex<FastMap<Digest, Arc<Loaded>>>,
 }
 
 impl<'a> Documents<'a> {
@@ -180,16 +184,15 @@ impl<'a> Documents<'a> {
         Documents {
             layout,
             keep_bytes: false,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(FastMap::default()),
         }
     }
 
     /// A cache that also keeps each document's bytes (for callers that hand them on).
     pub fn keeping_bytes(layout: &'a dyn LayoutRead) -> Documents<'a> {
-        Documents {
-            keep_bytes: true,
-            ..Documents::new(layout)
-        }
+        let mut documents = Documents::new(layout);
+        documents.keep_bytes = true;
+        documents
     }
 
     /// The layout read.
@@ -197,7 +200,7 @@ impl<'a> Documents<'a> {
         self.layout
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Arc<Loaded>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<Digest, Arc<Loaded>>> {
         // A panic elsewhere cannot leave the map half-updated (inserts are single calls).
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -233,20 +236,6 @@ impl<'a> Documents<'a> {
             )
         });
         self.remember(&descriptor.digest, loaded)
-    }
-
-    /// Reads every document of `descriptors` not read yet, in parallel.
-    pub fn get_all(&self, descriptors: &[&Descriptor]) {
-        let mut seen = HashSet::new();
-        let todo: Vec<&Descriptor> = {
-            let cache = self.lock();
-            descriptors
-                .iter()
-                .copied()
-                .filter(|d| !cache.contains_key(&d.digest) && seen.insert(&d.digest))
-                .collect()
-        };
-        todo.par_iter().for_each(|d| drop(self.get(d)));
     }
 
     /// Takes what reading `digest` gave out of the cache (to own its error, say); `None` if it

@@ -1,5 +1,7 @@
 //! Turning a [`Reference`] into the manifest or index it names.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::graph::documents::{require_document, Documents, Parsed};
 use crate::graph::referrers::{is_bookkeeping, is_fallback_tag};
@@ -190,8 +192,8 @@ fn narrow(documents: &Documents<'_>, root: Descriptor, platform: &Platform) -> R
         subjects: false,
     };
     let mut walk = Walk::new(documents, options);
-    walk.add_roots([(Field::Root(0), root.clone())]);
-    let mut chosen = root;
+    walk.add_roots([(Field::Root(0), Cow::Borrowed(&root))]);
+    let mut chosen = root.clone();
     for _ in 0..=MAX_DEPTH {
         let Some(node) = walk.node(&chosen.digest) else {
             break;

@@ -25,14 +25,20 @@
 //! [`Documents`] cache for most, validate's value-by-value checks for validate. After the
 //! walk, [`Walk::events`] replays the graph depth-first in document order, every descriptor
 //! once per place it appears, for callers that report per descriptor (validate's findings).
+//!
+//! A copy of a closure (copy, export, bundle) walks from its roots and then has, in
+//! [`Walk::nodes`], every blob to copy, each once, with its size and what it is; the full
+//! descriptor of a leaf (a foreign layer's `urls`, say) is where the documents that list it
+//! hold it ([`Walk::children`], or [`Walk::events`] for each place).
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::graph::documents::{Documents, Loaded};
+use crate::graph::documents::{Documents, FastMap, Loaded};
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, Kind};
 use crate::spec::document::{Descriptor, Document};
@@ -206,20 +212,43 @@ pub struct Options {
     pub subjects: bool,
 }
 
-/// One blob the walk reached.
+/// One blob the walk reached. It holds what descriptors said of it, not a copy of them (a
+/// walk over a large layout reaches hundreds of thousands of blobs): a leaf's descriptors are
+/// in the documents that list it.
 #[derive(Debug)]
-pub struct Node<D> {
-    /// The descriptor that says best what it is: the first that named it a manifest or index,
-    /// else the first that reached it. Its size is the one gc and `ls` count.
-    pub descriptor: Descriptor,
+pub struct Node<'r, D> {
+    digest: Digest,
+    /// As the descriptor that says best what it is gives it: the first that named it a
+    /// manifest or index, else the first that reached it.
+    size: u64,
+    /// For a manifest or index, the descriptor it is read by (the first that named it one).
+    read_by: Option<Box<Cow<'r, Descriptor>>>,
     role: Role,
     claims: u8,
     /// How far below a root it was first reached (0 for a root).
     pub depth: usize,
+    /// Read, or being read: later claims do not queue it again.
+    queued: bool,
     pub state: State<D>,
 }
 
-impl<D> Node<D> {
+impl<D> Node<'_, D> {
+    /// Its digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Its size, as the descriptor that says best what it is gives it (the first that named it
+    /// a manifest or index, else the first that reached it): what gc and `ls` count.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// For a manifest or index, the descriptor it is read by: the first that named it one.
+    pub fn read_by(&self) -> Option<&Descriptor> {
+        self.read_by.as_deref().map(|d| &**d)
+    }
+
     /// What it is: a manifest or index if any descriptor said so, else the most specific
     /// thing one said (config, then layer, then blob).
     pub fn role(&self) -> Role {
@@ -260,13 +289,13 @@ pub enum Step {
 }
 
 /// One descriptor, replayed by [`Walk::events`].
-pub struct Event<'w, D> {
+pub struct Event<'w, 'r, D> {
     pub step: Step,
     /// The document that holds the descriptor; `None` for a root.
     pub from: Option<&'w Digest>,
     pub field: Field,
     pub descriptor: &'w Descriptor,
-    pub node: &'w Node<D>,
+    pub node: &'w Node<'r, D>,
     /// The descriptor names a manifest or index that is already on the path from the root:
     /// a cycle, not followed.
     pub cycle: bool,
@@ -275,24 +304,26 @@ pub struct Event<'w, D> {
     pub descend: bool,
 }
 
-/// A walk over one layout (or any [`Reader`]): the blobs reached so far, each once.
-pub struct Walk<R: Reader> {
+/// A walk over one layout (or any [`Reader`]): the blobs reached so far, each once. Roots may
+/// be borrowed for `'r` (an `index.json` held by the caller) or owned.
+pub struct Walk<'r, R: Reader> {
     reader: R,
     options: Options,
-    nodes: HashMap<Digest, Node<R::Doc>>,
-    /// Digests in the order they were first reached (so that callers report deterministically).
-    order: Vec<Digest>,
-    roots: Vec<(Field, Descriptor)>,
+    /// The blobs reached, in the order first reached (so that callers report deterministically).
+    nodes: Vec<Node<'r, R::Doc>>,
+    /// Where each digest is in `nodes`.
+    index: FastMap<Digest, usize>,
+    roots: Vec<(Field, Cow<'r, Descriptor>)>,
 }
 
-impl<R: Reader> Walk<R> {
+impl<'r, R: Reader> Walk<'r, R> {
     /// An empty walk; [`Walk::add_roots`] walks.
-    pub fn new(reader: R, options: Options) -> Walk<R> {
+    pub fn new(reader: R, options: Options) -> Walk<'r, R> {
         Walk {
             reader,
             options,
-            nodes: HashMap::new(),
-            order: Vec::new(),
+            nodes: Vec::new(),
+            index: FastMap::default(),
             roots: Vec::new(),
         }
     }
@@ -305,150 +336,93 @@ impl<R: Reader> Walk<R> {
     /// Walks from `roots` as well: everything they reach that the walk has not reached yet is
     /// reached now (a document reached before only as a leaf is read now). Can be called again
     /// with more roots (gc adds the referrers of what it keeps until nothing changes).
-    pub fn add_roots(&mut self, roots: impl IntoIterator<Item = (Field, Descriptor)>) {
+    pub fn add_roots(&mut self, roots: impl IntoIterator<Item = (Field, Cow<'r, Descriptor>)>) {
         let start = self.roots.len();
         self.roots.extend(roots);
-        let mut level: Vec<(Descriptor, usize)> = self.roots[start..]
+        let Walk {
+            reader,
+            options,
+            nodes,
+            index,
+            roots,
+        } = self;
+        let mut graph = Claims { nodes, index };
+        graph.reserve(roots.len() - start);
+        // Level by level: every claim of a level is registered before its documents are read,
+        // so that a document is read once even when several descriptors of the level (or a
+        // leaf claim before them) reach it.
+        let mut to_read: Vec<usize> = roots[start..]
             .iter()
-            .map(|(_, d)| (d.clone(), 0))
+            .filter_map(|(_, d)| graph.claim(d, || d.clone(), 0))
             .collect();
-        while !level.is_empty() {
-            // Every claim of the level first, so that a document is read once even when
-            // several descriptors of the level (or a leaf claim before them) reach it.
-            let mut to_read: Vec<Descriptor> = Vec::new();
-            let mut queued: HashSet<Digest> = HashSet::new();
-            for (descriptor, depth) in level {
-                if let Some(read) = self.claim(descriptor, depth) {
-                    if queued.insert(read.digest.clone()) {
-                        to_read.push(read);
-                    }
-                }
-            }
-            let reader = &self.reader;
-            let docs: Vec<R::Doc> = to_read.par_iter().map(|d| reader.read(d)).collect();
+        while !to_read.is_empty() {
+            let read_from = &*graph.nodes;
+            // Only documents are queued, and a document has the descriptor it is read by.
+            let docs: Vec<(usize, R::Doc)> = to_read
+                .par_iter()
+                .filter_map(|&i| Some((i, reader.read(read_from[i].read_by()?))))
+                .collect();
             let mut next = Vec::new();
-            for (descriptor, doc) in to_read.iter().zip(docs) {
-                let Some(node) = self.nodes.get_mut(&descriptor.digest) else {
-                    continue;
-                };
-                let depth = node.depth + 1;
-                next.extend(
-                    followed(&self.reader, &self.options, &doc)
-                        .into_iter()
-                        .map(|c| (c.descriptor.clone(), depth)),
-                );
-                node.state = State::Read(doc);
+            for (i, doc) in &docs {
+                let depth = graph.nodes[*i].depth + 1;
+                let children = followed(&*reader, options, doc);
+                graph.reserve(children.len());
+                next.extend(children.into_iter().filter_map(|c| {
+                    graph.claim(c.descriptor, || Cow::Owned(c.descriptor.clone()), depth)
+                }));
             }
-            level = next;
-        }
-    }
-
-    /// Records that `descriptor` reached a blob at `depth`; returns the descriptor to read the
-    /// blob by when it must be read now.
-    fn claim(&mut self, descriptor: Descriptor, depth: usize) -> Option<Descriptor> {
-        let role = Role::of(&descriptor.media_type);
-        if !self.nodes.contains_key(&descriptor.digest) {
-            self.order.push(descriptor.digest.clone());
-            let node = Node {
-                descriptor: descriptor.clone(),
-                role,
-                claims: 0,
-                depth,
-                state: State::Leaf,
-            };
-            self.nodes.insert(descriptor.digest.clone(), node);
-        }
-        let node = self.nodes.get_mut(&descriptor.digest)?;
-        node.claims |= role.bit();
-        node.depth = node.depth.min(depth);
-        if !role.is_document() {
-            if !node.role.is_document() {
-                node.role = node.role.max(role);
+            for (i, doc) in docs {
+                graph.nodes[i].state = State::Read(doc);
             }
-            return None;
+            to_read = next;
         }
-        if !node.role.is_document() {
-            // First reached as a leaf: what this descriptor says wins.
-            node.role = role;
-            node.descriptor = descriptor;
-        }
-        let unread = matches!(node.state, State::Leaf | State::TooDeep);
-        if !unread {
-            return None;
-        }
-        if node.depth >= MAX_DEPTH {
-            node.state = State::TooDeep;
-            return None;
-        }
-        Some(node.descriptor.clone())
     }
 
     /// The blob `digest`, if the walk reached it.
-    pub fn node(&self, digest: &Digest) -> Option<&Node<R::Doc>> {
-        self.nodes.get(digest)
+    pub fn node(&self, digest: &Digest) -> Option<&Node<'r, R::Doc>> {
+        self.index.get(digest).map(|&i| &self.nodes[i])
     }
 
     /// Whether the walk reached `digest`.
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.nodes.contains_key(digest)
+        self.index.contains_key(digest)
     }
 
     /// Whether walking from `descriptor` would reach nothing new: its blob is reached, and
     /// read if the descriptor names a manifest or index.
     pub fn covers(&self, descriptor: &Descriptor) -> bool {
-        self.nodes.get(&descriptor.digest).is_some_and(|node| {
+        self.node(&descriptor.digest).is_some_and(|node| {
             !Role::of(&descriptor.media_type).is_document() || node.doc().is_some()
         })
     }
 
     /// How many blobs the walk reached.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.nodes.len()
     }
 
     /// Whether the walk reached nothing.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.nodes.is_empty()
     }
 
     /// Every blob reached, in the order first reached.
-    pub fn nodes(&self) -> impl Iterator<Item = (&Digest, &Node<R::Doc>)> {
-        self.order
-            .iter()
-            .filter_map(|d| self.nodes.get(d).map(|n| (d, n)))
+    pub fn nodes(&self) -> impl Iterator<Item = (&Digest, &Node<'r, R::Doc>)> {
+        self.nodes.iter().map(|n| (&n.digest, n))
     }
 
     /// The roots given, in order.
-    pub fn roots(&self) -> &[(Field, Descriptor)] {
+    pub fn roots(&self) -> &[(Field, Cow<'r, Descriptor>)] {
         &self.roots
     }
 
     /// The descriptors the walk follows out of `node`: its children with the platform and
     /// subject options applied; none for a blob that was not read.
-    pub fn children<'w>(&'w self, node: &'w Node<R::Doc>) -> Vec<Child<'w>> {
+    pub fn children<'w>(&'w self, node: &'w Node<'r, R::Doc>) -> Vec<Child<'w>> {
         match &node.state {
             State::Read(doc) => followed(&self.reader, &self.options, doc),
             State::Leaf | State::TooDeep => Vec::new(),
         }
-    }
-
-    /// Every blob reachable from `start` (itself included), each once, in the walk's graph.
-    pub fn reachable_from<'w>(&'w self, start: &[&'w Digest]) -> Vec<&'w Digest> {
-        let mut seen: HashSet<&Digest> = HashSet::new();
-        let mut out = Vec::new();
-        let mut stack: Vec<&Digest> = start.iter().rev().copied().collect();
-        while let Some(digest) = stack.pop() {
-            let Some(node) = self.nodes.get(digest) else {
-                continue;
-            };
-            if !seen.insert(digest) {
-                continue;
-            }
-            out.push(digest);
-            let children = self.children(node);
-            stack.extend(children.iter().rev().map(|c| &c.descriptor.digest));
-        }
-        out
     }
 
     /// Replays the walk depth-first from the roots in order, each document's descriptors in
@@ -456,7 +430,7 @@ impl<R: Reader> Walk<R> {
     /// two places is seen twice), entering and then leaving it. The replay goes into a
     /// document once, at the first descriptor that names it a manifest or index, and never
     /// around a cycle. It keeps its own stack, so a long chain cannot overflow the thread's.
-    pub fn events(&self, mut visit: impl FnMut(&Event<'_, R::Doc>)) {
+    pub fn events(&self, mut visit: impl FnMut(&Event<'_, 'r, R::Doc>)) {
         struct Frame<'w> {
             from: Option<&'w Digest>,
             field: Field,
@@ -478,7 +452,7 @@ impl<R: Reader> Walk<R> {
                     None => {
                         let Some(done) = stack.pop() else { break };
                         on_path.remove(&done.descriptor.digest);
-                        if let Some(node) = self.nodes.get(&done.descriptor.digest) {
+                        if let Some(node) = self.node(&done.descriptor.digest) {
                             visit(&Event {
                                 step: Step::Leave,
                                 from: done.from,
@@ -493,11 +467,11 @@ impl<R: Reader> Walk<R> {
                     }
                 },
                 None => match roots.next() {
-                    Some((field, descriptor)) => (None, *field, descriptor),
+                    Some((field, descriptor)) => (None, *field, &**descriptor),
                     None => break,
                 },
             };
-            let Some(node) = self.nodes.get(&descriptor.digest) else {
+            let Some(node) = self.node(&descriptor.digest) else {
                 continue; // every descriptor followed was claimed: cannot happen
             };
             let names_document = Role::of(&descriptor.media_type).is_document();
@@ -531,9 +505,78 @@ impl<R: Reader> Walk<R> {
         }
     }
 
-    /// The reached blobs, by digest (for callers that take what the walk read).
-    pub fn into_nodes(self) -> HashMap<Digest, Node<R::Doc>> {
-        self.nodes
+    /// The reached blobs, in the order first reached (for callers that take what the walk
+    /// read).
+    pub fn into_nodes(mut self) -> Vec<Node<'r, R::Doc>> {
+        std::mem::take(&mut self.nodes)
+    }
+}
+
+/// The nodes of a walk while claims are registered.
+struct Claims<'w, 'r, D> {
+    nodes: &'w mut Vec<Node<'r, D>>,
+    index: &'w mut FastMap<Digest, usize>,
+}
+
+impl<'r, D> Claims<'_, 'r, D> {
+    fn reserve(&mut self, more: usize) {
+        self.nodes.reserve(more);
+        self.index.reserve(more);
+    }
+
+    /// Records that `descriptor` reached a blob at `depth`; returns the blob's position when it
+    /// must be read now: a document neither read nor queued yet, shallow enough.
+    /// `owned` gives the descriptor to keep, when it is kept (a root's is borrowed).
+    fn claim(
+        &mut self,
+        descriptor: &Descriptor,
+        owned: impl FnOnce() -> Cow<'r, Descriptor>,
+        depth: usize,
+    ) -> Option<usize> {
+        let role = Role::of(&descriptor.media_type);
+        let i = match self.index.get(&descriptor.digest) {
+            Some(&i) => i,
+            None => {
+                let i = self.nodes.len();
+                self.index.insert(descriptor.digest.clone(), i);
+                self.nodes.push(Node {
+                    digest: descriptor.digest.clone(),
+                    size: descriptor.size,
+                    read_by: None,
+                    role,
+                    claims: 0,
+                    depth,
+                    queued: false,
+                    state: State::Leaf,
+                });
+                i
+            }
+        };
+        let node = &mut self.nodes[i];
+        node.claims |= role.bit();
+        node.depth = node.depth.min(depth);
+        if !role.is_document() {
+            if !node.role.is_document() {
+                node.role = node.role.max(role);
+            }
+            return None;
+        }
+        if node.read_by.is_none() {
+            // The first descriptor that names it a document: it says what it is (even when a
+            // leaf's reached it first), and it is read by this one.
+            node.role = role;
+            node.size = descriptor.size;
+            node.read_by = Some(Box::new(owned()));
+        }
+        if node.queued {
+            return None; // read, or being read
+        }
+        if node.depth >= MAX_DEPTH {
+            node.state = State::TooDeep;
+            return None;
+        }
+        node.queued = true;
+        Some(i)
     }
 }
 
@@ -555,6 +598,7 @@ mod tests {
     use super::*;
     use crate::spec::document::canonical;
     use crate::spec::document::media_type::{OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST};
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     /// Documents in memory, counting reads.
@@ -623,11 +667,11 @@ mod tests {
         descriptor(OCI_INDEX, &bytes)
     }
 
-    fn roots(descriptors: &[&Descriptor]) -> Vec<(Field, Descriptor)> {
+    fn roots<'r>(descriptors: &[&'r Descriptor]) -> Vec<(Field, Cow<'r, Descriptor>)> {
         descriptors
             .iter()
             .enumerate()
-            .map(|(i, d)| (Field::Root(i), (*d).clone()))
+            .map(|(i, d)| (Field::Root(i), Cow::Borrowed(*d)))
             .collect()
     }
 
@@ -680,7 +724,7 @@ mod tests {
             let node = walk.node(&image_manifest.digest).unwrap();
             assert_eq!(node.role(), Role::Manifest);
             assert!(node.claimed(Role::Blob) && node.claimed(Role::Manifest));
-            assert_eq!(node.descriptor.media_type, OCI_MANIFEST);
+            assert_eq!(node.read_by().unwrap().media_type, OCI_MANIFEST);
             assert!(walk.contains(&layer.digest), "the image's layer is reached");
         }
     }
@@ -710,6 +754,7 @@ mod tests {
             chain.push(next);
         }
         let top = chain.last().unwrap().clone();
+        let deep = chain[chain.len() - 1 - MAX_DEPTH].clone();
         let mut walk = Walk::new(memory, Options::default());
         walk.add_roots(roots(&[&top]));
         // chain[len-1] is at depth 0; the one at depth MAX_DEPTH is not read.
@@ -725,7 +770,6 @@ mod tests {
         assert!(!walk.contains(at(MAX_DEPTH + 1)));
         assert_eq!(walk.reader().reads().len(), MAX_DEPTH);
         // The same document as a root is shallow enough: read now.
-        let deep = chain[chain.len() - 1 - MAX_DEPTH].clone();
         walk.add_roots(roots(&[&deep]));
         assert!(matches!(
             walk.node(&deep.digest).unwrap().state,

@@ -8,15 +8,17 @@
 //! (named or not) and fallback-tag indexes named `sha256-<hex>`. Bookkeeping — untagged
 //! referrer entries and fallback-tag indexes — is not listed as a row; a named referrer is.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::graph::documents::Documents;
-use crate::graph::referrers::{Discovery, Scope};
-use crate::graph::walk::{self, Field, State, Walk, MAX_DEPTH};
+use crate::graph::documents::{Documents, FastMap, Loaded, Parsed};
+use crate::graph::referrers::{is_bookkeeping, Discovery, Scope};
+use crate::graph::walk::{self, Child, Field, Node, Reader, State, Walk, MAX_DEPTH};
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, Kind};
 use crate::spec::document::{parse_json, Descriptor, Document, ImageConfig};
@@ -53,37 +55,51 @@ pub struct Catalog {
     pub detached_referrers: usize,
 }
 
-/// What a manifest or index, with everything below it, contributes to a listing.
+/// What a manifest or index, with everything below it, contributes to a listing (borrowed
+/// from the walk: nothing is copied).
 #[derive(Clone, Debug, Default)]
-struct Summary {
-    artifact_type: Option<String>,
+struct Summary<'w> {
+    artifact_type: Option<&'w str>,
     platforms: Vec<String>,
-    blobs: BTreeSet<(Digest, u64)>,
+    blobs: BTreeSet<(&'w Digest, u64)>,
     /// The manifests and indexes below it (whose referrers count under it too).
-    children: Vec<Digest>,
+    children: Vec<&'w Digest>,
     problem: Option<String>,
 }
 
 /// Reads a layout's `index.json` and the documents behind it, in parallel, each blob once.
 pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
-    // Referrer bookkeeping (both conventions) is recognized by the referrers module, which
-    // reads every entry's document; the walk below shares what it read.
-    let discovery = Discovery::new(layout, Scope::default())?;
-    let entries = discovery.index().entries();
-    let listed: Vec<(usize, &Descriptor)> = entries
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !discovery.is_bookkeeping(*i))
-        .collect();
-    let mut walk = Walk::new(discovery.documents(), walk::Options::default());
-    walk.add_roots(listed.iter().map(|(i, d)| (Field::Root(*i), (*d).clone())));
-    let platforms = config_platforms(layout, &walk);
-    let mut summaries = Summaries {
-        walk: &walk,
-        platforms: &platforms,
-        done: HashMap::new(),
-        in_progress: HashSet::new(),
+    let index = layout.index()?;
+    let documents = Documents::new(layout);
+    // One walk from every entry reads each document once, in parallel, an image's config in
+    // the same task — bookkeeping included, so that referrer discovery below finds all it
+    // reads (every entry's document, the fallback indexes and what they list) in the cache.
+    let summaries: Vec<(usize, Totals)> = {
+        let reader = Listing {
+            documents: &documents,
+        };
+        let mut walk = Walk::new(reader, walk::Options::default());
+        let entries = index.entries();
+        walk.add_roots(
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (Field::Root(i), Cow::Borrowed(d))),
+        );
+        let mut summaries = Summaries {
+            walk: &walk,
+            done: FastMap::default(),
+            in_progress: HashSet::new(),
+        };
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !is_bookkeeping(d, &documents))
+            .map(|(i, d)| (i, summaries.of(&d.digest).totals()))
+            .collect()
     };
+    let discovery = Discovery::with_documents(documents, index, Scope::default())?;
+    let entries = discovery.index().entries();
 
     // Referrers per subject, each once, merged from every convention.
     let referrers: HashMap<Digest, BTreeSet<Digest>> = discovery
@@ -100,12 +116,12 @@ pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
         .collect();
 
     let mut attributed: BTreeSet<&Digest> = BTreeSet::new();
-    let rows: Vec<Row> = listed
+    let rows: Vec<Row> = summaries
         .into_iter()
-        .map(|(_, d)| {
-            let summary = summaries.of(&d.digest);
+        .map(|(i, totals)| {
+            let d = &entries[i];
             let mut mine: BTreeSet<&Digest> = BTreeSet::new();
-            for digest in std::iter::once(&d.digest).chain(summary.children.iter()) {
+            for digest in std::iter::once(&d.digest).chain(totals.children.iter()) {
                 if let Some((subject, set)) = referrers.get_key_value(digest) {
                     attributed.insert(subject);
                     mine.extend(set.iter());
@@ -115,17 +131,14 @@ pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
                 name: d.ref_name().map(str::to_string),
                 digest: d.digest.clone(),
                 media_type: d.media_type.clone(),
-                artifact_type: d.artifact_type.clone().or(summary.artifact_type.clone()),
+                artifact_type: d.artifact_type.clone().or(totals.artifact_type),
                 platforms: match &d.platform {
                     Some(p) => vec![p.to_string()],
-                    None => summary.platforms.clone(),
+                    None => totals.platforms,
                 },
-                size: summary
-                    .problem
-                    .is_none()
-                    .then(|| summary.blobs.iter().map(|(_, s)| s).sum()),
+                size: totals.size,
                 referrers: mine.len(),
-                problem: summary.problem.clone(),
+                problem: totals.problem,
             }
         })
         .collect();
@@ -142,37 +155,105 @@ pub fn load(layout: &dyn LayoutRead) -> Result<Catalog> {
     })
 }
 
-/// Summaries of what the walk reached, each document summarized once.
-struct Summaries<'w, 'a> {
-    walk: &'w Walk<&'w Documents<'a>>,
-    /// The platform of each image manifest whose config says one (see [`config_platforms`]).
-    platforms: &'w HashMap<Digest, String>,
-    done: HashMap<Digest, Summary>,
-    /// Documents being summarized (an index that lists itself, through a lying blob, is cut).
-    in_progress: HashSet<Digest>,
+/// How `ls` reads a document for the walk: through the cache referrer discovery filled, and,
+/// for an image manifest reached by a descriptor without a platform, its config's platform in
+/// the same task (so configs are read in the walk's parallel batches, each once).
+struct Listing<'d, 'a> {
+    documents: &'d Documents<'a>,
 }
 
-impl Summaries<'_, '_> {
-    fn of(&mut self, digest: &Digest) -> Summary {
+/// A document as `ls` read it.
+struct Listed {
+    loaded: Arc<Loaded>,
+    /// `os/arch[/variant]` from its config, when it is an image manifest that needs one.
+    platform: Option<String>,
+}
+
+impl Reader for Listing<'_, '_> {
+    type Doc = Listed;
+
+    fn read(&self, descriptor: &Descriptor) -> Listed {
+        let loaded = self.documents.get(descriptor);
+        let platform = match &*loaded {
+            Ok(Parsed {
+                document: Document::Manifest(m),
+                ..
+            }) if descriptor.platform.is_none() => m
+                .config
+                .as_ref()
+                .filter(|c| media_type::kind(&c.media_type) == Kind::Config)
+                .and_then(|c| config_platform(self.documents.layout(), c)),
+            _ => None,
+        };
+        Listed { loaded, platform }
+    }
+
+    fn children<'d>(&self, doc: &'d Listed) -> Vec<Child<'d>> {
+        match &*doc.loaded {
+            Ok(parsed) => walk::children_of(&parsed.document),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// What a listed entry's summary says, owned: rows are made once the walk is gone.
+struct Totals {
+    artifact_type: Option<String>,
+    platforms: Vec<String>,
+    /// Bytes of the manifest and everything it references, each blob once (none when
+    /// something could not be read).
+    size: Option<u64>,
+    children: Vec<Digest>,
+    problem: Option<String>,
+}
+
+impl Summary<'_> {
+    fn totals(&self) -> Totals {
+        Totals {
+            artifact_type: self.artifact_type.map(str::to_string),
+            platforms: self.platforms.clone(),
+            size: self
+                .problem
+                .is_none()
+                .then(|| self.blobs.iter().map(|(_, s)| s).sum()),
+            children: self.children.iter().map(|d| (*d).clone()).collect(),
+            problem: self.problem.clone(),
+        }
+    }
+}
+
+/// Summaries of what the walk reached, each document summarized once.
+struct Summaries<'w, 'd, 'a> {
+    walk: &'w Walk<'w, Listing<'d, 'a>>,
+    done: FastMap<&'w Digest, Rc<Summary<'w>>>,
+    /// Documents being summarized (an index that lists itself, through a lying blob, is cut).
+    in_progress: HashSet<&'w Digest>,
+}
+
+impl<'w> Summaries<'w, '_, '_> {
+    fn of(&mut self, digest: &Digest) -> Rc<Summary<'w>> {
+        let walk = self.walk;
+        let Some(node) = walk.node(digest) else {
+            return Rc::default();
+        };
+        let digest = node.digest();
         if let Some(done) = self.done.get(digest) {
             return done.clone();
         }
-        if !self.in_progress.insert(digest.clone()) {
-            return Summary::default();
+        if !self.in_progress.insert(digest) {
+            return Rc::default();
         }
-        let summary = self.compute(digest);
+        let summary = Rc::new(self.compute(node));
         self.in_progress.remove(digest);
-        self.done.insert(digest.clone(), summary.clone());
+        self.done.insert(digest, summary.clone());
         summary
     }
 
-    fn compute(&mut self, digest: &Digest) -> Summary {
+    fn compute(&mut self, node: &'w Node<Listed>) -> Summary<'w> {
+        let digest = node.digest();
         let mut summary = Summary::default();
-        let Some(node) = self.walk.node(digest) else {
-            return summary;
-        };
-        summary.blobs.insert((digest.clone(), node.descriptor.size));
-        let parsed = match &node.state {
+        summary.blobs.insert((digest, node.size()));
+        let (parsed, platform) = match &node.state {
             State::Leaf => return summary,
             State::TooDeep => {
                 summary.problem = Some(format!(
@@ -180,96 +261,39 @@ impl Summaries<'_, '_> {
                 ));
                 return summary;
             }
-            State::Read(loaded) => match &**loaded {
-                Ok(parsed) => parsed,
+            State::Read(listed) => match &*listed.loaded {
+                Ok(parsed) => (parsed, &listed.platform),
                 Err(e) => {
                     summary.problem = Some(e.to_string());
                     return summary;
                 }
             },
         };
-        summary.artifact_type = parsed.document.listed_artifact_type().map(str::to_string);
-        if let Some(platform) = self.platforms.get(digest) {
-            summary.platforms.push(platform.clone());
-        }
+        summary.artifact_type = parsed.document.listed_artifact_type();
+        summary.platforms.extend(platform.iter().cloned());
         let is_index = matches!(parsed.document, Document::Index(_));
         for child in self.walk.children(node) {
-            let below = &child.descriptor;
+            let below = child.descriptor;
             if !is_index {
                 // A manifest's own config and layers. (Should one of them be a manifest as
                 // well, as another descriptor says, it is listed and counted where that one is.)
-                summary.blobs.insert((below.digest.clone(), below.size));
+                summary.blobs.insert((&below.digest, below.size));
                 continue;
             }
-            summary.children.push(below.digest.clone());
+            summary.children.push(&below.digest);
             let sub = self.of(&below.digest);
             match &below.platform {
                 Some(p) => summary.platforms.push(p.to_string()),
                 None => summary.platforms.extend(sub.platforms.iter().cloned()),
             }
-            summary.blobs.extend(sub.blobs.iter().cloned());
-            summary.children.extend(sub.children.iter().cloned());
+            summary.blobs.extend(sub.blobs.iter().copied());
+            summary.children.extend(sub.children.iter().copied());
             if summary.problem.is_none() {
                 summary.problem = sub.problem.clone();
             }
         }
         summary
     }
-}
-
-/// `os/arch[/variant]` of every image manifest that some descriptor without a platform reaches
-/// (an entry, or an index child), from its config: configs are read in parallel, each once.
-fn config_platforms(
-    layout: &dyn LayoutRead,
-    walk: &Walk<&Documents<'_>>,
-) -> HashMap<Digest, String> {
-    let mut wanted: HashSet<&Digest> = walk
-        .roots()
-        .iter()
-        .filter(|(_, d)| d.platform.is_none())
-        .map(|(_, d)| &d.digest)
-        .collect();
-    for (_, node) in walk.nodes() {
-        for child in walk.children(node) {
-            if matches!(child.field, Field::Manifest(_)) && child.descriptor.platform.is_none() {
-                wanted.insert(&child.descriptor.digest);
-            }
-        }
-    }
-    let mut configs: HashMap<&Digest, Vec<&Digest>> = HashMap::new();
-    let mut by_config: HashMap<&Digest, &Descriptor> = HashMap::new();
-    for manifest in wanted {
-        let Some(Ok(parsed)) = walk
-            .node(manifest)
-            .and_then(|n| n.doc())
-            .map(|d| d.as_ref())
-        else {
-            continue;
-        };
-        let Document::Manifest(m) = &parsed.document else {
-            continue;
-        };
-        if let Some(config) = m
-            .config
-            .as_ref()
-            .filter(|c| media_type::kind(&c.media_type) == Kind::Config)
-        {
-            configs.entry(&config.digest).or_default().push(manifest);
-            by_config.insert(&config.digest, config);
-        }
-    }
-    let read: Vec<(&Digest, Option<String>)> = by_config
-        .par_iter()
-        .map(|(digest, config)| (*digest, config_platform(layout, config)))
-        .collect();
-    let mut platforms = HashMap::new();
-    for (config, platform) in read {
-        let Some(platform) = platform else { continue };
-        for manifest in configs.get(config).into_iter().flatten() {
-            platforms.insert((*manifest).clone(), platform.clone());
-        }
-    }
-    platforms
 }
 
 /// `os/arch[/variant]` from an image config, when it can be read.

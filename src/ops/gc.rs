@@ -27,14 +27,15 @@
 //!   so no writer is between writing a blob and referencing it (ARCHITECTURE.md §Locking).
 //!   Temp files of crashed writers are removed only then, when no writer can hold the layout.
 
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fs;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::graph::documents::Documents;
+use crate::graph::documents::{Documents, FastMap};
 use crate::graph::referrers::{fallback_tag_subject, Discovery, Referrer, Scope};
 use crate::graph::walk::{self, children_of, Field, Role, State, Walk, MAX_DEPTH};
 use crate::spec::digest::Digest;
@@ -160,12 +161,13 @@ pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
 /// `index.json` entries to remove, by position.
 type Removals = Vec<(usize, Entry)>;
 
-/// What marking decided.
+/// What marking decided about the blobs of `blobs/`.
 struct Marked {
-    /// Kept digests, with the size their descriptor gives.
-    kept: HashMap<Digest, u64>,
-    /// What blobs that are not kept were, where a document gc read says so.
-    was: HashMap<Digest, (Was, Option<Digest>)>,
+    /// How many are kept, and their bytes (as their descriptors give them).
+    kept_blobs: usize,
+    kept_bytes: u64,
+    /// The others, with what they were (where a document gc read says so).
+    removable: FastMap<Digest, (Was, Option<Digest>)>,
 }
 
 /// Marks what is kept; returns it, what the rest was, and the entries to remove.
@@ -190,7 +192,7 @@ fn mark(
                 let pruned = options.prune_untagged && entry.ref_name().is_none();
                 !pruned && !discovery.is_bookkeeping(*i)
             })
-            .map(|(i, entry)| (Field::Root(i), entry.clone())),
+            .map(|(i, entry)| (Field::Root(i), Cow::Borrowed(entry))),
     );
     // Referrers of kept manifests, and theirs, until nothing changes: those recorded in
     // index.json (named or not) and fallback indexes (which are kept with their subject), and
@@ -236,7 +238,7 @@ fn mark(
         walk.add_roots(
             more.into_iter()
                 .enumerate()
-                .map(|(i, d)| (Field::Root(first + i), d)),
+                .map(|(i, d)| (Field::Root(first + i), Cow::Owned(d))),
         );
     }
     // Never delete when unsure: a kept document that cannot be read or parsed, or one nested
@@ -284,12 +286,25 @@ fn mark(
             ));
         }
     }
-    let kept: HashMap<Digest, u64> = walk
-        .nodes()
-        .map(|(digest, node)| (digest.clone(), node.descriptor.size))
-        .collect();
-    let was = what_they_were(documents, blobs, &kept);
-    Ok((Marked { kept, was }, removals))
+    let mut marked = Marked {
+        kept_blobs: 0,
+        kept_bytes: 0,
+        removable: FastMap::default(),
+    };
+    for digest in blobs {
+        match walk.node(digest) {
+            Some(node) => {
+                marked.kept_blobs += 1;
+                marked.kept_bytes += node.size();
+            }
+            None => {
+                let was = (Was::Unreferenced, None);
+                marked.removable.insert(digest.clone(), was);
+            }
+        }
+    }
+    what_they_were(documents, &mut marked.removable);
+    Ok((marked, removals))
 }
 
 /// Manifests with a `subject` among the blobs the walk has not read as documents — unmarked
@@ -322,17 +337,17 @@ fn find_blob_only_referrers(
         .collect()
 }
 
-/// What the blobs that are not kept were, as far as the documents gc read say: a manifest or
-/// index says what it is itself (a referrer when it has a subject) and what its config and
-/// layers are. The other blobs are not in the map.
+/// What the blobs that are not kept (the keys of `removable`) were, as far as the documents
+/// gc read say: a manifest or index says what it is itself (a referrer when it has a subject)
+/// and what its config and layers are. The others stay unreferenced blobs.
 fn what_they_were(
     documents: &Documents<'_>,
-    blobs: &[Digest],
-    kept: &HashMap<Digest, u64>,
-) -> HashMap<Digest, (Was, Option<Digest>)> {
-    let mut was: HashMap<Digest, (Was, Option<Digest>)> = HashMap::new();
-    for digest in blobs.iter().filter(|d| !kept.contains_key(*d)) {
-        let Some(loaded) = documents.cached(digest) else {
+    removable: &mut FastMap<Digest, (Was, Option<Digest>)>,
+) {
+    let mut garbage: Vec<Digest> = removable.keys().cloned().collect();
+    garbage.sort(); // the same answer every run, whatever the map's order
+    for digest in garbage {
+        let Some(loaded) = documents.cached(&digest) else {
             continue;
         };
         let Ok(parsed) = &*loaded else {
@@ -347,23 +362,20 @@ fn what_they_were(
             (Document::Manifest(_), None) => (Was::Manifest, None),
         };
         // What a document says of itself wins over what its parent says of it.
-        was.insert(digest.clone(), own);
+        removable.insert(digest.clone(), own);
         for child in children_of(&parsed.document) {
             let label = match child.field {
                 Field::Config => Was::Config,
                 Field::Layer(_) | Field::Blob(_) => Was::Layer,
                 Field::Manifest(_) | Field::Subject | Field::Root(_) => continue,
             };
-            let child = child.descriptor.digest.clone();
-            match was.get(&child) {
-                Some((Was::Manifest | Was::Index | Was::Referrer, _)) | Some((_, Some(_))) => {}
-                _ => {
-                    was.insert(child, (label, Some(digest.clone())));
+            if let Some(entry) = removable.get_mut(&child.descriptor.digest) {
+                if entry.0 == Was::Unreferenced {
+                    *entry = (label, Some(digest.clone()));
                 }
             }
         }
     }
-    was
 }
 
 /// Deletes unmarked blobs and temp files (or lists them in a dry run).
@@ -374,6 +386,8 @@ fn sweep(
     options: &Options,
     outcome: &mut Outcome,
 ) -> Result<()> {
+    outcome.kept_blobs = marked.kept_blobs;
+    outcome.kept_bytes = marked.kept_bytes;
     let mut touched_dirs = BTreeSet::new();
     for file in files {
         let base = file.path.rsplit('/').next().unwrap_or(&file.path);
@@ -402,22 +416,15 @@ fn sweep(
                 .push(format!("{} (not a regular file)", file.path));
             continue;
         }
-        if let Some(size) = marked.kept.get(&digest) {
-            outcome.kept_blobs += 1;
-            outcome.kept_bytes += size;
-            continue;
-        }
+        let Some((was, of)) = marked.removable.get(&digest).cloned() else {
+            continue; // kept (counted by marking)
+        };
         let len = layout.blob_len(&digest)?.unwrap_or(0);
         if !options.dry_run {
             remove(layout, &file.path)?;
             touched_dirs.insert(format!("blobs/{}", digest.algorithm()));
         }
         outcome.removed_bytes += len;
-        let (was, of) = marked
-            .was
-            .get(&digest)
-            .cloned()
-            .unwrap_or((Was::Unreferenced, None));
         outcome.removed_blobs.push(Blob {
             digest,
             size: len,

@@ -1,5 +1,6 @@
 //! Adding and removing names (`org.opencontainers.image.ref.name`) in `index.json`.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 
 use serde::Serialize;
@@ -267,7 +268,7 @@ fn orphaned_children(index: &IndexFile, digest: &Digest, discovery: &Discovery<'
     };
     let documents = discovery.documents();
     let mut below = Walk::new(documents, Options::default());
-    below.add_roots([(Field::Root(0), target.clone())]);
+    below.add_roots([(Field::Root(0), Cow::Borrowed(target))]);
     let children: Vec<&Digest> = below
         .nodes()
         .filter(|(d, node)| *d != digest && node.role().is_document())
@@ -283,7 +284,7 @@ fn orphaned_children(index: &IndexFile, digest: &Digest, discovery: &Discovery<'
             .iter()
             .enumerate()
             .filter(|(i, entry)| &entry.digest != digest && !discovery.is_bookkeeping(*i))
-            .map(|(i, entry)| (Field::Root(i), entry.clone())),
+            .map(|(i, entry)| (Field::Root(i), Cow::Borrowed(entry))),
     );
     children
         .into_iter()

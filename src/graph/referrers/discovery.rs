@@ -1,7 +1,7 @@
 //! Finding referrers: every convention read, merged, queried subject by subject.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::conventions::{fallback_tag, fallback_tag_subject, is_bookkeeping, Source};
 use super::fallback::fallback_list;
 use crate::error::{Error, Result};
-use crate::graph::documents::{Documents, Parsed};
+use crate::graph::documents::{Documents, FastMap, Loaded, Parsed};
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type;
 use crate::spec::document::{Annotations, Descriptor};
@@ -132,8 +132,18 @@ impl<'a> Discovery<'a> {
         index: IndexFile,
         scope: Scope,
     ) -> Result<Discovery<'a>> {
+        Discovery::with_documents(Documents::new(layout), index, scope)
+    }
+
+    /// The same, over documents already read (by a walk over the same layout, say): only
+    /// what they lack is read.
+    pub fn with_documents(
+        documents: Documents<'a>,
+        index: IndexFile,
+        scope: Scope,
+    ) -> Result<Discovery<'a>> {
         let mut discovery = Discovery {
-            documents: Documents::new(layout),
+            documents,
             index,
             from_index: HashMap::new(),
             tags: HashMap::new(),
@@ -142,20 +152,24 @@ impl<'a> Discovery<'a> {
             warnings: Mutex::new(BTreeSet::new()),
         };
         let mut candidates: Vec<&Descriptor> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen: FastMap<&Digest, ()> = FastMap::default();
         for (i, entry) in discovery.index.entries().iter().enumerate() {
             if let Some(subject) = entry.ref_name().and_then(fallback_tag_subject) {
                 discovery.tags.entry(subject).or_default().push(i);
                 continue;
             }
-            if media_type::is_manifest_like(&entry.media_type) && seen.insert(&entry.digest) {
+            if media_type::is_manifest_like(&entry.media_type)
+                && seen.insert(&entry.digest, ()).is_none()
+            {
                 candidates.push(entry);
             }
         }
-        discovery.documents.get_all(&candidates);
+        // Read in parallel (or found in the cache a walk filled), then taken in entry order.
+        let documents = &discovery.documents;
+        let read: Vec<Arc<Loaded>> = candidates.par_iter().map(|e| documents.get(e)).collect();
         let mut from_index: HashMap<Digest, Vec<Digest>> = HashMap::new();
-        for entry in &candidates {
-            match &*discovery.documents.get(entry) {
+        for (entry, loaded) in candidates.iter().zip(&read) {
+            match &**loaded {
                 Ok(parsed) => {
                     if let Some(subject) = parsed.document.subject() {
                         if parsed.is_document() {

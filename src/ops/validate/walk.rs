@@ -12,6 +12,7 @@
 //! blob that one descriptor calls a config and another a manifest is read a second time, for
 //! its config checks.)
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -232,7 +233,7 @@ fn read_document(
 }
 
 /// The walk over the documents, read by validate.
-type Graph<'a> = walk::Walk<DocumentReader<'a>>;
+type Graph<'a> = walk::Walk<'a, DocumentReader<'a>>;
 
 struct Walk<'a> {
     layout: &'a dyn LayoutRead,
@@ -282,7 +283,7 @@ pub(super) fn run(
     graph.add_roots(
         roots
             .iter()
-            .map(|(position, d)| (Field::Root(*position), d.clone())),
+            .map(|(position, d)| (Field::Root(*position), Cow::Borrowed(d))),
     );
     let mut configs = check_configs(&graph);
     graph.events(|event| walk.replay(event, &graph, &mut configs));
@@ -492,7 +493,7 @@ impl Walk<'_> {
     /// descriptor agrees with them.
     fn replay(
         &mut self,
-        event: &Event<'_, Checked>,
+        event: &Event<'_, '_, Checked>,
         graph: &Graph<'_>,
         configs: &mut HashMap<Digest, Checked>,
     ) {
@@ -637,7 +638,8 @@ impl Walk<'_> {
 
     /// Takes what the walk learned: what each blob says, what was read and hashed.
     fn keep(&mut self, graph: Graph<'_>, configs: HashMap<Digest, Checked>) {
-        for (digest, node) in graph.into_nodes() {
+        for node in graph.into_nodes() {
+            let digest = node.digest().clone();
             self.reached.insert(digest.clone());
             if let State::Read(checked) = node.state {
                 if self.blobs.contains_key(&digest) {
