@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use ocikit::ops::gc::Options;
+use ocikit::ops::gc::{Options, Was};
 
 use super::output::{human_size, print_json, stdout};
 
@@ -19,7 +19,8 @@ use super::output::{human_size, print_json, stdout};
 pub struct Args {
     /// The layout directory.
     layout: String,
-    /// List what would be removed; change nothing.
+    /// List what would be removed — each blob with its size and what it was (manifest, index,
+    /// referrer, config, layer, or unreferenced blob) — and change nothing.
     #[arg(long, short = 'n')]
     dry_run: bool,
     /// Keep referrers whose subject is not kept, and their fallback-tag indexes.
@@ -28,12 +29,13 @@ pub struct Args {
     /// Also drop untagged index.json entries that are not referrers of something kept.
     #[arg(long)]
     prune_untagged: bool,
-    /// Print what was (or would be) removed as JSON: {dryRun, removedBlobs: [{digest, size}],
-    /// removedBytes, keptBlobs, keptBytes, removedEntries: [{digest, name, reason}],
-    /// removedTempFiles, skipped}.
+    /// Print what was (or would be) removed as JSON: {dryRun, removedBlobs: [{digest, size,
+    /// was, of}], removedBytes, keptBlobs, keptBytes, removedEntries: [{digest, name, reason}],
+    /// removedTempFiles, skipped}. was is manifest, index, referrer, config, layer or
+    /// unreferenced; of is the manifest a config or layer belonged to, or a referrer's subject.
     #[arg(long)]
     json: bool,
-    /// Also list every removed blob.
+    /// Also list every removed blob (a dry run always lists them).
     #[arg(long, short)]
     verbose: bool,
 }
@@ -66,9 +68,20 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             entry.reason
         )?;
     }
-    if args.verbose {
+    if args.verbose || outcome.dry_run {
         for blob in &outcome.removed_blobs {
-            writeln!(out, "{verb} {} ({})", blob.digest, human_size(blob.size))?;
+            let of = match (&blob.of, blob.was) {
+                (Some(subject), Was::Referrer) => format!(" of subject {}", subject.short()),
+                (Some(manifest), _) => format!(" of manifest {}", manifest.short()),
+                (None, _) => String::new(),
+            };
+            writeln!(
+                out,
+                "{verb} {} {} ({}){of}",
+                blob.was.name(),
+                blob.digest,
+                human_size(blob.size)
+            )?;
         }
     }
     for temp in &outcome.removed_temp_files {

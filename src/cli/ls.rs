@@ -10,9 +10,10 @@ use super::output::{human_size, print_json, stdout, Table};
 ///
 /// Shows each index.json entry's name, short digest, media type, artifact type, platforms,
 /// total size (the manifest and every blob it references, each once) and how many referrers
-/// (signatures, SBOMs, …) point at it. Referrer bookkeeping (untagged entries with a subject,
-/// sha256-<hex> fallback-tag indexes) is counted under its subject rather than listed.
-/// Exits 2 if some entry could not be read, after listing what could.
+/// (signatures, SBOMs, …) point at it. Every entry whose manifest has a subject counts under
+/// that subject, named or not; referrer bookkeeping (untagged entries with a subject,
+/// sha256-<hex> fallback-tag indexes) is not listed itself, while a named referrer is listed
+/// under its name as well. Exits 2 if some entry could not be read, after listing what could.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The layout directory or archive.

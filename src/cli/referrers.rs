@@ -9,12 +9,13 @@ use super::output::{human_size, print_json, stdout, Table};
 
 /// List the referrers (signatures, SBOMs, attestations…) of an image or index.
 ///
-/// Referrers are read from every convention a layout may use: untagged index.json entries whose
-/// manifest has a subject (oras), the fallback-tag index sha256-<hex> (regctl), and, with
-/// --scan, manifests found only in blobs/ (cosign). They are merged and each is listed once,
-/// with where it was found. Only index.json, the subject's fallback index and the referrers'
-/// manifests are read unless --scan. Exits 2 if something could not be read, after listing
-/// what could.
+/// Referrers are read from every convention a layout may use: index.json entries whose
+/// manifest has a subject, untagged (oras) or named (what a copy from a registry without the
+/// referrers API leaves), the fallback-tag index sha256-<hex> (regctl), and, with --scan,
+/// manifests found only in blobs/ (cosign). They are merged and each is listed once, with
+/// where it was found. Only index.json, the documents of its entries, the subject's fallback
+/// index and the referrers' manifests are read unless --scan. Exits 2 if something could not
+/// be read, after listing what could.
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
@@ -132,13 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let discovery = Discovery::new(
-        layout.as_ref(),
-        Scope {
-            named: false,
-            scan: args.scan,
-        },
-    )?;
+    let discovery = Discovery::new(layout.as_ref(), Scope { scan: args.scan })?;
     let tree = args.tree || args.depth.is_some();
     let depth = match (tree, args.depth) {
         (false, _) => Some(1),

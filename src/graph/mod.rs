@@ -1,5 +1,8 @@
-//! What references what, read-only over a store: resolving references and the referrers of a
-//! manifest in every layout convention.
+//! What references what, read-only over a store: the one graph walk (`walk`), documents read
+//! once per layout (`documents`), resolving references (`resolve`), and every referrer
+//! convention (`referrers`).
 
+pub mod documents;
 pub mod referrers;
 pub mod resolve;
+pub mod walk;

@@ -1,8 +1,13 @@
 //! Turning a [`Reference`] into the manifest or index it names.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
+use crate::graph::documents::{require_document, Documents, Parsed};
+use crate::graph::referrers::{is_bookkeeping, is_fallback_tag};
+use crate::graph::walk::{Field, Options, State, Walk, MAX_DEPTH};
 use crate::spec::digest::Digest;
-use crate::spec::document::{parse_document, Descriptor, Document, Schema};
+use crate::spec::document::{Descriptor, Document};
 use crate::spec::platform::Platform;
 use crate::spec::reference::Reference;
 use crate::store::layout::{IndexFile, LayoutRead};
@@ -20,19 +25,18 @@ pub struct Resolved {
     pub document: Document,
 }
 
-/// The `index.json` entries that stand for themselves: not fallback-tag indexes
-/// (`sha256-<hex>`), which are referrer bookkeeping.
-pub fn is_fallback_tag(name: &str) -> bool {
-    fallback_tag_subject(name).is_some()
-}
-
-/// The subject digest a fallback tag (`sha256-<hex>`) stands for.
-pub fn fallback_tag_subject(name: &str) -> Option<Digest> {
-    let (alg, hex) = name.split_once('-')?;
-    if alg != "sha256" && alg != "sha512" {
-        return None;
+impl Resolved {
+    /// Fails unless the document really is a manifest or index
+    /// ([`crate::graph::documents::is_document`]). Every command that records a claim
+    /// about it — a name, a `subject` — checks this first, so that no entry ever says
+    /// "manifest" of bytes that are not one.
+    pub fn require_document(&self) -> Result<()> {
+        require_document(
+            &self.document,
+            &self.descriptor.media_type,
+            &self.descriptor.digest,
+        )
     }
-    Digest::parse(&format!("{alg}:{hex}")).ok()
 }
 
 /// Finds what `reference` names in `layout` and loads it. With `platform`, an index is
@@ -55,6 +59,7 @@ pub fn resolve_in(
 ) -> Result<Resolved> {
     let entries = index.entries();
     let layout_name = layout.name();
+    let documents = Documents::keeping_bytes(layout);
 
     let picked: Option<&Descriptor> = if let Some(name) = &reference.name {
         let mut matches: Vec<&Descriptor> = match_name(entries, name)
@@ -85,11 +90,12 @@ pub fn resolve_in(
     } else if let Some(digest) = &reference.digest {
         entries.iter().find(|d| &d.digest == digest)
     } else {
+        // Referrer bookkeeping is set aside (one answer, see `is_bookkeeping`): an entry that
+        // cannot be read stays a candidate, so that it is never silently passed over.
         let candidates: Vec<&Descriptor> = entries
             .iter()
-            .filter(|d| !d.ref_name().is_some_and(is_fallback_tag))
+            .filter(|d| !is_bookkeeping(d, &documents))
             .collect();
-        let candidates = without_referrers(layout, candidates)?;
         if candidates.is_empty() {
             return Err(Error::EmptyLayout {
                 layout: layout_name,
@@ -104,19 +110,34 @@ pub fn resolve_in(
 
     match picked {
         Some(d) => load(
-            layout,
+            &documents,
             d.clone(),
             d.ref_name().map(str::to_string),
             platform,
         ),
         None => {
-            // Selected by a digest that no index.json entry carries: any manifest in blobs/.
+            // Selected by a digest that no index.json entry carries: any manifest or index in
+            // blobs/. No descriptor says what the blob is, so it must say so itself.
             let digest = reference
                 .digest
                 .clone()
                 .ok_or_else(|| Error::Invalid("nothing to resolve".into()))?;
-            let (descriptor, bytes) = descriptor_from_blob(layout, &digest)?;
-            load_from(layout, descriptor, Some(bytes), None, platform)
+            let loaded = documents.by_digest(&digest, None);
+            let descriptor = match &*loaded {
+                Ok(parsed) => {
+                    parsed.require_document(&digest)?;
+                    Descriptor::new(parsed.media_type.clone(), digest.clone(), parsed.size)
+                }
+                Err(_) => {
+                    drop(loaded);
+                    return Err(match taken(&documents, &digest) {
+                        Err(e) => e,
+                        Ok(_) => Error::Invalid(format!("blob {digest} cannot be read")),
+                    });
+                }
+            };
+            drop(loaded);
+            load(&documents, descriptor, None, platform)
         }
     }
 }
@@ -136,127 +157,91 @@ pub fn match_name(entries: &[Descriptor], name: &str) -> Vec<usize> {
         .collect()
 }
 
-/// Reads a blob selected by digest alone and makes a descriptor from its own `mediaType`;
-/// returns the bytes too, so that they are not read again.
-fn descriptor_from_blob(layout: &dyn LayoutRead, digest: &Digest) -> Result<(Descriptor, Vec<u8>)> {
-    let bytes = layout.read_blob_limited(digest, None)?;
-    let value: serde_json::Value =
-        parse_document(&bytes, Schema::ManifestLike, &format!("blob {digest}"))?;
-    let media_type = match value.get("mediaType").and_then(|m| m.as_str()) {
-        Some(m) => m.to_string(),
-        None if value.get("manifests").is_some() => {
-            crate::spec::document::media_type::OCI_INDEX.into()
-        }
-        None => crate::spec::document::media_type::OCI_MANIFEST.into(),
+/// Loads the document behind `descriptor`. With `platform`, an index is narrowed by the walk
+/// ([`crate::graph::walk`]) to the child the platform selects, through nested indexes, down to
+/// one manifest.
+fn load(
+    documents: &Documents<'_>,
+    descriptor: Descriptor,
+    name: Option<String>,
+    platform: Option<&Platform>,
+) -> Result<Resolved> {
+    let chosen = match platform {
+        Some(wanted) => narrow(documents, descriptor, wanted)?,
+        None => descriptor,
     };
-    let descriptor = Descriptor::new(media_type, digest.clone(), bytes.len() as u64);
-    Ok((descriptor, bytes))
+    drop(documents.get(&chosen));
+    let parsed = taken(documents, &chosen.digest)?;
+    let bytes = match parsed.bytes {
+        Some(bytes) => bytes,
+        None => documents.layout().read_document(&chosen)?,
+    };
+    Ok(Resolved {
+        descriptor: chosen,
+        name,
+        bytes,
+        document: parsed.document,
+    })
 }
 
-/// Loads the document behind `descriptor`, narrowing indexes by `platform`.
-pub fn load(
-    layout: &dyn LayoutRead,
-    descriptor: Descriptor,
-    name: Option<String>,
-    platform: Option<&Platform>,
-) -> Result<Resolved> {
-    load_from(layout, descriptor, None, name, platform)
-}
-
-/// [`load`], with the bytes behind `descriptor` when they are already read and verified.
-fn load_from(
-    layout: &dyn LayoutRead,
-    descriptor: Descriptor,
-    mut first_bytes: Option<Vec<u8>>,
-    name: Option<String>,
-    platform: Option<&Platform>,
-) -> Result<Resolved> {
-    let mut descriptor = descriptor;
-    // Nested indexes are followed, but not forever.
-    for _ in 0..16 {
-        let bytes = match first_bytes.take() {
-            Some(bytes) => bytes,
-            None => layout.read_document(&descriptor)?,
+/// The descriptor of the manifest `platform` selects below `root`: the walk keeps one child of
+/// each index, so what it reached from the root is a chain, followed here to its end.
+fn narrow(documents: &Documents<'_>, root: Descriptor, platform: &Platform) -> Result<Descriptor> {
+    let options = Options {
+        platform: Some(platform.clone()),
+        subjects: false,
+    };
+    let mut walk = Walk::new(documents, options);
+    walk.add_roots([(Field::Root(0), Cow::Borrowed(&root))]);
+    let mut chosen = root.clone();
+    for _ in 0..=MAX_DEPTH {
+        let Some(node) = walk.node(&chosen.digest) else {
+            break;
         };
-        let document = Document::parse(
-            &bytes,
-            Some(&descriptor.media_type),
-            &format!("manifest {}", descriptor.digest),
-        )?;
-        let Some(wanted) = platform else {
-            return Ok(Resolved {
-                descriptor,
-                name,
-                bytes,
-                document,
-            });
+        let index = match &node.state {
+            State::TooDeep => break,
+            State::Read(loaded) => match &**loaded {
+                Ok(Parsed {
+                    document: Document::Index(index),
+                    ..
+                }) => index,
+                // A manifest: the end. (A read error is the caller's to report.)
+                _ => return Ok(chosen),
+            },
+            // Not named a manifest or index by its descriptor: read as it is.
+            State::Leaf => return Ok(chosen),
         };
-        match &document {
-            Document::Index(index) => {
-                let child = index.manifests.iter().find(|m| {
-                    m.platform.as_ref().is_some_and(|p| p.satisfies(wanted))
-                        || (m.platform.is_none()
-                            && crate::spec::document::media_type::kind(&m.media_type)
-                                == crate::spec::document::media_type::Kind::Index)
-                });
-                match child {
-                    Some(child) => descriptor = child.clone(),
-                    None => {
-                        return Err(Error::NoPlatformMatch {
-                            digest: descriptor.digest.clone(),
-                            platform: wanted.to_string(),
-                            available: index
-                                .manifests
-                                .iter()
-                                .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
-                                .collect(),
-                        })
-                    }
-                }
-            }
-            Document::Manifest(_) => {
-                return Ok(Resolved {
-                    descriptor,
-                    name,
-                    bytes,
-                    document,
+        let children = walk.children(node);
+        match children
+            .iter()
+            .find(|c| matches!(c.field, Field::Manifest(_)))
+        {
+            Some(child) => chosen = child.descriptor.clone(),
+            None => {
+                return Err(Error::NoPlatformMatch {
+                    digest: chosen.digest.clone(),
+                    platform: platform.to_string(),
+                    available: index
+                        .manifests
+                        .iter()
+                        .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
+                        .collect(),
                 })
             }
         }
     }
     Err(Error::Invalid(format!(
-        "indexes below {} nest more than 16 deep",
-        descriptor.digest
+        "indexes below {} nest more than {MAX_DEPTH} deep",
+        walk.roots()[0].1.digest
     )))
 }
 
-/// Drops untagged entries whose manifest has a `subject`: they are referrers, not images.
-fn without_referrers<'a>(
-    layout: &dyn LayoutRead,
-    candidates: Vec<&'a Descriptor>,
-) -> Result<Vec<&'a Descriptor>> {
-    let mut kept = Vec::with_capacity(candidates.len());
-    for d in candidates {
-        if d.ref_name().is_none() && has_subject(layout, d)? {
-            continue;
-        }
-        kept.push(d);
-    }
-    Ok(kept)
-}
-
-/// True when the manifest behind `descriptor` has a `subject` (it is a referrer).
-pub fn has_subject(layout: &dyn LayoutRead, descriptor: &Descriptor) -> Result<bool> {
-    if !crate::spec::document::media_type::is_manifest_like(&descriptor.media_type) {
-        return Ok(false);
-    }
-    let bytes = layout.read_document(descriptor)?;
-    let document = Document::parse(
-        &bytes,
-        Some(&descriptor.media_type),
-        &format!("manifest {}", descriptor.digest),
-    )?;
-    Ok(document.subject().is_some())
+/// The document `digest` read into `documents`, taken out of it (so that an error is the
+/// caller's to return).
+fn taken(documents: &Documents<'_>, digest: &Digest) -> Result<Parsed> {
+    documents
+        .take(digest)
+        .unwrap_or_else(|| Err(Error::Invalid(format!("blob {digest} was not read"))))
 }
 
 /// The one descriptor among `matches`, or an ambiguity error listing them.
@@ -276,22 +261,4 @@ fn unique<'a>(matches: Vec<&'a Descriptor>, what: String, layout: &str) -> Resul
             })
             .collect(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fallback_tags() {
-        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(
-            fallback_tag_subject(&format!("sha256-{hex}"))
-                .unwrap()
-                .encoded(),
-            hex
-        );
-        assert!(!is_fallback_tag("sha256-abc"));
-        assert!(!is_fallback_tag("v1"));
-    }
 }

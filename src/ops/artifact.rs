@@ -21,8 +21,8 @@ use serde_json::{json, Map, Value};
 use crate::codec::extract::{Metadata, Policy, Root};
 use crate::codec::layer::{encode_layer, Entry, LayerOptions};
 use crate::error::{Error, IoContext, Result};
-use crate::graph::referrers::{self, descriptor_value, Format};
-use crate::graph::resolve::{is_fallback_tag, resolve, resolve_in, Resolved};
+use crate::graph::referrers::{self, descriptor_value, is_fallback_tag, Format};
+use crate::graph::resolve::{resolve, resolve_in, Resolved};
 use crate::spec::digest::{Algorithm, Digest, Mismatch, VerifyingReader};
 use crate::spec::document::media_type::{
     self, Compression, OCI_ARTIFACT_MANIFEST, OCI_EMPTY, OCI_LAYER_GZIP, OCI_MANIFEST,
@@ -670,6 +670,8 @@ pub fn attach(
         // The subject is resolved, and its bookkeeping read, under the index lock and before
         // the first blob is written; index.json is parsed once.
         let resolved = resolve_in(layout, index, subject, platform)?;
+        // The subject descriptor says "manifest" (or "index"): only of bytes that are one.
+        resolved.require_document()?;
         let subject = Descriptor::new(
             resolved.descriptor.media_type.clone(),
             resolved.descriptor.digest.clone(),

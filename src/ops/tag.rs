@@ -1,16 +1,17 @@
 //! Adding and removing names (`org.opencontainers.image.ref.name`) in `index.json`.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::graph::referrers::{fallback_tag, unlist, Discovery, Scope};
-use crate::graph::resolve::{is_fallback_tag, match_name, resolve};
+use crate::graph::referrers::{fallback_tag, is_fallback_tag, unlist, Discovery, Scope};
+use crate::graph::resolve::{match_name, resolve};
+use crate::graph::walk::{Field, Options, Walk};
 use crate::spec::digest::Digest;
-use crate::spec::document::media_type::{self, Kind};
-use crate::spec::document::{Descriptor, Document, REF_NAME};
+use crate::spec::document::REF_NAME;
 use crate::spec::platform::Platform;
 use crate::spec::reference::Reference;
 use crate::store::layout::index::validate_ref_name;
@@ -37,7 +38,7 @@ pub fn tag(
     name: &str,
 ) -> Result<TagOutcome> {
     validate_ref_name(name)?;
-    if crate::graph::resolve::is_fallback_tag(name) {
+    if is_fallback_tag(name) {
         return Err(Error::InvalidName {
             name: name.to_string(),
             reason: "names of the form sha256-<hex> are referrers fallback tags".into(),
@@ -46,6 +47,8 @@ pub fn tag(
     layout.writer()?.update_index(|index| {
         // Resolved under the index lock, so the entry cannot change underneath us.
         let resolved = resolve(layout, source, platform)?;
+        // The new entry will say "manifest" (or "index"): only of bytes that are one.
+        resolved.require_document()?;
         let digest = resolved.descriptor.digest.clone();
         let existing = index.find_name(name);
         if existing.len() == 1 && index.entries()[existing[0]].digest == digest {
@@ -118,7 +121,7 @@ pub fn remove_name(layout: &Layout, name: &str) -> Result<Vec<String>> {
                     .entries()
                     .iter()
                     .filter_map(|d| d.ref_name())
-                    .filter(|n| !crate::graph::resolve::is_fallback_tag(n))
+                    .filter(|n| !is_fallback_tag(n))
                     .map(str::to_string)
                     .collect(),
             }),
@@ -170,10 +173,7 @@ pub struct RemovedEntry {
 pub fn remove_digest(layout: &Layout, digest: &Digest, keep_referrers: bool) -> Result<Removal> {
     let writer = layout.writer()?;
     writer.update_index(|index| {
-        let scope = Scope {
-            named: true,
-            scan: false,
-        };
+        let scope = Scope { scan: false };
         let discovery = Discovery::with_index(layout, index.clone(), scope)?;
         let own_subject = discovery.subject_of(digest);
         let recorded = index.entries().iter().any(|d| &d.digest == digest)
@@ -191,7 +191,7 @@ pub fn remove_digest(layout: &Layout, digest: &Digest, keep_referrers: bool) -> 
         let mut gone_subjects: Vec<Digest> = Vec::new();
         if !keep_referrers {
             let mut queue: VecDeque<Digest> = VecDeque::from([digest.clone()]);
-            queue.extend(orphaned_children(layout, index, digest, &discovery));
+            queue.extend(orphaned_children(index, digest, &discovery));
             let mut seen: HashSet<Digest> = queue.iter().cloned().collect();
             while let Some(subject) = queue.pop_front() {
                 for referrer in discovery.referrers(&subject) {
@@ -260,58 +260,35 @@ fn own_names(index: &IndexFile, digest: &Digest) -> Vec<String> {
         .collect()
 }
 
-/// When `digest` is an index: its children (at any depth) that no other entry of index.json
-/// reaches once it is gone.
-fn orphaned_children(
-    layout: &Layout,
-    index: &IndexFile,
-    digest: &Digest,
-    discovery: &Discovery<'_>,
-) -> Vec<Digest> {
+/// The manifests and indexes below `digest` (the children of an index, at any depth) that no
+/// other entry of index.json reaches once it is gone.
+fn orphaned_children(index: &IndexFile, digest: &Digest, discovery: &Discovery<'_>) -> Vec<Digest> {
     let Some(target) = index.entries().iter().find(|d| &d.digest == digest) else {
         return Vec::new();
     };
-    let mut children = Vec::new();
-    let mut seen = HashSet::new();
-    collect_children(layout, target, 0, &mut seen, &mut children);
+    let documents = discovery.documents();
+    let mut below = Walk::new(documents, Options::default());
+    below.add_roots([(Field::Root(0), Cow::Borrowed(target))]);
+    let children: Vec<&Digest> = below
+        .nodes()
+        .filter(|(d, node)| *d != digest && node.role().is_document())
+        .map(|(d, _)| d)
+        .collect();
     if children.is_empty() {
-        return children;
+        return Vec::new();
     }
-    let mut reachable = HashSet::new();
-    let mut order = Vec::new();
-    for (i, entry) in index.entries().iter().enumerate() {
-        if &entry.digest != digest && !discovery.is_bookkeeping(i) {
-            reachable.insert(entry.digest.clone());
-            collect_children(layout, entry, 0, &mut reachable, &mut order);
-        }
-    }
-    children.retain(|c| !reachable.contains(c));
+    let mut others = Walk::new(documents, Options::default());
+    others.add_roots(
+        index
+            .entries()
+            .iter()
+            .enumerate()
+            .filter(|(i, entry)| &entry.digest != digest && !discovery.is_bookkeeping(*i))
+            .map(|(i, entry)| (Field::Root(i), Cow::Borrowed(entry))),
+    );
     children
-}
-
-/// Appends the children of the index behind `descriptor` (recursively) not yet in `seen`.
-fn collect_children(
-    layout: &Layout,
-    descriptor: &Descriptor,
-    depth: usize,
-    seen: &mut HashSet<Digest>,
-    out: &mut Vec<Digest>,
-) {
-    if depth > 16 || media_type::kind(&descriptor.media_type) != Kind::Index {
-        return;
-    }
-    let Ok(bytes) = layout.read_document(descriptor) else {
-        return;
-    };
-    let Ok(Document::Index(parsed)) =
-        Document::parse(&bytes, Some(&descriptor.media_type), "index")
-    else {
-        return;
-    };
-    for child in &parsed.manifests {
-        if seen.insert(child.digest.clone()) {
-            out.push(child.digest.clone());
-            collect_children(layout, child, depth + 1, seen, out);
-        }
-    }
+        .into_iter()
+        .filter(|d| !others.contains(d))
+        .cloned()
+        .collect()
 }

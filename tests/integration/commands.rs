@@ -710,3 +710,69 @@ fn layout_paths_containing_colons_are_found_on_disk() {
         .code(2)
         .stderr(predicate::str::contains("none"));
 }
+
+// ---- no entry claims "manifest" of bytes that are not one (issue 8, item 8) ----
+
+#[test]
+fn tag_and_attach_refuse_a_blob_that_is_not_a_manifest_or_index() {
+    let (_dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    let empty = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let config = json_of(&["inspect", &format!("{l}:app:gzip"), "--json"])["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = layout.parent().unwrap().join("note.txt");
+    fs::write(&file, "a note").unwrap();
+    let refused = |source: &str, says: &str| {
+        ocikit()
+            .args(["tag", source, "x"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+        ocikit()
+            .args(["attach", source, "--artifact-type", "application/x-note"])
+            .arg(&file)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    };
+    let before = fs::read(layout.join("index.json")).unwrap();
+    let blobs = crate::helpers::blob_names(&layout);
+    // Selected by digest alone: the blob must say it is a manifest or index.
+    refused(&format!("{l}@{empty}"), "neither a manifest nor an index");
+    refused(&format!("{l}@{config}"), "neither a manifest nor an index");
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
+    // An entry another tool wrote that says "manifest" of the empty blob: that claim is not
+    // copied into a new entry or a subject, by name or by digest.
+    let mut index = index_json(&layout);
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": empty, "size": 2,
+            "annotations": {"org.opencontainers.image.ref.name": "bogus"},
+        }));
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let before = fs::read(layout.join("index.json")).unwrap();
+    let says = "not one: a manifest needs schemaVersion 2 and a config";
+    refused(&format!("{l}:bogus"), says);
+    refused(&format!("{l}@{empty}"), says);
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
+    assert_eq!(
+        crate::helpers::blob_names(&layout),
+        blobs,
+        "nothing written"
+    );
+    // A manifest selected by digest alone is still tagged.
+    let gzip = manifest_digest("app:gzip");
+    ocikit()
+        .args(["tag", &format!("{l}@{gzip}"), "again"])
+        .assert()
+        .success();
+}

@@ -489,7 +489,7 @@ fn a_blob_only_referrer_that_go_reads_differently_stops_gc() {
             args(&["gc", "--dry-run", &l]),
             args(&["referrers", "--scan", &format!("{l}:app:gzip")]),
         ],
-        &format!("manifest {referrer}"),
+        &format!("blob {referrer}"),
         "/Subject",
     );
 }

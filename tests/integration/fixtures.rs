@@ -539,3 +539,18 @@ pub(crate) fn pre_release_artifact(layout: &Layout, subject: &Descriptor) -> Des
     record_fallback(&writer, &subject.digest, std::slice::from_ref(&descriptor));
     descriptor
 }
+
+/// A layout as a pull from a registry without the referrers API leaves it (skopeo `copy
+/// --all`, `oras copy`): the image and its referrers are all named entries — an SBOM of the
+/// image and a signature of the SBOM — with no untagged entry and no fallback tag. Returns the
+/// image and the chain, nearest first.
+pub(crate) fn registry_pull_style(dir: &Path) -> (Descriptor, Vec<Descriptor>) {
+    let (layout, _) = Layout::init(dir).expect("init");
+    let image = gzip_image(&layout, "registry.example/app:1");
+    let writer = layout.writer().expect("writer");
+    let sbom = referrer_manifest(&writer, &image.manifest, SBOM_TYPE, b"sbom");
+    tag(&writer, &sbom, "registry.example/app:sbom");
+    let signature = referrer_manifest(&writer, &sbom, "application/vnd.example.signature", b"sig");
+    tag(&writer, &signature, "registry.example/app:sbom.sig");
+    (image.manifest, vec![sbom, signature])
+}

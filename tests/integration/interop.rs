@@ -337,6 +337,52 @@ fn ocikit_reads_what_skopeo_wrote() {
     }
 }
 
+#[test]
+fn ocikit_reads_named_referrers_that_skopeo_copied() {
+    // What a copy from a registry without the referrers API leaves: skopeo copies an image
+    // and a referrer of it by name, so the referrer's entry has a name and no fallback tag
+    // or untagged entry records it.
+    if !tool_available("skopeo") {
+        return;
+    }
+    let (dir, sample) = sample_layout_copy();
+    let sbom = ocikit_json(
+        &["referrers", "--json"],
+        format!("{}:app:gzip", sample.display()),
+    )["referrers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ocikit()
+        .arg("tag")
+        .arg(format!("{}@{sbom}", sample.display()))
+        .arg("app:sbom")
+        .assert()
+        .success();
+    let copied = dir.path().join("copied");
+    skopeo(&["copy", &oci(&sample, "app:gzip"), &oci(&copied, "app:gzip")]);
+    skopeo(&["copy", &oci(&sample, "app:sbom"), &oci(&copied, "app:sbom")]);
+    assert_eq!(index_digest(&copied, "app:sbom"), sbom);
+
+    let listed = ocikit_json(
+        &["referrers", "--json"],
+        format!("{}:app:gzip", copied.display()),
+    );
+    assert_eq!(listed["referrers"][0]["digest"], sbom.as_str());
+    assert_eq!(
+        listed["referrers"][0]["foundIn"],
+        serde_json::json!(["index"])
+    );
+    assert_eq!(ls_row(&copied, "app:gzip")["referrers"], 1);
+    assert_eq!(
+        ls_row(&copied, "app:sbom")["artifactType"],
+        fixtures::SBOM_TYPE
+    );
+    let gc = ocikit_json(&["gc", "--json"], copied.display().to_string());
+    assert_eq!(gc["removedBlobs"], Value::Array(vec![]), "{gc}");
+    ocikit().arg("validate").arg(&copied).assert().success();
+}
+
 fn decompressed(blob: &[u8], compression: Compression) -> Vec<u8> {
     let mut out = Vec::new();
     decompress(blob, compression)

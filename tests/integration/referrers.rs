@@ -259,10 +259,14 @@ fn referrers_handles_an_index_whose_subject_is_one_of_its_own_children() {
     let layout = dir.path().join("self");
     let (index, child) = fixtures::self_subject_index(&layout);
     let of_child = format!("{}@{}", l(&layout), child.digest);
-    // Recorded only by its name, the index is found by a scan.
-    assert!(digests(&referrers_json(of_child.clone(), &[])).is_empty());
+    // Recorded only by its name, the index is a referrer all the same (a name stays a name,
+    // and an entry whose manifest has a subject is a referrer of it); a scan finds it too.
+    let listed = referrers_json(of_child.clone(), &[]);
+    assert_eq!(digests(&listed), [index.digest.as_str()]);
+    assert_eq!(found_in(&listed["referrers"][0]), ["index"]);
     let scanned = referrers_json(of_child.clone(), &["--scan", "--tree"]);
     assert_eq!(digests(&scanned), [index.digest.as_str()]);
+    assert_eq!(found_in(&scanned["referrers"][0]), ["index", "scan"]);
     assert_eq!(scanned["referrers"][0]["referrers"], Value::Array(vec![]));
     // sync records it like any referrer; the tree from either end terminates.
     ocikit()
@@ -457,7 +461,7 @@ impl LayoutRead for Counting<'_> {
 }
 
 #[test]
-fn referrers_reads_only_index_json_the_fallback_index_and_the_referrers_manifests() {
+fn referrers_reads_only_index_json_its_entries_the_fallback_index_and_the_referrers() {
     let (_dir, layout) = sample_layout_copy();
     let target = format!("{}:app:gzip", l(&layout));
     let mut attached = Vec::new();
@@ -495,8 +499,15 @@ fn referrers_reads_only_index_json_the_fallback_index_and_the_referrers_manifest
         .unwrap()
         .digest
         .clone();
+    // What index.json names (every entry's document: a named one may be a referrer too),
+    // the fallback index and what it lists — and nothing else of blobs/.
     let mut expected: BTreeSet<Digest> = referrers.iter().map(|r| r.digest.clone()).collect();
     expected.insert(fallback);
+    for entry in opened.index().unwrap().entries() {
+        expected.insert(entry.digest.clone());
+    }
+    let configs_and_layers = blob_names(&layout).len() - expected.len();
+    assert!(configs_and_layers > 0);
     assert_eq!(*counting.opened.lock().unwrap(), expected);
     for digest in &attached {
         assert!(expected.contains(digest));
@@ -920,4 +931,162 @@ fn rm_of_an_unknown_digest_fails_and_changes_nothing() {
         .code(2)
         .stderr(predicate::str::contains("LAYOUT@DIGEST"));
     assert_eq!(index_bytes(&layout), before);
+}
+
+// ---- referrers that carry a name (issue 8, item 17) ----
+
+#[test]
+fn named_referrers_are_listed_counted_and_followed_in_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("pulled");
+    let (image, chain) = fixtures::registry_pull_style(&layout);
+    let of_image = format!("{}:registry.example/app:1", l(&layout));
+    let listed = referrers_json(of_image.clone(), &[]);
+    assert_eq!(digests(&listed), [chain[0].digest.as_str()]);
+    assert_eq!(found_in(&listed["referrers"][0]), ["index"]);
+    // The tree goes on to the signature of the SBOM, which is named too.
+    let tree = referrers_json(of_image.clone(), &["--tree"]);
+    assert_eq!(digests(&tree["referrers"][0]), [chain[1].digest.as_str()]);
+    let text = ocikit()
+        .args(["referrers", "--tree", &of_image])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).to_string();
+    assert!(text.contains(&chain[1].digest.to_string()), "{text}");
+    // ls lists every name (a name stays a name) and counts each referrer under its subject.
+    let listing = ocikit_json(["ls", &l(&layout), "--json"]);
+    let rows = listing["rows"].as_array().unwrap();
+    let count = |name: &str| {
+        rows.iter().find(|r| r["name"] == name).unwrap()["referrers"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(rows.len(), 3, "{listing}");
+    assert_eq!(count("registry.example/app:1"), 1);
+    assert_eq!(count("registry.example/app:sbom"), 1);
+    assert_eq!(count("registry.example/app:sbom.sig"), 0);
+    assert_eq!(listing["detachedReferrers"], 0);
+    // Still resolvable by name, and the layout is clean.
+    let sbom = ocikit_json([
+        "inspect",
+        &format!("{}:registry.example/app:sbom", l(&layout)),
+        "--json",
+    ]);
+    assert_eq!(sbom["digest"], chain[0].digest.as_str());
+    assert_eq!(sbom["subject"]["digest"], image.digest.as_str());
+    ocikit().arg("validate").arg(&layout).assert().success();
+}
+
+#[test]
+fn named_referrers_stay_roots_for_gc_and_are_seen_by_rm() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("pulled");
+    let (image, chain) = fixtures::registry_pull_style(&layout);
+    // An untagged signature of the (named) SBOM: kept because its subject is kept.
+    let file = dir.path().join("sig2");
+    fs::write(&file, "second signature").unwrap();
+    let untagged_sig = trimmed_stdout(
+        &ocikit()
+            .args([
+                "attach",
+                &format!("{}:registry.example/app:sbom", l(&layout)),
+                "--artifact-type",
+                "application/vnd.example.signature",
+                "--referrers-format",
+                "index",
+            ])
+            .arg(&file)
+            .env("SOURCE_DATE_EPOCH", "0")
+            .assert()
+            .success(),
+    );
+    let kept_before = blob_names(&layout);
+    let gc = ocikit_json(["gc", &l(&layout), "--json"]);
+    assert_eq!(gc["removedBlobs"], Value::Array(vec![]), "{gc}");
+    assert_eq!(blob_names(&layout), kept_before);
+
+    // rm of the image by digest: the cascade reaches the SBOM, keeps it (it has a name of its
+    // own) and leaves its name and its own referrers in place.
+    let removal = ocikit_json([
+        "rm".to_string(),
+        format!("{}@{}", l(&layout), image.digest),
+        "--json".into(),
+    ]);
+    assert_eq!(removal["referrers"], serde_json::json!([]), "{removal}");
+    assert_eq!(
+        removal["keptNamed"][0]["digest"],
+        chain[0].digest.as_str(),
+        "{removal}"
+    );
+    assert_eq!(removal["keptNamed"][0]["name"], "registry.example/app:sbom");
+    let sigs = referrers_json(format!("{}:registry.example/app:sbom", l(&layout)), &[]);
+    let mut expected = vec![chain[1].digest.to_string(), untagged_sig.clone()];
+    expected.sort();
+    let mut got = digests(&sigs);
+    got.sort();
+    assert_eq!(got, expected);
+
+    // gc then sweeps the image, whose name is gone, and keeps every named referrer with what
+    // hangs from it: a name is a root, though a referrer does not keep its subject.
+    ocikit_json(["gc", &l(&layout), "--json"]);
+    assert!(!layout
+        .join("blobs/sha256")
+        .join(image.digest.encoded())
+        .exists());
+    for kept in [&chain[0].digest, &chain[1].digest] {
+        assert!(layout.join("blobs/sha256").join(kept.encoded()).exists());
+    }
+    let untagged = Digest::parse(&untagged_sig).unwrap();
+    assert!(layout
+        .join("blobs/sha256")
+        .join(untagged.encoded())
+        .exists());
+}
+
+#[test]
+fn sync_records_named_referrers_and_only_manifests_that_are_real() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("pulled");
+    let (image, chain) = fixtures::registry_pull_style(&layout);
+    // A fallback index that also lists JSON with a subject that is no manifest (no
+    // schemaVersion, no config) under a manifest media type.
+    let opened = Layout::open(&layout).unwrap();
+    let writer = opened.writer().unwrap();
+    let junk = serde_json::json!({
+        "subject": {"mediaType": image.media_type, "digest": image.digest, "size": image.size},
+    });
+    let junk = writer
+        .write_blob_bytes(&ocikit::spec::document::canonical::to_vec(&junk))
+        .unwrap();
+    let junk = ocikit::spec::document::Descriptor::new(
+        ocikit::spec::document::media_type::OCI_MANIFEST,
+        junk.digest,
+        junk.size,
+    );
+    fixtures::record_fallback(&writer, &image.digest, &[chain[0].clone(), junk.clone()]);
+    drop(writer);
+    let report = ocikit_json([
+        "referrers",
+        "sync",
+        &l(&layout),
+        "--format",
+        "index",
+        "--json",
+    ]);
+    let added: Vec<&str> = report["addedEntries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(added.contains(&chain[0].digest.as_str()), "{report}");
+    assert!(!added.contains(&junk.digest.as_str()), "{report}");
+    assert!(!index_bytes(&layout)
+        .windows(junk.digest.as_str().len())
+        .any(|w| w == junk.digest.as_str().as_bytes()));
+    let out = ocikit()
+        .args(["referrers", &format!("{}@{}", l(&layout), image.digest)])
+        .assert()
+        .success();
+    assert!(!String::from_utf8_lossy(&out.get_output().stdout).contains(junk.digest.as_str()));
 }

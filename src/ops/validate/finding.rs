@@ -104,6 +104,11 @@ impl Findings {
         self.items.extend(other.items);
     }
 
+    /// Copies another collector's findings into this one.
+    pub fn extend_from(&mut self, other: &Findings) {
+        self.items.extend(other.items.iter().cloned());
+    }
+
     pub fn strict(&self) -> bool {
         self.strict
     }

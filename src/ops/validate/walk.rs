@@ -1,13 +1,21 @@
 //! Validating a whole layout: its files, the graph of documents reachable from `index.json`,
 //! the referrers bookkeeping, and the content of every blob.
 //!
-//! Each blob is read once. Documents (manifests, indexes, configs) are read whole, hashed in
-//! memory and checked as they are reached; every other blob is streamed afterwards, in
-//! parallel, and hashed — and with `--deep`, a layer is decompressed and its tar walked in the
-//! same read.
+//! The graph is walked by the one walker ([`crate::graph::walk`]), so validate follows exactly
+//! what gc keeps and `ls` counts: a blob is checked as a manifest or index whenever any
+//! descriptor says it is one. Each blob is read once. Documents (manifests, indexes) are read
+//! whole, hashed in memory and checked as the walk reaches them, in parallel; configs likewise
+//! after the walk; the walk is then replayed in document order to check every descriptor where
+//! it appears (sizes, presence, media types, cycles), so findings come in the order of the
+//! layout. Every other blob is streamed afterwards, in parallel, and hashed — and with
+//! `--deep`, a layer is decompressed and its tar walked in the same read. (One exception: a
+//! blob that one descriptor calls a config and another a manifest is read a second time, for
+//! its config checks.)
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -16,15 +24,15 @@ use super::deep::{self, Expectation, LayerCheck};
 use super::finding::{Finding, Findings, Place};
 use super::{Options, Stats};
 use crate::error::{Error, Result};
-use crate::graph::resolve::{fallback_tag_subject, match_name};
+use crate::graph::documents::document_kind;
+use crate::graph::referrers::fallback_tag_subject;
+use crate::graph::resolve::match_name;
+use crate::graph::walk::{self, Child, Event, Field, Reader, Role, State, Step, MAX_DEPTH};
 use crate::progress::Progress;
 use crate::spec::digest::{Digest, Hasher};
 use crate::spec::document::media_type::{self as mt, Kind};
 use crate::spec::document::{Descriptor, Schema};
 use crate::store::layout::{FileKind, LayoutRead, MAX_DOCUMENT_SIZE, TEMP_PREFIX};
-
-/// Nested indexes deeper than this are reported (I5) and not followed.
-const MAX_DEPTH: usize = 16;
 
 /// What was learned from a document blob.
 enum Facts {
@@ -41,12 +49,198 @@ struct BlobFile {
     len: u64,
 }
 
-/// Where a descriptor was found: the document's place and the pointer to the descriptor.
-#[derive(Clone)]
-struct From {
-    place: Place,
-    pointer: String,
+/// One blob read and checked on its own (in parallel, as the walk reaches it): what it says,
+/// and the findings about the blob itself.
+struct Checked {
+    facts: Facts,
+    findings: Findings,
+    /// The bytes read, when it could be read.
+    read: Option<u64>,
+    /// Its content was hashed (L8).
+    hashed: bool,
+    /// It was parsed as JSON and checked as a manifest or index (the "manifests" count).
+    counted: bool,
+    /// A pre-release artifact manifest (whose layers are `blobs`).
+    artifact: bool,
+    /// The media type its checks compared its own with: the descriptor's it was read by, or
+    /// none when it says it is another kind of document than that descriptor does.
+    expected: Option<String>,
 }
+
+impl Checked {
+    fn new(strict: bool) -> Checked {
+        Checked {
+            facts: Facts::Unusable,
+            findings: Findings::new(strict),
+            read: None,
+            hashed: false,
+            counted: false,
+            artifact: false,
+            expected: None,
+        }
+    }
+}
+
+/// How validate reads a document for the walk: raw bytes, hashed in memory, checked value by
+/// value (so one document yields every finding), never trusted.
+struct DocumentReader<'a> {
+    layout: &'a dyn LayoutRead,
+    blobs: Arc<BTreeMap<Digest, BlobFile>>,
+    strict: bool,
+}
+
+impl DocumentReader<'_> {
+    /// Reads and checks blob `d` as what `kind` says it is (a manifest, an index, or else a
+    /// config). `hash`: whether to hash it (not when it was read before).
+    fn check(&self, d: &Descriptor, kind: Kind, hash: bool) -> Checked {
+        let mut checked = Checked::new(self.strict);
+        if !self.blobs.contains_key(&d.digest) {
+            return checked; // reported (L11) where each descriptor names it
+        }
+        let place = Place::blob(&d.digest);
+        let Some(bytes) = read_document(self.layout, d, &place, hash, &mut checked) else {
+            return checked;
+        };
+        let mut checker = Checker::new(&mut checked.findings, place);
+        let Some(value) = checker.parse(&bytes) else {
+            return checked;
+        };
+        // Checked as what the document is (`document_kind`: what every reader of ocikit reads
+        // it as), against the descriptor's media type when that says the same kind of document;
+        // else each descriptor is compared with the document where it appears.
+        let is_index = |k: Kind| k == Kind::Index;
+        let (kind, expected) = match document_kind(&value, Some(&d.media_type)) {
+            Some(read_as) if kind != Kind::Config && is_index(read_as) != is_index(kind) => {
+                (read_as, None)
+            }
+            _ => (kind, Some(d.media_type.as_str())),
+        };
+        let own = value
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .filter(|m| mt::is_manifest_like(m));
+        checker.differentials(
+            &bytes,
+            match kind {
+                Kind::Manifest | Kind::Index | Kind::ArtifactManifest => Schema::ManifestLike,
+                _ => Schema::Config,
+            },
+        );
+        checked.expected = expected.map(str::to_string);
+        checked.artifact = own.or(expected) == Some(mt::OCI_ARTIFACT_MANIFEST);
+        checked.facts = match kind {
+            Kind::Manifest | Kind::ArtifactManifest => checker
+                .manifest(&value, expected, bytes.len())
+                .map(|m| Facts::Manifest(Box::new(m))),
+            Kind::Index => checker
+                .index(&value, expected)
+                .map(|i| Facts::Index(Box::new(i))),
+            _ => checker.config(&value).map(Facts::Config),
+        }
+        .unwrap_or(Facts::Unusable);
+        checked.counted = matches!(kind, Kind::Manifest | Kind::Index | Kind::ArtifactManifest);
+        checked
+    }
+}
+
+impl Reader for DocumentReader<'_> {
+    type Doc = Checked;
+
+    fn read(&self, d: &Descriptor) -> Checked {
+        self.check(d, mt::kind(&d.media_type), true)
+    }
+
+    fn children<'d>(&self, checked: &'d Checked) -> Vec<Child<'d>> {
+        let mut out = Vec::new();
+        match &checked.facts {
+            Facts::Manifest(m) => {
+                if let Some(config) = &m.config {
+                    out.push(Child {
+                        field: Field::Config,
+                        descriptor: config,
+                    });
+                }
+                for (i, layer) in m.layers.iter().enumerate() {
+                    if let Some(descriptor) = layer {
+                        let field = if checked.artifact {
+                            Field::Blob(i)
+                        } else {
+                            Field::Layer(i)
+                        };
+                        out.push(Child { field, descriptor });
+                    }
+                }
+                if let Some(subject) = &m.subject {
+                    out.push(Child {
+                        field: Field::Subject,
+                        descriptor: subject,
+                    });
+                }
+            }
+            Facts::Index(index) => {
+                for (i, descriptor) in &index.manifests {
+                    out.push(Child {
+                        field: Field::Manifest(*i),
+                        descriptor,
+                    });
+                }
+                if let Some(subject) = &index.subject {
+                    out.push(Child {
+                        field: Field::Subject,
+                        descriptor: subject,
+                    });
+                }
+            }
+            Facts::Config(_) | Facts::Unusable => {}
+        }
+        out
+    }
+}
+
+/// Reads a document whole (bounded), hashing it in memory (L8) unless `hash` is false.
+fn read_document(
+    layout: &dyn LayoutRead,
+    d: &Descriptor,
+    place: &Place,
+    hash: bool,
+    checked: &mut Checked,
+) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let read = layout.open_blob_raw(&d.digest).and_then(|r| {
+        r.take(MAX_DOCUMENT_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("cannot read", place.file.clone().unwrap_or_default(), e))
+    });
+    if let Err(e) = read {
+        checked
+            .findings
+            .add("L8", place, "", format!("the blob cannot be read: {e}"));
+        return None;
+    }
+    checked.read = Some(bytes.len() as u64);
+    if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
+        checked.findings.add("M9", place, "", format!("the document is larger than {MAX_DOCUMENT_SIZE} bytes; ocikit does not check its content"));
+        return None;
+    }
+    if let Some(algorithm) = d.digest.known_algorithm().filter(|_| hash) {
+        let mut hasher = Hasher::new(algorithm);
+        hasher.update(&bytes);
+        let actual = hasher.finish();
+        checked.hashed = true;
+        if actual != d.digest {
+            checked.findings.add(
+                "L8",
+                place,
+                "",
+                format!("the blob's content hashes to {actual}, not to its name"),
+            );
+        }
+    }
+    Some(bytes)
+}
+
+/// The walk over the documents, read by validate.
+type Graph<'a> = walk::Walk<'a, DocumentReader<'a>>;
 
 struct Walk<'a> {
     layout: &'a dyn LayoutRead,
@@ -54,8 +248,8 @@ struct Walk<'a> {
     findings: Findings,
     stats: Stats,
     /// Valid blob files by digest.
-    blobs: BTreeMap<Digest, BlobFile>,
-    /// Documents read so far, by digest.
+    blobs: Arc<BTreeMap<Digest, BlobFile>>,
+    /// What documents and configs say, by digest (once the graph is walked).
     docs: HashMap<Digest, Facts>,
     /// Blobs hashed while reading documents.
     hashed: HashSet<Digest>,
@@ -77,7 +271,7 @@ pub(super) fn run(
         options,
         findings: Findings::new(options.strict),
         stats: Stats::default(),
-        blobs: BTreeMap::new(),
+        blobs: Arc::new(BTreeMap::new()),
         docs: HashMap::new(),
         hashed: HashSet::new(),
         reached: HashSet::new(),
@@ -87,14 +281,20 @@ pub(super) fn run(
     walk.check_header()?;
     walk.check_files()?;
     let roots = walk.check_index_json()?;
-    let index_place = Place::file("index.json");
-    for (position, descriptor) in &roots {
-        let from = From {
-            place: index_place.clone(),
-            pointer: format!("/manifests/{position}"),
-        };
-        walk.visit(descriptor, &from, &mut Vec::new());
-    }
+    let reader = DocumentReader {
+        layout,
+        blobs: walk.blobs.clone(),
+        strict: options.strict,
+    };
+    let mut graph = walk::Walk::new(reader, walk::Options::default());
+    graph.add_roots(
+        roots
+            .iter()
+            .map(|(position, d)| (Field::Root(*position), Cow::Borrowed(d))),
+    );
+    let mut configs = check_configs(&graph);
+    graph.events(|event| walk.replay(event, &graph, &mut configs));
+    walk.keep(graph, configs);
     walk.check_referrers(&roots);
     walk.check_images();
     walk.hash_blobs(progress);
@@ -102,6 +302,28 @@ pub(super) fn run(
         walk.report_unreferenced();
     }
     Ok((walk.findings.into_vec(), walk.stats))
+}
+
+/// Every blob some descriptor calls a config, read and checked once, in parallel. (One that is
+/// also a manifest or index was read as that already: it is read again for these checks, not
+/// hashed again.)
+fn check_configs(graph: &Graph<'_>) -> HashMap<Digest, Checked> {
+    let configs: Vec<(&Digest, bool)> = graph
+        .nodes()
+        .filter(|(_, node)| node.claimed(Role::Config))
+        .map(|(digest, node)| (digest, node.doc().is_none()))
+        .collect();
+    let reader = graph.reader();
+    configs
+        .par_iter()
+        .map(|(digest, hash)| {
+            let descriptor = Descriptor::new(mt::OCI_CONFIG, (*digest).clone(), 0);
+            (
+                (*digest).clone(),
+                reader.check(&descriptor, Kind::Config, *hash),
+            )
+        })
+        .collect()
 }
 
 impl Walk<'_> {
@@ -143,6 +365,7 @@ impl Walk<'_> {
     /// L6, L7, L9, L12, L13: what is in the layout's directory tree.
     fn check_files(&mut self) -> Result<()> {
         let files = self.layout.files()?;
+        let mut blobs = BTreeMap::new();
         for linked in files.iter().filter(|f| {
             f.kind == FileKind::Symlink
                 && (f.path == "blobs"
@@ -198,7 +421,7 @@ impl Walk<'_> {
                 }
                 [algorithm, encoded] => match Digest::parse(&format!("{algorithm}:{encoded}")) {
                     Ok(digest) if file.kind == FileKind::Regular => {
-                        self.blobs.insert(digest, BlobFile { len: file.len });
+                        blobs.insert(digest, BlobFile { len: file.len });
                     }
                     Ok(digest) => self.findings.add(
                         "L12",
@@ -230,6 +453,7 @@ impl Walk<'_> {
                 ),
             }
         }
+        self.blobs = Arc::new(blobs);
         Ok(())
     }
 
@@ -298,9 +522,29 @@ impl Walk<'_> {
         Ok(roots)
     }
 
-    /// Follows one descriptor: presence, size, and for documents, their content and children.
-    fn visit(&mut self, d: &Descriptor, from: &From, ancestors: &mut Vec<Digest>) {
-        self.reached.insert(d.digest.clone());
+    /// One descriptor as the walk is replayed in document order: presence and size, and for
+    /// documents their own findings (at the first descriptor that names them) or how this
+    /// descriptor agrees with them.
+    fn replay(
+        &mut self,
+        event: &Event<'_, '_, Checked>,
+        graph: &Graph<'_>,
+        configs: &mut HashMap<Digest, Checked>,
+    ) {
+        let d = event.descriptor;
+        let place = match event.from {
+            Some(parent) => Place::blob(parent),
+            None => Place::file("index.json"),
+        };
+        let pointer = event.field.pointer();
+        if event.step == Step::Leave {
+            // An index's child, once visited: a platform-specific manifest needs a platform.
+            let child_of_index = event.from.is_some() && matches!(event.field, Field::Manifest(_));
+            if child_of_index && d.platform.is_none() && is_image_manifest(graph, &d.digest) {
+                self.findings.add("D10", &place, &pointer, format!("{} is an image manifest (platform-specific) but its descriptor has no platform", d.digest));
+            }
+            return;
+        }
         let Some(blob) = self.blobs.get(&d.digest) else {
             let foreign = d.urls.as_ref().is_some_and(|u| !u.is_empty());
             if !(foreign && self.options.allow_foreign) {
@@ -311,8 +555,8 @@ impl Walk<'_> {
                 };
                 self.findings.add(
                     "L11",
-                    &from.place,
-                    &from.pointer,
+                    &place,
+                    &pointer,
                     format!(
                         "blob {} is referenced here but missing from blobs/{hint}",
                         d.digest
@@ -324,8 +568,8 @@ impl Walk<'_> {
         if blob.len != d.size {
             self.findings.add(
                 "D5",
-                &from.place,
-                &format!("{}/size", from.pointer),
+                &place,
+                &format!("{pointer}/size"),
                 format!(
                     "size is {} but blob {} is {} bytes",
                     d.size, d.digest, blob.len
@@ -334,11 +578,11 @@ impl Walk<'_> {
         }
         match mt::kind(&d.media_type) {
             Kind::Manifest | Kind::Index | Kind::ArtifactManifest => {
-                if ancestors.contains(&d.digest) {
+                if event.cycle {
                     self.findings.add(
                         "I5",
-                        &from.place,
-                        &from.pointer,
+                        &place,
+                        &pointer,
                         format!(
                             "{} is one of its own ancestors: the indexes form a cycle",
                             d.digest
@@ -346,44 +590,37 @@ impl Walk<'_> {
                     );
                     return;
                 }
-                if ancestors.len() >= MAX_DEPTH {
-                    self.findings.add(
-                        "I5",
-                        &from.place,
-                        &from.pointer,
-                        format!(
-                            "indexes nest more than {MAX_DEPTH} deep here; not followed further"
-                        ),
-                    );
-                    return;
-                }
-                if let Some(facts) = self.docs.get(&d.digest) {
-                    // Checked already, through another descriptor: that one's media type was
-                    // compared with the document's then; compare this one's now (M2, I3).
-                    let own = match facts {
-                        Facts::Manifest(m) => m.media_type.as_deref().map(|own| ("M2", own)),
-                        Facts::Index(i) => i.media_type.as_deref().map(|own| ("I3", own)),
-                        _ => None,
-                    };
-                    if let Some((rule, own)) = own.filter(|(_, own)| *own != d.media_type) {
-                        let message = format!(
-                            "the descriptor says mediaType {:?} but {} says {own:?}",
-                            d.media_type, d.digest
-                        );
+                let checked = match &event.node.state {
+                    State::Read(checked) => checked,
+                    State::TooDeep => {
                         self.findings.add(
-                            rule,
-                            &from.place,
-                            &format!("{}/mediaType", from.pointer),
-                            message,
+                            "I5",
+                            &place,
+                            &pointer,
+                            format!(
+                                "indexes nest more than {MAX_DEPTH} deep here; not followed further"
+                            ),
                         );
+                        return;
                     }
-                    return;
+                    State::Leaf => return,
+                };
+                // The document was checked against the descriptor it was read by; any other
+                // descriptor is compared with it where it appears (M2, I3).
+                if !event.descend || checked.expected.as_deref() != Some(&d.media_type) {
+                    self.compare(d, checked, &place, &pointer);
                 }
-                self.check_document(d, ancestors);
+                if event.descend {
+                    self.findings.extend_from(&checked.findings);
+                    if let Facts::Manifest(m) = &checked.facts {
+                        self.note_image(&d.digest, m);
+                    }
+                }
             }
             Kind::Config => {
-                if !self.docs.contains_key(&d.digest) {
-                    self.check_document(d, ancestors);
+                if let Some(checked) = configs.get_mut(&d.digest) {
+                    let findings = std::mem::take(&mut checked.findings);
+                    self.findings.extend(findings);
                 }
             }
             Kind::Layer(compression) => {
@@ -399,132 +636,71 @@ impl Walk<'_> {
         }
     }
 
-    /// Reads a document blob once, hashes it in memory, checks it and follows its children.
-    fn check_document(&mut self, d: &Descriptor, ancestors: &mut Vec<Digest>) {
-        let place = Place::blob(&d.digest);
-        let Some(bytes) = self.read_document(d, &place) else {
-            self.docs.insert(d.digest.clone(), Facts::Unusable);
-            return;
+    /// M2, I3: a descriptor's media type against the document's own.
+    fn compare(&mut self, d: &Descriptor, checked: &Checked, place: &Place, pointer: &str) {
+        let own = match &checked.facts {
+            Facts::Manifest(m) => m.media_type.as_deref().map(|own| ("M2", own)),
+            Facts::Index(i) => i.media_type.as_deref().map(|own| ("I3", own)),
+            _ => None,
         };
-        let mut checker = Checker::new(&mut self.findings, place.clone());
-        let Some(value) = checker.parse(&bytes) else {
-            self.docs.insert(d.digest.clone(), Facts::Unusable);
-            return;
-        };
-        let kind = mt::kind(&d.media_type);
-        checker.differentials(
-            &bytes,
-            match kind {
-                Kind::Manifest | Kind::Index | Kind::ArtifactManifest => Schema::ManifestLike,
-                _ => Schema::Config,
-            },
-        );
-        let facts = match kind {
-            Kind::Manifest | Kind::ArtifactManifest => checker
-                .manifest(&value, Some(&d.media_type), bytes.len())
-                .map(|m| Facts::Manifest(Box::new(m))),
-            Kind::Index => checker
-                .index(&value, Some(&d.media_type))
-                .map(|i| Facts::Index(Box::new(i))),
-            _ => checker.config(&value).map(Facts::Config),
+        if let Some((rule, own)) = own.filter(|(_, own)| *own != d.media_type) {
+            let message = format!(
+                "the descriptor says mediaType {:?} but {} says {own:?}",
+                d.media_type, d.digest
+            );
+            self.findings
+                .add(rule, place, &format!("{pointer}/mediaType"), message);
         }
-        .unwrap_or(Facts::Unusable);
-        if matches!(kind, Kind::Manifest | Kind::Index | Kind::ArtifactManifest) {
+    }
+
+    /// An image manifest: its config and layers, for C5, C9 and the diff_ids.
+    fn note_image(&mut self, digest: &Digest, m: &ManifestFacts) {
+        if let Some(config) = m
+            .config
+            .as_ref()
+            .filter(|c| mt::kind(&c.media_type) == Kind::Config && m.layers_listed)
+        {
+            let layers = m
+                .layers
+                .iter()
+                .map(|l| l.as_ref().map(|l| l.digest.clone()))
+                .collect();
+            self.images
+                .push((digest.clone(), config.digest.clone(), layers));
+        }
+    }
+
+    /// Takes what the walk learned: what each blob says, what was read and hashed.
+    fn keep(&mut self, graph: Graph<'_>, configs: HashMap<Digest, Checked>) {
+        for node in graph.into_nodes() {
+            let digest = node.digest().clone();
+            self.reached.insert(digest.clone());
+            if let State::Read(checked) = node.state {
+                if self.blobs.contains_key(&digest) {
+                    self.count(&digest, &checked);
+                    self.docs.insert(digest, checked.facts);
+                }
+            }
+        }
+        for (digest, checked) in configs {
+            if self.blobs.contains_key(&digest) && !self.docs.contains_key(&digest) {
+                self.count(&digest, &checked);
+                self.docs.insert(digest, checked.facts);
+            }
+        }
+    }
+
+    fn count(&mut self, digest: &Digest, checked: &Checked) {
+        if let Some(len) = checked.read {
+            self.stats.blobs += 1;
+            self.stats.bytes += len;
+        }
+        if checked.hashed {
+            self.hashed.insert(digest.clone());
+        }
+        if checked.counted {
             self.stats.manifests += 1;
         }
-        // Children are visited after the facts are stored, so a cycle finds its ancestor.
-        let children: Vec<(Descriptor, String)> = match &facts {
-            Facts::Manifest(m) => m
-                .config
-                .iter()
-                .map(|c| (c.clone(), "/config".to_string()))
-                .chain(m.layers.iter().enumerate().filter_map(|(i, l)| {
-                    let field = if kind == Kind::ArtifactManifest {
-                        "blobs"
-                    } else {
-                        "layers"
-                    };
-                    l.clone().map(|l| (l, format!("/{field}/{i}")))
-                }))
-                .collect(),
-            Facts::Index(index) => index
-                .manifests
-                .iter()
-                .map(|(i, m)| (m.clone(), format!("/manifests/{i}")))
-                .collect(),
-            _ => Vec::new(),
-        };
-        if let Facts::Manifest(m) = &facts {
-            if let Some(config) = m
-                .config
-                .as_ref()
-                .filter(|c| mt::kind(&c.media_type) == Kind::Config && m.layers_listed)
-            {
-                let layers = m
-                    .layers
-                    .iter()
-                    .map(|l| l.as_ref().map(|l| l.digest.clone()))
-                    .collect();
-                self.images
-                    .push((d.digest.clone(), config.digest.clone(), layers));
-            }
-        }
-        let is_index = matches!(facts, Facts::Index(_));
-        self.docs.insert(d.digest.clone(), facts);
-        ancestors.push(d.digest.clone());
-        for (child, pointer) in children {
-            let from = From {
-                place: place.clone(),
-                pointer: pointer.clone(),
-            };
-            self.visit(&child, &from, ancestors);
-            if is_index && child.platform.is_none() && self.is_image_manifest(&child.digest) {
-                self.findings.add("D10", &place, &pointer, format!("{} is an image manifest (platform-specific) but its descriptor has no platform", child.digest));
-            }
-        }
-        ancestors.pop();
-    }
-
-    /// Reads a document whole (bounded), hashing it in memory (L8).
-    fn read_document(&mut self, d: &Descriptor, place: &Place) -> Option<Vec<u8>> {
-        let mut bytes = Vec::new();
-        let read = self.layout.open_blob_raw(&d.digest).and_then(|r| {
-            r.take(MAX_DOCUMENT_SIZE + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| Error::io("cannot read", place.file.clone().unwrap_or_default(), e))
-        });
-        if let Err(e) = read {
-            self.findings
-                .add("L8", place, "", format!("the blob cannot be read: {e}"));
-            return None;
-        }
-        self.stats.blobs += 1;
-        self.stats.bytes += bytes.len() as u64;
-        if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
-            self.findings.add("M9", place, "", format!("the document is larger than {MAX_DOCUMENT_SIZE} bytes; ocikit does not check its content"));
-            return None;
-        }
-        if let Some(algorithm) = d.digest.known_algorithm() {
-            let mut hasher = Hasher::new(algorithm);
-            hasher.update(&bytes);
-            let actual = hasher.finish();
-            self.hashed.insert(d.digest.clone());
-            if actual != d.digest {
-                self.findings.add(
-                    "L8",
-                    place,
-                    "",
-                    format!("the blob's content hashes to {actual}, not to its name"),
-                );
-            }
-        }
-        Some(bytes)
-    }
-
-    /// An image manifest (a config of an image), not a referrer: the referrers listings
-    /// (fallback-tag indexes) list signatures with image configs, which carry no platform.
-    fn is_image_manifest(&self, digest: &Digest) -> bool {
-        matches!(self.docs.get(digest), Some(Facts::Manifest(m)) if m.subject.is_none() && m.config.as_ref().is_some_and(|c| mt::kind(&c.media_type) == Kind::Config))
     }
 
     /// R1–R4 and M8: the referrers bookkeeping agrees with the manifests.
@@ -731,6 +907,13 @@ impl Walk<'_> {
             );
         }
     }
+}
+
+/// An image manifest (a config of an image), not a referrer: the referrers listings
+/// (fallback-tag indexes) list signatures with image configs, which carry no platform.
+fn is_image_manifest(graph: &Graph<'_>, digest: &Digest) -> bool {
+    let facts = graph.node(digest).and_then(|n| n.doc()).map(|c| &c.facts);
+    matches!(facts, Some(Facts::Manifest(m)) if m.subject.is_none() && m.config.as_ref().is_some_and(|c| mt::kind(&c.media_type) == Kind::Config))
 }
 
 /// (subject, artifact type as a referrers listing shows it, annotations) of a document.
