@@ -13,6 +13,8 @@ pub struct Args {
     /// LAYOUT@DIGEST of the blob.
     #[arg(value_name = "LAYOUT@DIGEST")]
     blob: String,
+    #[command(flatten)]
+    limits: super::LimitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -24,7 +26,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if reference.name.is_some() {
         anyhow::bail!("cat takes LAYOUT@DIGEST, without a name");
     }
-    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let layout = ocikit::store::open_read(
+        &reference,
+        ocikit::store::Check::Layout,
+        &args.limits.limits(),
+    )?;
     let size = layout.blob_len(&digest)?;
     let mut blob = layout.open_blob(&digest, size)?;
     let stdout = std::io::stdout();

@@ -76,6 +76,8 @@ pub struct Args {
     /// List info-level findings one by one (text), instead of counting them.
     #[arg(short, long)]
     verbose: bool,
+    #[command(flatten)]
+    limits: super::LimitArgs,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -127,12 +129,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         if reference.name.is_some() || reference.digest.is_some() {
             anyhow::bail!("validate takes a LAYOUT and optional NAMEs, not a reference: {target}");
         }
-        let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Unchecked)?;
+        let limits = args.limits.limits();
+        let layout =
+            ocikit::store::open_read(&reference, ocikit::store::Check::Unchecked, &limits)?;
         let options = Options {
             deep: args.deep,
             strict: args.strict,
             names: args.names.clone(),
             allow_foreign: args.allow_foreign,
+            limits,
         };
         {
             // Only --deep reads enough to need a bar; it is cleared before the report prints.

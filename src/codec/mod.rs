@@ -1,4 +1,15 @@
-//! Streaming transforms over `Read`/`Write` that know nothing of layouts: compression and
-//! reproducible layer tars.
+//! Streaming transforms over `Read`/`Write` that know nothing of layouts, each concern once:
+//!
+//! - [`sniff`]: what a stream is, from its first bytes (gzip, zstd, tar, JSON, …);
+//! - [`decode`]: the one decoder (gzip, zstd) and the decompression-bomb policy it enforces;
+//! - [`tar`]: the one tar reader (hardened, streaming, Go's `archive/tar` semantics) and the
+//!   one normaliser of entry names;
+//! - [`layer`]: deterministic compression and reproducible layer tars (writing).
 
+pub mod decode;
 pub mod layer;
+pub mod sniff;
+pub mod tar;
+
+#[cfg(test)]
+pub(crate) mod testkit;

@@ -641,8 +641,7 @@ pub(crate) fn scan_blob(
     let mut raw = layout.open_blob_raw(digest).map_err(|e| e.to_string())?;
     let n = raw.read(&mut head).map_err(|e| e.to_string())?;
     drop(raw);
-    let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
+    if crate::codec::sniff::sniff(&head[..n]) != crate::codec::sniff::Format::Json {
         return Ok(None);
     }
     let bytes = layout

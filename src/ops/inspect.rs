@@ -212,7 +212,7 @@ fn summarize_layer(layout: &dyn LayoutRead, l: &Descriptor) -> LayerSummary {
 /// The compression shown by a blob's magic bytes; `None` when the blob is absent,
 /// `Some(None)` when it is present but not compressed in a known way.
 fn sniff(layout: &dyn LayoutRead, digest: &Digest) -> Option<Option<Compression>> {
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 8];
     let mut reader = layout.open_blob_raw(digest).ok()?;
     let mut n = 0;
     while n < head.len() {
@@ -222,16 +222,5 @@ fn sniff(layout: &dyn LayoutRead, digest: &Digest) -> Option<Option<Compression>
             Err(_) => return Some(None),
         }
     }
-    Some(compression_of(&head[..n]))
-}
-
-/// Compression from magic bytes: gzip `1f 8b`, zstd `28 b5 2f fd`.
-pub fn compression_of(head: &[u8]) -> Option<Compression> {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Some(Compression::Gzip)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(Compression::Zstd)
-    } else {
-        None
-    }
+    Some(crate::codec::sniff::sniff(&head[..n]).compression())
 }

@@ -21,7 +21,7 @@ pub use rules::{Level, Rule, RULES};
 
 use crate::error::Result;
 use crate::progress::Progress;
-use crate::store::layout::LayoutRead;
+use crate::store::layout::{AmbiguityKind, LayoutRead};
 
 /// What to validate and how.
 #[derive(Clone, Debug, Default)]
@@ -34,6 +34,8 @@ pub struct Options {
     pub names: Vec<String>,
     /// A missing layer whose descriptor has `urls` (a foreign layer) is not an error.
     pub allow_foreign: bool,
+    /// The decompression limits layers are checked under (`--deep`: beyond them, T10/T11).
+    pub limits: crate::codec::decode::Limits,
 }
 
 /// Counts of what was checked.
@@ -83,7 +85,9 @@ pub fn validate_layout(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Report> {
-    let (findings, stats) = walk::run(layout, options, progress)?;
+    let mut findings = archive_findings(layout, options.strict);
+    let (walked, stats) = walk::run(layout, options, progress)?;
+    findings.extend(walked);
     Ok(Report {
         target: layout.name(),
         strict: options.strict,
@@ -91,6 +95,30 @@ pub fn validate_layout(
         findings,
         stats,
     })
+}
+
+/// L13, L14: what tar readers read differently in an archive (as [`LayoutRead::ambiguities`]
+/// says); the rest of the validation reads the archive as extraction would.
+fn archive_findings(layout: &dyn LayoutRead, strict: bool) -> Vec<Finding> {
+    let mut findings = Findings::new(strict);
+    for ambiguity in layout.ambiguities() {
+        let rule = match ambiguity.kind {
+            AmbiguityKind::Duplicate => "L13",
+            AmbiguityKind::Unclear => "L14",
+        };
+        let place = Place {
+            file: ambiguity.path.clone(),
+            digest: None,
+        };
+        findings.add_full(
+            rule,
+            &place,
+            None,
+            Some(&ambiguity.entry),
+            ambiguity.message.clone(),
+        );
+    }
+    findings.into_vec()
 }
 
 /// Validates one JSON document on its own. The media type comes from `media_type`, else from
