@@ -43,6 +43,8 @@ pub const MAX_RATIO: u64 = 1000;
 pub const RATIO_GRACE: u64 = 64 << 20;
 /// Largest zstd window a frame may need: 128 MiB.
 pub const MAX_ZSTD_WINDOW: u64 = 128 << 20;
+/// The largest window zstd's decoder accepts at all on 64-bit machines: 2 GiB.
+const ZSTD_WINDOW_LOG_MAX: u32 = 31;
 
 /// The decompression-bomb policy (see the module documentation for the defaults and why).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,10 +101,15 @@ impl Limits {
         }
     }
 
+    /// The window limit in bytes, as far as zstd's decoder can go (2 GiB).
+    fn zstd_window(&self) -> u64 {
+        self.max_zstd_window.min(1 << ZSTD_WINDOW_LOG_MAX)
+    }
+
     /// The window limit as the power of two zstd's decoder takes (10 to 31).
     fn zstd_window_log(&self) -> u32 {
-        let log = 63 - self.max_zstd_window.max(1).leading_zeros();
-        log.clamp(10, 31)
+        let log = 63 - self.zstd_window().max(1).leading_zeros();
+        log.clamp(10, ZSTD_WINDOW_LOG_MAX)
     }
 }
 
@@ -285,7 +292,7 @@ impl<R: BufRead> Read for Decoder<R> {
         let n = match result {
             Ok(n) => n,
             Err(e) if self.compression == Compression::Zstd && is_zstd_window_error(&e) => {
-                let exceeded = self.exceeded(Limit::ZstdWindow, self.limits.max_zstd_window, None);
+                let exceeded = self.exceeded(Limit::ZstdWindow, self.limits.zstd_window(), None);
                 return Err(self.stop(exceeded));
             }
             Err(e) => return Err(e),

@@ -2,6 +2,8 @@
 //! Go's `archive/tar` parses them (what containerd, Docker, skopeo and umoci read with): the
 //! same formats, the same numeric encodings, the same fields that make a header invalid.
 
+use super::Header;
+
 /// The size of a tar block.
 pub const BLOCK: usize = 512;
 
@@ -21,22 +23,13 @@ pub(crate) enum Format {
     Star,
 }
 
-/// The fields of one header block, before extension headers are applied.
+/// The fields of one header block, before extension headers are applied: the entry's header
+/// (its name joined to the prefix where the format has one), and the size field as stored
+/// (which may be negative, and means nothing for header-only types).
 #[derive(Debug)]
 pub(crate) struct Fields {
-    pub typeflag: u8,
-    /// The name, joined to the prefix where the format has one.
-    pub name: Vec<u8>,
-    pub link: Vec<u8>,
+    pub header: Header,
     pub size: i64,
-    pub mode: i64,
-    pub uid: i64,
-    pub gid: i64,
-    pub mtime: i64,
-    pub uname: Vec<u8>,
-    pub gname: Vec<u8>,
-    pub devmajor: i64,
-    pub devminor: i64,
 }
 
 /// Whether the block's checksum field matches its bytes: the unsigned sum with the checksum
@@ -78,27 +71,24 @@ pub(crate) fn parse(block: &Block, format: Format) -> Result<Fields, &'static st
     let number = |range: std::ops::Range<usize>, what: &'static str| {
         parse_numeric(&block[range]).ok_or(what)
     };
-    let mut fields = Fields {
+    let size = number(124..136, "size")?;
+    let mut header = Header {
         typeflag: block[156],
-        name: c_string(&block[..100]).to_vec(),
+        path: c_string(&block[..100]).to_vec(),
         link: c_string(&block[157..257]).to_vec(),
-        size: number(124..136, "size")?,
         mode: number(100..108, "mode")?,
         uid: number(108..116, "uid")?,
         gid: number(116..124, "gid")?,
         mtime: number(136..148, "mtime")?,
-        uname: Vec::new(),
-        gname: Vec::new(),
-        devmajor: 0,
-        devminor: 0,
+        ..Header::default()
     };
     if format == Format::V7 {
-        return Ok(fields);
+        return Ok(Fields { header, size });
     }
-    fields.uname = c_string(&block[265..297]).to_vec();
-    fields.gname = c_string(&block[297..329]).to_vec();
-    fields.devmajor = number(329..337, "devmajor")?;
-    fields.devminor = number(337..345, "devminor")?;
+    header.uname = c_string(&block[265..297]).to_vec();
+    header.gname = c_string(&block[297..329]).to_vec();
+    header.devmajor = number(329..337, "devmajor")?;
+    header.devminor = number(337..345, "devminor")?;
     let prefix: &[u8] = match format {
         Format::Ustar => c_string(&block[345..500]),
         Format::Star => {
@@ -123,9 +113,9 @@ pub(crate) fn parse(block: &Block, format: Format) -> Result<Fields, &'static st
         Format::V7 => &[],
     };
     if !prefix.is_empty() {
-        fields.name = [prefix, b"/", &fields.name].concat();
+        header.path = [prefix, b"/", &header.path].concat();
     }
-    Ok(fields)
+    Ok(Fields { header, size })
 }
 
 /// The bytes of `field` up to its first NUL.
@@ -370,26 +360,27 @@ pub(crate) fn merge_pax(fields: &mut Fields, pax: &Pax) -> Result<(), &'static s
     fn set(value: &Option<Vec<u8>>) -> Option<&[u8]> {
         value.as_deref().filter(|v| !v.is_empty())
     }
+    let header = &mut fields.header;
     if let Some(v) = set(&pax.path) {
-        fields.name = v.to_vec();
+        header.path = v.to_vec();
     }
     if let Some(v) = set(&pax.linkpath) {
-        fields.link = v.to_vec();
+        header.link = v.to_vec();
     }
     if let Some(v) = set(&pax.uname) {
-        fields.uname = v.to_vec();
+        header.uname = v.to_vec();
     }
     if let Some(v) = set(&pax.gname) {
-        fields.gname = v.to_vec();
+        header.gname = v.to_vec();
     }
     if let Some(v) = set(&pax.uid) {
-        fields.uid = parse_decimal(v).ok_or("uid")?;
+        header.uid = parse_decimal(v).ok_or("uid")?;
     }
     if let Some(v) = set(&pax.gid) {
-        fields.gid = parse_decimal(v).ok_or("gid")?;
+        header.gid = parse_decimal(v).ok_or("gid")?;
     }
     if let Some(v) = set(&pax.mtime) {
-        fields.mtime = parse_pax_time(v).ok_or("mtime")?;
+        header.mtime = parse_pax_time(v).ok_or("mtime")?;
     }
     for (value, what) in [(&pax.atime, "atime"), (&pax.ctime, "ctime")] {
         if let Some(v) = set(value) {
@@ -399,6 +390,7 @@ pub(crate) fn merge_pax(fields: &mut Fields, pax: &Pax) -> Result<(), &'static s
     if let Some(v) = set(&pax.size) {
         fields.size = parse_decimal(v).ok_or("size")?;
     }
+    header.xattrs = pax.xattrs.clone();
     Ok(())
 }
 
@@ -416,6 +408,7 @@ pub(crate) fn pax_sparse(pax: &Pax) -> Option<Option<&[u8]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::testkit::pax_records as records;
 
     #[test]
     fn numeric_fields_follow_go() {
@@ -447,19 +440,6 @@ mod tests {
         assert_eq!(parse_pax_time(b"1."), Some(1));
         assert_eq!(parse_pax_time(b".5"), None);
         assert_eq!(parse_pax_time(b"1.5x"), None);
-    }
-
-    fn records(list: &[(&str, &str)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (k, v) in list {
-            let body = format!(" {k}={v}\n");
-            let mut len = body.len() + 1;
-            while format!("{len}").len() + body.len() != len {
-                len += 1;
-            }
-            out.extend_from_slice(format!("{len}{body}").as_bytes());
-        }
-        out
     }
 
     #[test]
@@ -499,22 +479,15 @@ mod tests {
     #[test]
     fn empty_pax_values_keep_the_header_fields() {
         let mut fields = Fields {
-            typeflag: b'0',
-            name: b"header-name".to_vec(),
-            link: Vec::new(),
+            header: Header {
+                path: b"header-name".to_vec(),
+                ..Header::default()
+            },
             size: 5,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            uname: Vec::new(),
-            gname: Vec::new(),
-            devmajor: 0,
-            devminor: 0,
         };
         let pax = parse_pax(&records(&[("path", ""), ("size", "+7")]), 10).unwrap();
         merge_pax(&mut fields, &pax).unwrap();
-        assert_eq!(fields.name, b"header-name");
+        assert_eq!(fields.header.path, b"header-name");
         assert_eq!(fields.size, 7);
         let pax = parse_pax(&records(&[("uid", "x")]), 10).unwrap();
         assert_eq!(merge_pax(&mut fields, &pax), Err("uid"));

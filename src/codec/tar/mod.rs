@@ -450,7 +450,7 @@ impl<R: Input> Reader<R> {
                     format!("the tar header at byte {at} has an invalid {field} field"),
                 )
             })?;
-            let typeflag = fields.typeflag;
+            let typeflag = fields.header.typeflag;
             if matches!(typeflag, b'x' | b'g' | b'L' | b'K') {
                 let data = self.meta(fields.size, typeflag, at)?;
                 match typeflag {
@@ -489,21 +489,22 @@ impl<R: Input> Reader<R> {
                     ),
                 )
             })?;
+            let mut header = fields.header;
             if let Some(name) = long_name.take().filter(|n| !n.is_empty()) {
-                fields.name = name;
+                header.path = name;
             }
             if let Some(link) = long_link.take().filter(|l| !l.is_empty()) {
-                fields.link = link;
+                header.link = link;
             }
             let mut kind = Kind::of(typeflag);
-            if typeflag == 0 && fields.name.ends_with(b"/") {
+            if typeflag == 0 && header.path.ends_with(b"/") {
                 kind = Kind::Directory; // legacy archives mark directories with a slash
             }
             let mut sparse = false;
             if let Some(name) = header::pax_sparse(&pax) {
                 sparse = true;
                 if let Some(name) = name {
-                    fields.name = name.to_vec();
+                    header.path = name.to_vec();
                 }
                 for value in [&pax.sparse_size, &pax.sparse_realsize] {
                     if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -527,7 +528,7 @@ impl<R: Input> Reader<R> {
                             self.offset,
                             format!(
                                 "the tar stream is truncated inside the sparse map of {}",
-                                String::from_utf8_lossy(&fields.name)
+                                header.shown()
                             ),
                         ));
                     }
@@ -542,31 +543,19 @@ impl<R: Input> Reader<R> {
                         at,
                         format!(
                             "the entry {} at byte {at} has a negative size",
-                            String::from_utf8_lossy(&fields.name)
+                            header.shown()
                         ),
                     )
                 })?;
                 (size, 0)
             };
-            let header = &mut self.header;
-            header.path = fields.name;
-            header.link = fields.link;
-            header.typeflag = typeflag;
             header.kind = kind;
             header.sparse = sparse;
             header.size = size;
             header.ignored_size = ignored_size;
-            header.mode = fields.mode;
-            header.uid = fields.uid;
-            header.gid = fields.gid;
-            header.mtime = fields.mtime;
-            header.uname = fields.uname;
-            header.gname = fields.gname;
-            header.devmajor = fields.devmajor;
-            header.devminor = fields.devminor;
-            header.xattrs = pax.xattrs;
             header.offset = first;
             header.data_offset = self.offset;
+            self.header = header;
             self.remaining = size;
             self.padding = padding(size);
             return Ok(true);

@@ -859,6 +859,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_tar_cut_in_the_padding_says_the_data_is_whole_and_what_is_missing() {
+        let whole = Tar::default().file("x", &[b'x'; 681]).0;
+        let tar = &whole[..512 + 681 + 100];
+        for c in ALL {
+            let out = check_tar(tar, c);
+            let message = &out.only("T4").message;
+            assert!(
+                message.contains("the padding after the data of x: all 681 bytes of its data are present, but 243 padding bytes and the end-of-archive marker"),
+                "{message}"
+            );
+        }
+        // Cut inside the data, it says how much is there.
+        let out = check_tar(&whole[..512 + 600], Compression::Gzip);
+        let message = &out.only("T4").message;
+        assert!(
+            message.contains("truncated inside the data of x (600 of 681 bytes present)"),
+            "{message}"
+        );
+    }
+
     // ---- T2, T1, T3 ----
 
     #[test]

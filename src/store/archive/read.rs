@@ -149,9 +149,6 @@ impl Archive {
     /// module documentation). An archive whose entries readers read differently is refused.
     pub fn open(path: &Path, limits: &Limits) -> Result<Archive> {
         let archive = Archive::open_with(path, limits, true)?;
-        if !archive.ambiguities.is_empty() {
-            return Err(archive.ambiguous());
-        }
         archive.check_oci_layout()?;
         Ok(archive)
     }
@@ -198,6 +195,9 @@ impl Archive {
                 scan_compressed(path, &file, len, compression, limits, &mut scan)?
             }
         }
+        if strict && !scan.ambiguities.is_empty() {
+            return Err(ambiguous(path, &scan.ambiguities));
+        }
         let root = match find_root(path, &scan.entries) {
             Ok(root) => root,
             // No oci-layout anywhere: read the top as the layout, for validate to report.
@@ -225,26 +225,6 @@ impl Archive {
             spool: OnceLock::new(),
             spool_lock: Mutex::new(()),
         })
-    }
-
-    /// The error refusing an archive with ambiguous entries.
-    fn ambiguous(&self) -> Error {
-        let all = &self.ambiguities;
-        let mut message = format!(
-            "tar readers disagree about what it holds, so ocikit does not read it: {}",
-            all.iter()
-                .take(AMBIGUITIES_SHOWN)
-                .map(|a| a.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        if all.len() > AMBIGUITIES_SHOWN {
-            message.push_str(&format!(
-                " (and {} more such entries)",
-                all.len() - AMBIGUITIES_SHOWN
-            ));
-        }
-        self.error(all.first().map(|a| a.entry.as_str()), message)
     }
 
     /// Checks that `oci-layout` says version 1.x, as [`crate::store::layout::Layout::open`] does.
@@ -490,6 +470,25 @@ impl LayoutRead for Archive {
     fn ambiguities(&self) -> &[Ambiguity] {
         &self.ambiguities
     }
+}
+
+/// The error refusing an archive with entries tar readers read differently.
+fn ambiguous(path: &Path, all: &[Ambiguity]) -> Error {
+    let mut message = format!(
+        "tar readers disagree about what it holds, so ocikit does not read it: {}",
+        all.iter()
+            .take(AMBIGUITIES_SHOWN)
+            .map(|a| a.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if all.len() > AMBIGUITIES_SHOWN {
+        message.push_str(&format!(
+            " (and {} more such entries)",
+            all.len() - AMBIGUITIES_SHOWN
+        ));
+    }
+    archive_error(path, all.first().map(|a| a.entry.as_str()), message)
 }
 
 /// The layout path of a blob. The digest grammar admits neither `/` nor `..`.
@@ -1215,6 +1214,28 @@ mod tests {
         assert!(!archive.spooled());
     }
 
+    /// Bytes this thread has read with read(2) and pread(2) so far (`rchar`).
+    fn thread_reads() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn opening_a_plain_tar_reads_its_headers_only() {
+        let fx = fixture(big_bytes(20 * 1024 * 1024));
+        let (dir, _) = open_bytes("layout.tar", &tar_of(&fx.files, ""));
+        let before = thread_reads();
+        let archive = Archive::open(&dir.path().join("layout.tar"), &Limits::default()).unwrap();
+        archive.index().unwrap();
+        let read = thread_reads() - before;
+        assert!(read < 64 * 1024, "opening read {read} bytes");
+        assert_eq!(read_blob(&archive, &fx.layer), fx.layer_bytes);
+    }
+
     #[test]
     fn compression_is_detected_from_magic_bytes_not_the_file_name() {
         let fx = fixture(b"layer".to_vec());
@@ -1467,6 +1488,14 @@ mod tests {
             .fold(Tar::default(), |tar, (name, bytes)| tar.file(name, bytes))
     }
 
+    /// The layout's files but `index.json`, as hand-built tar entries.
+    fn without_index(fx: &Fixture) -> Tar {
+        fx.files
+            .iter()
+            .filter(|(n, _)| n != "index.json")
+            .fold(Tar::default(), |tar, (name, bytes)| tar.file(name, bytes))
+    }
+
     fn other_index(fx: &Fixture) -> Vec<u8> {
         let index = std::str::from_utf8(&fx.files[1].1).unwrap();
         index.replace("\"v1\"", "\"v2\"").into_bytes()
@@ -1484,15 +1513,7 @@ mod tests {
         let fx = fixture(b"layer".to_vec());
         let index = fx.files[1].1.clone();
         let other = other_index(&fx);
-        let files: Vec<_> = fx
-            .files
-            .iter()
-            .filter(|(n, _)| n != "index.json")
-            .cloned()
-            .collect();
-        let tar = files
-            .iter()
-            .fold(Tar::default(), |t, (n, b)| t.file(n, b))
+        let tar = without_index(&fx)
             .file("spare/index", &index)
             .node("index.json", b'1', "spare/index")
             .file("spare/index", &other)
@@ -1511,15 +1532,7 @@ mod tests {
     fn a_hard_link_chain_keeps_the_first_content() {
         let fx = fixture(b"layer".to_vec());
         let index = fx.files[1].1.clone();
-        let files: Vec<_> = fx
-            .files
-            .iter()
-            .filter(|(n, _)| n != "index.json")
-            .cloned()
-            .collect();
-        let tar = files
-            .iter()
-            .fold(Tar::default(), |t, (n, b)| t.file(n, b))
+        let tar = without_index(&fx)
             .file("a", &index)
             .node("b", b'1', "a")
             .node("index.json", b'1', "./b")
@@ -1530,9 +1543,7 @@ mod tests {
         assert!(message.contains("is a hard link to \"a\""), "{message}");
         assert_eq!(unchecked.index_bytes().unwrap(), index);
         // Without the replacement the chain is fine, and read through.
-        let tar = files
-            .iter()
-            .fold(Tar::default(), |t, (n, b)| t.file(n, b))
+        let tar = without_index(&fx)
             .file("a", &index)
             .node("b", b'1', "a")
             .node("index.json", b'1', "./b")
@@ -1594,14 +1605,8 @@ mod tests {
     #[test]
     fn a_symlinked_index_json_reads_its_target_as_it_ends_up() {
         let fx = fixture(b"layer".to_vec());
-        let files: Vec<_> = fx
-            .files
-            .iter()
-            .filter(|(n, _)| n != "index.json")
-            .cloned()
-            .collect();
         let index = fx.files[1].1.clone();
-        let base = files.iter().fold(Tar::default(), |t, (n, b)| t.file(n, b));
+        let base = without_index(&fx);
         // A symlink is followed when read, so it sees the last entry of its target's name.
         let tar = Tar(base.0.clone())
             .node("index.json", b'2', "docs/index")
