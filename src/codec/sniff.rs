@@ -1,7 +1,7 @@
 //! The one sniffer: what a blob or file is, from its first bytes.
 
-use super::decode::{GZIP_MAGIC, ZSTD_MAGIC};
-use super::tar::checksum_ok;
+use crate::codec::decode::{GZIP_MAGIC, ZSTD_MAGIC};
+use crate::codec::tar::checksum_ok;
 use crate::spec::document::media_type::Compression;
 
 /// How many first bytes [`sniff`] looks at (one tar header block); fewer are fine, for less

@@ -68,6 +68,22 @@ pub fn normalize(raw: &[u8]) -> TarPath {
     }
 }
 
+/// How many bytes of a name [`display`] shows.
+const SHOWN: usize = 1024;
+
+/// A name for messages: lossy UTF-8, cut after 1 KiB with the whole length said (a name may be
+/// 1 MiB long; a message repeating it must not be).
+pub fn display(raw: &[u8]) -> String {
+    if raw.len() <= SHOWN {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    format!(
+        "{}… ({} bytes)",
+        String::from_utf8_lossy(&raw[..SHOWN]),
+        raw.len()
+    )
+}
+
 /// Where a symlink named `name` (clean) pointing at `target` leads, as a clean name relative
 /// to the same root; `None` when the target is absolute, empty, or climbs above the root (it
 /// then leads outside of what was unpacked).
@@ -137,6 +153,16 @@ mod tests {
         assert!(normalize(b"a\0b").nul);
         assert_eq!(normalize(b"a/b/../../..").clean, b"");
         assert!(normalize(b"a/b/../../..").escapes);
+    }
+
+    #[test]
+    fn long_names_are_shown_cut() {
+        assert_eq!(display(b"a/b"), "a/b");
+        let long = display(&[b'x'; 1 << 20]);
+        assert!(
+            long.len() < 1100 && long.ends_with("… (1048576 bytes)"),
+            "{long}"
+        );
     }
 
     #[test]

@@ -649,8 +649,8 @@ fn rule_slot(rule: &str) -> Option<usize> {
         .position(|r| *r == rule)
 }
 
-fn shown(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
+fn shown(name: &[u8]) -> String {
+    path::display(name)
 }
 
 /// 128 bits of the SHA-256 of a normalized path: collisions are out of reach, even for a

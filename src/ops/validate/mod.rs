@@ -110,13 +110,9 @@ fn archive_findings(layout: &dyn LayoutRead, strict: bool) -> Vec<Finding> {
             file: ambiguity.path.clone(),
             digest: None,
         };
-        findings.add_full(
-            rule,
-            &place,
-            None,
-            Some(&ambiguity.entry),
-            ambiguity.message.clone(),
-        );
+        // A summary of ambiguities not listed names no entry.
+        let entry = Some(ambiguity.entry.as_str()).filter(|e| !e.is_empty());
+        findings.add_full(rule, &place, None, entry, ambiguity.message.clone());
     }
     findings.into_vec()
 }

@@ -77,8 +77,11 @@ const MAX_LINK_HOPS: usize = 40;
 const OCI_LAYOUT_LIMIT: u64 = 64 * 1024;
 /// Ambiguities named in the error that refuses an archive (all are counted).
 const AMBIGUITIES_SHOWN: usize = 3;
-/// The longest entry name indexed: Linux's `PATH_MAX`; no extractor can create a longer path.
+/// The longest entry name (and symlink target) indexed: Linux's `PATH_MAX`; no extractor can
+/// create a longer path.
 const MAX_NAME_LEN: usize = 4096;
+/// Ambiguities kept (for `validate` to list); more are counted.
+const MAX_AMBIGUITIES: usize = 100;
 /// The most entries a layout archive may have (a layout of 100,000 blobs has about as many).
 const MAX_ENTRIES: usize = 1_000_000;
 /// The most bytes of entry names indexed.
@@ -196,7 +199,7 @@ impl Archive {
             }
         }
         if strict && !scan.ambiguities.is_empty() {
-            return Err(ambiguous(path, &scan.ambiguities));
+            return Err(ambiguous(path, &scan.ambiguities, scan.unlisted));
         }
         let root = match find_root(path, &scan.entries) {
             Ok(root) => root,
@@ -207,6 +210,17 @@ impl Archive {
             Err(e) => return Err(e),
         };
         let mut ambiguities = scan.ambiguities;
+        if scan.unlisted > 0 {
+            ambiguities.push(Ambiguity {
+                kind: AmbiguityKind::Unclear,
+                path: None,
+                entry: String::new(),
+                message: format!(
+                    "{} more entries that tar readers read differently are not listed (only the first {MAX_AMBIGUITIES} are)",
+                    scan.unlisted
+                ),
+            });
+        }
         for a in &mut ambiguities {
             a.path = a
                 .path
@@ -257,7 +271,7 @@ impl Archive {
         let first = self.full_name(name);
         let mut current = first.clone().into_bytes();
         for hop in 0..MAX_LINK_HOPS {
-            let shown = String::from_utf8_lossy(&current).into_owned();
+            let shown = path::display(&current);
             match self.entries.get(&current).map(|(_, node)| node) {
                 None if hop == 0 => return Ok(None),
                 None => {
@@ -473,7 +487,7 @@ impl LayoutRead for Archive {
 }
 
 /// The error refusing an archive with entries tar readers read differently.
-fn ambiguous(path: &Path, all: &[Ambiguity]) -> Error {
+fn ambiguous(path: &Path, all: &[Ambiguity], unlisted: usize) -> Error {
     let mut message = format!(
         "tar readers disagree about what it holds, so ocikit does not read it: {}",
         all.iter()
@@ -482,11 +496,9 @@ fn ambiguous(path: &Path, all: &[Ambiguity]) -> Error {
             .collect::<Vec<_>>()
             .join("; ")
     );
-    if all.len() > AMBIGUITIES_SHOWN {
-        message.push_str(&format!(
-            " (and {} more such entries)",
-            all.len() - AMBIGUITIES_SHOWN
-        ));
+    let more = (all.len() + unlisted).saturating_sub(AMBIGUITIES_SHOWN);
+    if more > 0 {
+        message.push_str(&format!(" (and {more} more such entries)"));
     }
     archive_error(path, all.first().map(|a| a.entry.as_str()), message)
 }
@@ -663,13 +675,37 @@ struct Scan {
     dirs: HashSet<u128>,
     /// Hashes of every name whose latest entry is not a directory.
     non_dirs: HashSet<u128>,
-    /// Names some hard link was made to, with the link's description.
-    linked: HashMap<Vec<u8>, String>,
+    /// Names some hard link was made to, with the link's (normalized) name and position.
+    linked: HashMap<Vec<u8>, (Vec<u8>, usize)>,
     /// Bytes of the names in `entries`.
     name_bytes: usize,
     tar_end: u64,
     count: usize,
     ambiguities: Vec<Ambiguity>,
+    /// Ambiguities found beyond the first [`MAX_AMBIGUITIES`], which are not kept.
+    unlisted: usize,
+}
+
+impl Scan {
+    /// Notes an ambiguity; past [`MAX_AMBIGUITIES`] it is only counted.
+    fn ambiguity(
+        &mut self,
+        kind: AmbiguityKind,
+        path: Option<&str>,
+        header: &Header,
+        message: String,
+    ) {
+        if self.ambiguities.len() >= MAX_AMBIGUITIES {
+            self.unlisted += 1;
+            return;
+        }
+        self.ambiguities.push(Ambiguity {
+            kind,
+            path: path.map(str::to_string),
+            entry: header.shown(),
+            message,
+        });
+    }
 }
 
 /// Indexes a compressed tar in one streaming pass, keeping small files in memory.
@@ -783,12 +819,7 @@ fn index_entry(scan: &mut Scan, header: &Header, cached: Option<Arc<[u8]>>) -> R
     let this = format!("{} (entry {})", quoted(&header.path), scan.count);
     let shown_clean = quoted(&name.clean);
     let unclear = |scan: &mut Scan, message: String| {
-        scan.ambiguities.push(Ambiguity {
-            kind: AmbiguityKind::Unclear,
-            path: name.as_str().map(str::to_string),
-            entry: String::from_utf8_lossy(&header.path).into_owned(),
-            message,
-        });
+        scan.ambiguity(AmbiguityKind::Unclear, name.as_str(), header, message);
     };
     if name.absolute {
         unclear(scan, format!("{this} has an absolute name: GNU tar and skopeo strip the `/` and use it as {shown_clean}, containerd ignores it"));
@@ -818,11 +849,18 @@ fn index_entry(scan: &mut Scan, header: &Header, cached: Option<Arc<[u8]>>) -> R
                 cached,
             })
         }
-        Kind::Symlink => Node::Symlink {
-            target: header.link.clone(),
-            leads_to: symlink_target(&name.clean, &header.link),
-        },
-        Kind::HardLink => hard_link(scan, header, &this),
+        Kind::Symlink if header.link.len() > MAX_NAME_LEN => Node::Other(format!(
+            "is a symlink whose target is {} bytes long, longer than any filesystem accepts",
+            header.link.len()
+        )),
+        Kind::Symlink => {
+            scan.name_bytes += header.link.len();
+            Node::Symlink {
+                target: header.link.clone(),
+                leads_to: symlink_target(&name.clean, &header.link),
+            }
+        }
+        Kind::HardLink => hard_link(scan, header, &name.clean, &this),
         Kind::Contiguous => Node::Other(
             "is a contiguous file (type 7), which GNU tar extracts but Go programs refuse".into(),
         ),
@@ -893,15 +931,10 @@ fn index_entry(scan: &mut Scan, header: &Header, cached: Option<Arc<[u8]>>) -> R
             format!("the directory {shown_clean} that earlier entries lie in")
         };
         let message = match scan.linked.get(clean) {
-            Some(link) => format!("{link} is a hard link to {earlier}, which {this} replaces: tar -x keeps the content the link had when it was made, readers that resolve links by name see the later entry"),
+            Some((link, ordinal)) => format!("{} (entry {ordinal}) is a hard link to {earlier}, which {this} replaces: tar -x keeps the content the link had when it was made, readers that resolve links by name see the later entry", quoted(link)),
             None => format!("{earlier} and {this} are the same path {shown_clean}: extraction keeps the later one, readers that look names up may find the earlier"),
         };
-        scan.ambiguities.push(Ambiguity {
-            kind: AmbiguityKind::Duplicate,
-            path: name.as_str().map(str::to_string),
-            entry: String::from_utf8_lossy(&header.path).into_owned(),
-            message,
-        });
+        scan.ambiguity(AmbiguityKind::Duplicate, name.as_str(), header, message);
     }
     if is_dir {
         scan.dirs.insert(key);
@@ -912,11 +945,19 @@ fn index_entry(scan: &mut Scan, header: &Header, cached: Option<Arc<[u8]>>) -> R
     if !scan.entries.contains_key(clean) {
         scan.name_bytes += clean.len();
         if scan.entries.len() >= MAX_ENTRIES || scan.name_bytes > MAX_NAME_BYTES {
-            return Err(format!("it has more entries (or longer names) than ocikit indexes in a layout archive ({MAX_ENTRIES} entries, {} of names)", compact_size(MAX_NAME_BYTES as u64)));
+            return Err(too_many());
         }
     }
     scan.entries.insert(name.clean, (scan.count, node));
     Ok(())
+}
+
+/// Why an archive is too large to index.
+fn too_many() -> String {
+    format!(
+        "it has more entries or directories (or longer names) than ocikit indexes in a layout archive ({MAX_ENTRIES} entries and as many directories, {} of names)",
+        compact_size(MAX_NAME_BYTES as u64)
+    )
 }
 
 /// "entry 3 ("index.json")": an indexed name and where its latest entry is.
@@ -935,16 +976,12 @@ fn truncate(hash: impl AsRef<[u8]>) -> u128 {
 /// A hard link as extraction makes it: the entry its target names at this point of the
 /// archive (a later entry of that name does not change it), and a link to a symlink is that
 /// symlink placed here.
-fn hard_link(scan: &mut Scan, header: &Header, this: &str) -> Node {
+fn hard_link(scan: &mut Scan, header: &Header, name: &[u8], this: &str) -> Node {
     let target = path::normalize(&header.link);
     let shown = quoted(&header.link);
     if !target.is_plain() || target.clean.is_empty() {
-        scan.ambiguities.push(Ambiguity {
-            kind: AmbiguityKind::Unclear,
-            path: None,
-            entry: String::from_utf8_lossy(&header.path).into_owned(),
-            message: format!("{this} is a hard link to {shown}, which is not a plain name inside the archive: readers resolve it differently"),
-        });
+        let message = format!("{this} is a hard link to {shown}, which is not a plain name inside the archive: readers resolve it differently");
+        scan.ambiguity(AmbiguityKind::Unclear, None, header, message);
         return Node::Other(format!("is a hard link to {shown}, outside the archive"));
     }
     let node = match scan.entries.get(&target.clean).map(|(_, node)| node) {
@@ -956,16 +993,14 @@ fn hard_link(scan: &mut Scan, header: &Header, this: &str) -> Node {
         Some(Node::Dir) => {
             return Node::Other(format!("is a hard link to the directory {shown}"))
         }
-        Some(Node::Symlink { target: raw, .. }) => {
-            let here = path::normalize(&header.path).clean;
-            Node::Symlink {
-                target: raw.clone(),
-                leads_to: symlink_target(&here, raw),
-            }
-        }
+        Some(Node::Symlink { target: raw, .. }) => Node::Symlink {
+            target: raw.clone(),
+            leads_to: symlink_target(name, raw),
+        },
         Some(other) => other.clone(),
     };
-    scan.linked.insert(target.clean, this.to_string());
+    scan.linked
+        .insert(target.clean, (name.to_vec(), scan.count));
     node
 }
 
@@ -984,7 +1019,7 @@ fn symlink_target(name: &[u8], target: &[u8]) -> std::result::Result<Vec<u8>, St
 }
 
 fn quoted(name: &[u8]) -> String {
-    format!("{:?}", String::from_utf8_lossy(name))
+    format!("{:?}", path::display(name))
 }
 
 /// Files ocikit reads before anything else; a compressed archive's pass always keeps them.
@@ -1707,6 +1742,54 @@ mod tests {
             let archive = Archive::open(&path, &Limits::default()).unwrap();
             assert_eq!(read_blob(&archive, &fx.layer).len(), 8 << 20);
         }
+    }
+
+    #[test]
+    fn ambiguities_past_a_hundred_are_counted_not_kept() {
+        let fx = fixture(b"layer".to_vec());
+        let mut tar = kit_tar(&fx);
+        for _ in 0..150 {
+            tar = tar.file("./oci-layout", &fx.files[0].1);
+        }
+        let (_dir, strict, unchecked) = open_both(&tar.end());
+        let (_, message) = parts(strict.unwrap_err());
+        assert!(
+            message.ends_with("(and 147 more such entries)"),
+            "{message}"
+        );
+        let all = unchecked.ambiguities();
+        assert_eq!(all.len(), MAX_AMBIGUITIES + 1);
+        let last = all.last().unwrap();
+        assert!(
+            last.entry.is_empty() && last.message.starts_with("50 more entries"),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn long_names_and_targets_are_shown_cut_and_not_indexed() {
+        let fx = fixture(b"layer".to_vec());
+        let long = "d/".repeat(3000);
+        let tar = kit_tar(&fx)
+            .pax(&[("path", &long)])
+            .file("ignored", b"x")
+            .pax(&[("linkpath", &"t".repeat(5000))])
+            .node("far", b'2', "x")
+            .end();
+        let (_dir, strict, unchecked) = open_both(&tar);
+        let (_, message) = parts(strict.unwrap_err());
+        assert!(message.contains("has a name of 5999 bytes"), "{message}");
+        assert!(
+            message.len() < 2500,
+            "the name is shown cut: {}",
+            message.len()
+        );
+        assert_eq!(unchecked.ambiguities().len(), 1);
+        assert!(!unchecked.entries.keys().any(|k| k.len() > MAX_NAME_LEN));
+        assert!(matches!(
+            unchecked.entries.get(&b"far"[..]),
+            Some((_, Node::Other(_)))
+        ));
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub struct Ambiguity {
     /// The layout path it is about (normalized, relative to the layout's root), when there is
     /// one.
     pub path: Option<String>,
-    /// The first entry involved, as stored (its raw name).
+    /// The first entry involved, as stored (its raw name); empty for a summary of several.
     pub entry: String,
     /// What readers do differently, as a sentence naming every entry involved.
     pub message: String,
