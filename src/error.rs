@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::spec::digest::{Digest, DigestError};
+use crate::spec::units::compact_size;
 
 /// A `Result` whose error is ocikit's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -102,6 +103,16 @@ pub enum Error {
         path: PathBuf,
         entry: Option<String>,
         message: String,
+    },
+
+    /// Decompression stopped at a limit of the decompression policy (a bomb, or a stream
+    /// larger than the caller allows).
+    #[error("{what}: {source}")]
+    DecompressionLimit {
+        /// What was being decompressed (`archive x.tar.zst`).
+        what: String,
+        #[source]
+        source: LimitExceeded,
     },
 
     /// A write was requested on something that can only be read.
@@ -214,9 +225,74 @@ impl Error {
             Error::ReadOnly { .. }
             | Error::UnexpectedMediaType { .. }
             | Error::Unsupported { .. } => ErrorKind::Unsupported,
-            Error::Limit { .. } | Error::ManifestTooLarge { .. } => ErrorKind::Limit,
+            Error::Limit { .. }
+            | Error::ManifestTooLarge { .. }
+            | Error::DecompressionLimit { .. } => ErrorKind::Limit,
             Error::Stopped { source, .. } => source.kind(),
         }
+    }
+}
+
+/// Which limit of the decompression policy (`codec::decode::Limits`) a stream ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// The total uncompressed size.
+    Uncompressed,
+    /// The ratio of uncompressed to compressed bytes.
+    Ratio,
+    /// The window a zstd frame needs (which a decoder must allocate whole).
+    ZstdWindow,
+}
+
+/// A decompression stopped by a limit: which one, its value, and how far the stream got.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct LimitExceeded {
+    pub limit: Limit,
+    /// The limit's value: bytes (uncompressed size, zstd window) or the ratio.
+    pub value: u64,
+    /// `gzip` or `zstd`.
+    pub compression: &'static str,
+    /// Compressed bytes the decoder had consumed when it stopped.
+    pub compressed: u64,
+    /// Uncompressed bytes it had produced.
+    pub uncompressed: u64,
+    /// The window the frame needs, when its header says (zstd window only).
+    pub needed: Option<u64>,
+    /// Uncompressed bytes before the ratio is checked (ratio only).
+    pub grace: u64,
+}
+
+impl LimitExceeded {
+    fn describe(&self) -> String {
+        let (compressed, uncompressed) = (self.compressed, self.uncompressed);
+        let name = self.compression;
+        match self.limit {
+            Limit::Uncompressed => format!(
+                "decompression stopped: the {name} stream expands beyond {} (the limit on uncompressed size) from {compressed} compressed bytes; it is treated as a decompression bomb",
+                compact_size(self.value)
+            ),
+            Limit::Ratio => format!(
+                "decompression stopped: {compressed} compressed bytes of {name} expanded to {uncompressed} bytes, a ratio above the limit of {}:1 (checked past the first {}); it is treated as a decompression bomb",
+                self.value,
+                compact_size(self.grace)
+            ),
+            Limit::ZstdWindow => {
+                let needs = match self.needed {
+                    Some(window) => format!("needs a {} window (its frame header says so)", compact_size(window)),
+                    None => "needs a larger window".to_string(),
+                };
+                format!(
+                    "a zstd frame after {uncompressed} uncompressed bytes {needs}, more than the limit of {} (`zstd -d` refuses it without --long too); a decoder must allocate the whole window, so it is not decompressed",
+                    compact_size(self.value)
+                )
+            }
+        }
+    }
+
+    /// The limit an I/O error carries, when a decoder stopped at one.
+    pub fn in_io(error: &std::io::Error) -> Option<&LimitExceeded> {
+        error.get_ref()?.downcast_ref()
     }
 }
 

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use ocikit::spec::digest::Algorithm;
 use ocikit::spec::document::media_type::Compression;
-use ocikit::ops::validate::deep::{check_layer, LayerCheck};
+use ocikit::ops::validate::deep::{check_layer, DeepLimits, LayerCheck};
 use ocikit::ops::validate::{Findings, Place};
 
 fuzz_target!(|data: &[u8]| {
@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         &mut &blob[..],
         Algorithm::Sha256,
         &check,
+        &DeepLimits::default(),
         &mut findings,
         &Place::default(),
     )

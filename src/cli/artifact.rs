@@ -137,6 +137,8 @@ pub struct PullArgs {
     /// [digest…]}.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limits: super::LimitArgs,
 }
 
 pub fn run(command: Command) -> anyhow::Result<u8> {
@@ -173,7 +175,11 @@ fn push(args: PushArgs) -> anyhow::Result<u8> {
 
 fn pull(args: PullArgs) -> anyhow::Result<u8> {
     let reference = super::args::reference(&args.source)?;
-    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let layout = ocikit::store::open_read(
+        &reference,
+        ocikit::store::Check::Layout,
+        &args.limits.limits(),
+    )?;
     let pulled = ocikit::ops::artifact::pull(
         layout.as_ref(),
         &reference,

@@ -17,6 +17,9 @@ pub struct Args {
     /// stderr says so). Its size is still checked.
     #[arg(long)]
     unverified: bool,
+
+    #[command(flatten)]
+    limits: super::LimitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -33,7 +36,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             digest.algorithm()
         );
     }
-    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let layout = ocikit::store::open_read(
+        &reference,
+        ocikit::store::Check::Layout,
+        &args.limits.limits(),
+    )?;
     let size = layout.blob_len(&digest)?;
     let mut blob = layout.open_blob(&digest, size)?;
     let stdout = std::io::stdout();

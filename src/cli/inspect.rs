@@ -20,11 +20,17 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     platform: super::PlatformArg,
+    #[command(flatten)]
+    limits: super::LimitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let reference = super::args::reference(&args.reference)?;
-    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let layout = ocikit::store::open_read(
+        &reference,
+        ocikit::store::Check::Layout,
+        &args.limits.limits(),
+    )?;
     let resolved = ocikit::graph::resolve::resolve(
         layout.as_ref(),
         &reference,

@@ -22,11 +22,17 @@ pub struct Args {
     /// referrers, problem}], "detachedReferrers": N}.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limits: super::LimitArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let reference = super::args::whole_layout(&args.layout, "ls")?;
-    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let layout = ocikit::store::open_read(
+        &reference,
+        ocikit::store::Check::Layout,
+        &args.limits.limits(),
+    )?;
     let catalog = ocikit::ops::catalog::load(layout.as_ref())?;
     if args.json {
         print_json(&catalog)?;

@@ -22,6 +22,7 @@ mod validate;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ocikit::codec::decode;
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -103,6 +104,9 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(EXIT_OK);
             }
             eprintln!("error: {}", output::error_chain(&error));
+            if let Some(hint) = limit_hint(&error) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(EXIT_FAILURE)
         }
     }
@@ -143,6 +147,67 @@ pub struct PlatformArg {
     /// arm64 equals arm64/v8, amd64 equals amd64/v1 and arm equals arm/v7.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<ocikit::spec::platform::Platform>,
+}
+
+/// The decompression limits of the commands that read compressed archives or layers: beyond
+/// them a stream is treated as a decompression bomb.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Decompression limits")]
+pub struct LimitArgs {
+    /// Stop decompressing a stream (a compressed archive, or a layer with validate --deep) once
+    /// it expands beyond SIZE bytes (units K, M, G, T: binary, e.g. 200G).
+    #[arg(long, value_name = "SIZE", default_value_t = Size(decode::MAX_UNCOMPRESSED))]
+    max_uncompressed: Size,
+    /// Stop decompressing a stream once it has expanded more than RATIO times its compressed
+    /// size (checked past its first 64 MiB; real archives and layers stay far below 100).
+    #[arg(long, value_name = "RATIO", default_value_t = decode::MAX_RATIO)]
+    max_ratio: u64,
+    /// Refuse zstd frames that need a window larger than SIZE bytes (a decoder allocates the
+    /// whole window; `zstd --long=N` writes windows of 2^N bytes).
+    #[arg(long, value_name = "SIZE", default_value_t = Size(decode::MAX_ZSTD_WINDOW))]
+    max_zstd_window: Size,
+}
+
+impl LimitArgs {
+    /// The limits the flags give.
+    pub fn limits(&self) -> decode::Limits {
+        decode::Limits::default()
+            .with_max_uncompressed(self.max_uncompressed.0)
+            .with_max_ratio(self.max_ratio)
+            .with_max_zstd_window(self.max_zstd_window.0)
+    }
+}
+
+/// A size in bytes as people type it (`64G`, `128MiB`) and read it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Size(u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&ocikit::spec::units::compact_size(self.0).replace(' ', ""))
+    }
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Size, String> {
+        ocikit::spec::units::parse_size(text).map(Size)
+    }
+}
+
+/// Which flag raises the decompression limit an error ran into, if it ran into one.
+fn limit_hint(error: &anyhow::Error) -> Option<&'static str> {
+    use ocikit::error::{Limit, LimitExceeded};
+    let exceeded = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<LimitExceeded>())?;
+    Some(match exceeded.limit {
+        Limit::Uncompressed => {
+            "if you trust this input, raise the limit with --max-uncompressed SIZE"
+        }
+        Limit::Ratio => "if you trust this input, raise the limit with --max-ratio RATIO",
+        Limit::ZstdWindow => "if you trust this input, raise the limit with --max-zstd-window SIZE",
+    })
 }
 
 /// The time writing commands record: `SOURCE_DATE_EPOCH` when set (reproducible output), the

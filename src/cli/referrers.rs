@@ -44,6 +44,8 @@ pub struct Args {
     scan: bool,
     #[command(flatten)]
     platform: super::PlatformArg,
+    #[command(flatten)]
+    limits: super::LimitArgs,
     /// Print JSON: the subject as {digest, mediaType, artifactType, size, annotations,
     /// referrers: [...]}, each referrer of the same shape plus foundIn (index, tag, scan),
     /// problem and cycle where they apply; referrers is absent where the listing stopped.
@@ -118,7 +120,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .map(|a| ocikit::ops::artifact::parse_annotation(a))
             .collect::<ocikit::Result<_>>()?,
     };
-    let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout)?;
+    let layout = ocikit::store::open_read(
+        &reference,
+        ocikit::store::Check::Layout,
+        &args.limits.limits(),
+    )?;
     let platform = args.platform.platform.as_ref();
     let (root, name) = match ocikit::graph::resolve::resolve(layout.as_ref(), &reference, platform)
     {

@@ -88,6 +88,8 @@ pub struct Args {
     /// directory), when it exists]. It holds `[validate] allow = ["RULE", …]`.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    limits: super::LimitArgs,
 }
 
 /// `.ocikit.toml`: what a project decides once for every run.
@@ -198,13 +200,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     } else {
         let target = args.layout.as_deref().unwrap_or_default();
         let reference = super::args::whole_layout(target, "validate (NAMEs follow the LAYOUT)")?;
-        let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Unchecked)?;
+        let limits = args.limits.limits();
+        let layout =
+            ocikit::store::open_read(&reference, ocikit::store::Check::Unchecked, &limits)?;
         let options = Options {
             deep: args.deep,
             strict: args.strict,
             names: args.names.clone(),
             allow_foreign: args.allow_foreign,
             allow: allow.clone(),
+            limits,
         };
         {
             // Only --deep reads enough to need a bar; it is cleared before the report prints.

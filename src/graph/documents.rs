@@ -277,8 +277,7 @@ impl<'a> Documents<'a> {
             .read(&mut head)
             .map_err(|e| Error::io("cannot read blob", digest.to_string(), e))?;
         drop(raw);
-        let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
-        if first != Some(&b'{') {
+        if crate::codec::sniff::sniff(&head[..n]) != crate::codec::sniff::Format::Json {
             return Ok(None);
         }
         Ok(Some(self.by_digest(digest, Some(len))))

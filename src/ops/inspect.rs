@@ -229,7 +229,7 @@ fn summarize_layer(layout: &dyn LayoutRead, l: &Descriptor) -> LayerSummary {
 /// The compression shown by a blob's magic bytes (`None`: not compressed in a known way);
 /// an error when the blob is absent or cannot be read.
 fn sniff(layout: &dyn LayoutRead, digest: &Digest) -> Result<Option<Compression>> {
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 8];
     let mut reader = layout.open_blob_raw(digest)?;
     let mut n = 0;
     while n < head.len() {
@@ -246,16 +246,5 @@ fn sniff(layout: &dyn LayoutRead, digest: &Digest) -> Result<Option<Compression>
             }
         }
     }
-    Ok(compression_of(&head[..n]))
-}
-
-/// Compression from magic bytes: gzip `1f 8b`, zstd `28 b5 2f fd`.
-pub fn compression_of(head: &[u8]) -> Option<Compression> {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Some(Compression::Gzip)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(Compression::Zstd)
-    } else {
-        None
-    }
+    Ok(crate::codec::sniff::sniff(&head[..n]).compression())
 }

@@ -1,8 +1,9 @@
 //! Layer blobs: a reproducible tar of entries, compressed and stored in one streaming pass.
 
-use crate::codec::layer::{encode_layer, layer_media_type, Entry, LayerOptions};
+use crate::codec::layer::{encode_layer, Entry, LayerOptions};
 use crate::error::Result;
 use crate::spec::digest::{Algorithm, Digest};
+use crate::spec::document::media_type::layer_media_type;
 use crate::spec::document::Descriptor;
 use crate::store::layout::LayoutWriter;
 
@@ -41,7 +42,8 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::codec::layer::{decompress, write_tar, Compression};
+    use crate::codec::decode::{decompress, Limits};
+    use crate::codec::layer::{write_tar, Compression};
     use crate::store::layout::{Layout, LayoutRead};
 
     fn sample() -> Vec<Entry> {
@@ -69,7 +71,7 @@ mod tests {
                 .read_blob_limited(&built.descriptor.digest, Some(built.descriptor.size))
                 .unwrap();
             let mut plain = Vec::new();
-            decompress(&blob[..], compression)
+            decompress(&blob[..], compression, &Limits::default())
                 .unwrap()
                 .read_to_end(&mut plain)
                 .unwrap();

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::codec::decode::Limits;
 use crate::error::{Error, Result};
 use crate::spec::reference::{Reference, Transport};
 use crate::store::archive::Archive;
@@ -18,21 +19,25 @@ pub fn parse_reference(text: &str) -> Result<Reference> {
 pub enum Check {
     /// `oci-layout` must be present and name a 1.x version.
     Layout,
-    /// Anything that is a directory or a readable tar: for validation, which reports a missing
-    /// or wrong `oci-layout` as a finding.
+    /// Anything that is a directory or a complete, readable tar: for validation, which reports
+    /// a missing or wrong `oci-layout`, and an archive's ambiguous entries, as findings.
     Unchecked,
 }
 
 /// Opens a reference's layout for reading: a directory, or an archive read in place (by its
-/// transport prefix, or because the path is a file).
-pub fn open_read(reference: &Reference, check: Check) -> Result<Box<dyn LayoutRead>> {
+/// transport prefix, or because the path is a file), decompressed under `limits`.
+pub fn open_read(
+    reference: &Reference,
+    check: Check,
+    limits: &Limits,
+) -> Result<Box<dyn LayoutRead>> {
     let path = reference.layout.as_path();
     let unchecked = check == Check::Unchecked;
     Ok(if is_archive(reference) {
         Box::new(if unchecked {
-            Archive::open_unchecked(path)?
+            Archive::open_unchecked(path, limits)?
         } else {
-            Archive::open(path)?
+            Archive::open(path, limits)?
         })
     } else {
         Box::new(if unchecked {

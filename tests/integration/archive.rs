@@ -331,3 +331,105 @@ fn an_old_docker_save_archive_is_pointed_at_import() {
     assert!(stderr.contains("docker save"), "{stderr}");
     assert!(stderr.contains("ocikit import"), "{stderr}");
 }
+
+/// The stderr of `ocikit ARGS ARCHIVE`, which must fail with status 2.
+fn refusal(args: &[&str], archive: &Path) -> String {
+    let out = ocikit()
+        .args(args)
+        .arg(archive)
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// A zstd frame of `blocks` RLE blocks of 128 KiB of zeros after `prefix` (stored raw): about
+/// 4 compressed bytes per 128 KiB, as a decompression bomb is made.
+fn zstd_rle_bomb(prefix: &[u8], blocks: u64) -> Vec<u8> {
+    const BLOCK: u32 = 128 * 1024;
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3]; // no content size, 128 KiB window
+    out.extend_from_slice(&((prefix.len() as u32) << 3).to_le_bytes()[..3]); // a raw block
+    out.extend_from_slice(prefix);
+    for i in 0..blocks {
+        let last = u32::from(i + 1 == blocks);
+        out.extend_from_slice(&(last | 1 << 1 | BLOCK << 3).to_le_bytes()[..3]); // RLE
+        out.push(0);
+    }
+    out
+}
+
+/// A tar header for a regular file `name` of `size` bytes (base-256 size, as GNU tar writes
+/// sizes of 8 GiB and more).
+fn big_file_header(name: &str, size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_path(name).unwrap();
+    header.set_mode(0o644);
+    header.set_size(size);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
+#[test]
+fn a_small_tar_zst_that_expands_to_400_gib_fails_fast_naming_the_limit_and_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.tar.zst");
+    let size = 400u64 << 30;
+    fs::write(
+        &bomb,
+        zstd_rle_bomb(&big_file_header("zeros", size), size / (128 * 1024)),
+    )
+    .unwrap();
+    assert!(fs::metadata(&bomb).unwrap().len() < 14_000_000);
+    let started = std::time::Instant::now();
+    for command in ["ls", "validate"] {
+        let stderr = refusal(&[command], &bomb);
+        assert!(
+            stderr.contains(&format!("archive {}", bomb.display())),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("a ratio above the limit of 1000:1"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("hint: if you trust this input, raise the limit with --max-ratio"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "it took {:?}",
+        started.elapsed()
+    );
+    // Raised, the next limit stops it, and says so.
+    let stderr = refusal(
+        &["ls", "--max-ratio", "100000000", "--max-uncompressed", "1G"],
+        &bomb,
+    );
+    assert!(stderr.contains("expands beyond 1 GiB"), "{stderr}");
+    assert!(stderr.contains("--max-uncompressed SIZE"), "{stderr}");
+}
+
+#[test]
+fn an_archive_cut_on_a_header_boundary_is_truncated_not_complete() {
+    let image = image();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_dir_all(".", &image.layout).unwrap();
+    let mut bytes = builder.into_inner().unwrap();
+    bytes.truncate(bytes.len() - 1024); // the end-of-archive marker
+    assert!(bytes.len().is_multiple_of(512));
+    let zstd = zstd::stream::encode_all(&bytes[..], 3).unwrap();
+    for (name, bytes) in [("cut.tar", bytes), ("cut.tar.zst", zstd)] {
+        let path = image.dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        for command in ["ls", "validate"] {
+            let stderr = refusal(&[command], &path);
+            assert!(
+                stderr.contains("the archive is truncated: it ends between two entries without the end-of-archive marker"),
+                "{name} {command}: {stderr}"
+            );
+        }
+    }
+}

@@ -4,12 +4,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use ocikit::codec::layer::{
-    compress_bytes, layer_media_type, CompressOptions, CompressWriter, Compression,
-};
+use ocikit::codec::layer::{compress_bytes, CompressOptions, CompressWriter, Compression};
 use ocikit::ops::validate::{validate_layout, Finding, Level, Options, Report};
 use ocikit::progress::NoProgress;
 use ocikit::spec::digest::Digest;
+use ocikit::spec::document::media_type::layer_media_type;
 use ocikit::spec::document::media_type::{OCI_CONFIG, OCI_MANIFEST};
 use ocikit::store::layout::Layout;
 use serde_json::json;

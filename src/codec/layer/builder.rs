@@ -199,24 +199,21 @@ fn prepare(entries: &[Entry]) -> Result<Vec<Prepared<'_>>> {
     Ok(sorted)
 }
 
-/// `/a//b/./c/` → `a/b/c`; refuses `..`, NUL and paths naming the root.
+/// `/a//b/./c/` → `a/b/c` (the one tar-name normaliser); refuses `..`, NUL and paths naming
+/// the root.
 fn normalize(path: &str) -> Result<String> {
     let bad = |reason: &str| Error::Invalid(format!("layer entry {path:?}: {reason}"));
-    if path.contains('\0') {
+    let normalized = crate::codec::tar::path::normalize(path.as_bytes());
+    if normalized.nul {
         return Err(bad("a path cannot contain a NUL byte"));
     }
-    let mut parts = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err(bad("a path cannot contain '..'")),
-            other => parts.push(other),
-        }
+    if normalized.dotdot {
+        return Err(bad("a path cannot contain '..'"));
     }
-    if parts.is_empty() {
-        return Err(bad("a path must name something below the root"));
+    match normalized.as_str() {
+        Some("") | None => Err(bad("a path must name something below the root")),
+        Some(clean) => Ok(clean.to_string()),
     }
-    Ok(parts.join("/"))
 }
 
 fn write_sorted<W: Write>(entries: &[Prepared<'_>], mtime: u64, out: W, dest: &Path) -> Result<W> {
@@ -393,7 +390,8 @@ impl Read for SourceReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::layer::compress::decompress;
+    use crate::codec::decode::{decompress, Limits};
+    use crate::codec::tar::{Kind, Reader};
 
     fn sample() -> Vec<Entry> {
         vec![
@@ -408,41 +406,33 @@ mod tests {
 
     struct Seen {
         path: String,
-        kind: EntryType,
-        mode: u32,
-        mtime: u64,
+        kind: Kind,
+        mode: i64,
+        mtime: i64,
         link: Option<String>,
         content: Vec<u8>,
     }
 
     fn read_back(tar_bytes: &[u8]) -> Vec<Seen> {
-        let mut archive = tar::Archive::new(tar_bytes);
-        archive
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let mut e = e.unwrap();
-                let h = e.header().clone();
-                assert_eq!(h.uid().unwrap(), 0);
-                assert_eq!(h.gid().unwrap(), 0);
-                assert_eq!(h.username().unwrap(), Some(""));
-                assert_eq!(h.groupname().unwrap(), Some(""));
-                let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
-                let link = e
-                    .link_name_bytes()
-                    .map(|l| String::from_utf8(l.into_owned()).unwrap());
-                let mut content = Vec::new();
-                e.read_to_end(&mut content).unwrap();
-                Seen {
-                    path,
-                    kind: h.entry_type(),
-                    mode: h.mode().unwrap(),
-                    mtime: h.mtime().unwrap(),
-                    link,
-                    content,
-                }
-            })
-            .collect()
+        let mut reader = Reader::new(tar_bytes);
+        let mut seen = Vec::new();
+        while let Some(mut e) = reader.next_entry().unwrap() {
+            let h = e.header().clone();
+            assert_eq!((h.uid, h.gid), (0, 0));
+            assert_eq!((&h.uname[..], &h.gname[..]), (&b""[..], &b""[..]));
+            let mut content = Vec::new();
+            e.read_to_end(&mut content).unwrap();
+            seen.push(Seen {
+                path: String::from_utf8(h.path).unwrap(),
+                kind: h.kind,
+                mode: h.mode,
+                mtime: h.mtime,
+                link: (!h.link.is_empty()).then(|| String::from_utf8(h.link).unwrap()),
+                content,
+            });
+        }
+        assert_eq!(reader.end(), Some(&crate::codec::tar::End::Marker));
+        seen
     }
 
     #[test]
@@ -462,11 +452,11 @@ mod tests {
             ]
         );
         assert!(seen.iter().all(|s| s.mtime == 1_704_067_200));
-        assert_eq!(seen[0].kind, EntryType::Directory);
+        assert_eq!(seen[0].kind, Kind::Directory);
         assert_eq!(seen[0].mode, 0o755);
         assert_eq!(seen[1].mode, 0o755);
         assert_eq!(seen[1].content, vec![0u8; 1000]);
-        assert_eq!(seen[3].kind, EntryType::Symlink);
+        assert_eq!(seen[3].kind, Kind::Symlink);
         assert_eq!(seen[3].link.as_deref(), Some("../hello.txt"));
         assert_eq!(seen[4].mode, 0o600);
         assert_eq!(seen[5].content, b"hello\n");
@@ -569,7 +559,7 @@ mod tests {
             let (blob, got) = encode_layer(&sample(), &options, Vec::new()).unwrap();
             assert_eq!(got, diff_id, "{}", compression.name());
             let mut plain = Vec::new();
-            decompress(&blob[..], compression)
+            decompress(&blob[..], compression, &Limits::default())
                 .unwrap()
                 .read_to_end(&mut plain)
                 .unwrap();

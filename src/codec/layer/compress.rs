@@ -1,4 +1,4 @@
-//! Deterministic layer compression, and decompression chosen by [`Compression`].
+//! Deterministic layer compression.
 //!
 //! The same input bytes and the same [`CompressOptions`] always give the same compressed bytes,
 //! whatever machine runs ocikit:
@@ -20,13 +20,12 @@
 //! - flushing: a sync flush ends a deflate block or a zstd block early, so `flush` only flushes
 //!   the writer underneath, and everything is written out by [`CompressWriter::finish`].
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 
 use flate2::write::GzEncoder;
 
 use crate::error::{Error, Result};
 pub use crate::spec::document::media_type::Compression;
-use crate::spec::document::media_type::{OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD};
 
 /// The zstd level ocikit uses unless told otherwise (zstd's own default).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
@@ -79,15 +78,6 @@ fn default_workers() -> u32 {
         .map(|n| n.get() as u32)
         .unwrap_or(1)
         .clamp(1, MAX_DEFAULT_WORKERS)
-}
-
-/// The OCI layer media type for a tar compressed with `compression`.
-pub fn layer_media_type(compression: Compression) -> &'static str {
-    match compression {
-        Compression::None => OCI_LAYER_TAR,
-        Compression::Gzip => OCI_LAYER_GZIP,
-        Compression::Zstd => OCI_LAYER_ZSTD,
-    }
 }
 
 /// A writer that compresses what is written through it into `W`.
@@ -202,22 +192,18 @@ impl<W: Write> Write for CompressWriter<W> {
     }
 }
 
-/// A reader of the decompressed bytes of `reader`, compressed with `compression`.
-///
-/// gzip input may hold several concatenated members (all are read, as `gunzip` does); zstd
-/// input may hold several frames.
+/// A reader of the decompressed bytes of `reader`, under the default decompression limits:
+/// [`crate::codec::decode::decompress`], boxed, for callers that do not choose the limits.
 pub fn decompress<'a, R: Read + Send + 'a>(
     reader: R,
     compression: Compression,
 ) -> Result<Box<dyn Read + Send + 'a>> {
-    Ok(match compression {
-        Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(reader))),
-        Compression::Zstd => Box::new(
-            zstd::Decoder::new(reader)
-                .map_err(|e| Error::Invalid(format!("cannot set up the zstd decompressor: {e}")))?,
-        ),
-    })
+    let limits = crate::codec::decode::Limits::default();
+    Ok(Box::new(crate::codec::decode::decompress(
+        reader,
+        compression,
+        &limits,
+    )?))
 }
 
 /// Compresses `bytes` in memory (for small inputs and tests).
@@ -231,6 +217,7 @@ pub fn compress_bytes(bytes: &[u8], options: &CompressOptions) -> Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::decode::Limits;
 
     const ALL: [Compression; 3] = [Compression::None, Compression::Gzip, Compression::Zstd];
 
@@ -254,7 +241,7 @@ mod tests {
     fn roundtrip(compression: Compression, input: &[u8]) -> Vec<u8> {
         let compressed = compress_bytes(input, &CompressOptions::new(compression)).unwrap();
         let mut out = Vec::new();
-        decompress(&compressed[..], compression)
+        crate::codec::decode::decompress(&compressed[..], compression, &Limits::default())
             .unwrap()
             .read_to_end(&mut out)
             .unwrap();
@@ -309,7 +296,7 @@ mod tests {
         assert_eq!(one, with(4));
         assert_eq!(one, with(0), "0 workers is treated as 1");
         let mut out = Vec::new();
-        decompress(&one[..], Compression::Zstd)
+        crate::codec::decode::decompress(&one[..], Compression::Zstd, &Limits::default())
             .unwrap()
             .read_to_end(&mut out)
             .unwrap();
@@ -347,7 +334,7 @@ mod tests {
         let mut both = compress_bytes(b"hello ", &options).unwrap();
         both.extend(compress_bytes(b"world", &options).unwrap());
         let mut out = String::new();
-        decompress(&both[..], Compression::Gzip)
+        crate::codec::decode::decompress(&both[..], Compression::Gzip, &Limits::default())
             .unwrap()
             .read_to_string(&mut out)
             .unwrap();

@@ -1,8 +1,8 @@
 //! Layers: deterministic compression and reproducible tar building.
 //!
 //! - [`compress`]: a compressing writer ([`CompressWriter`]) whose output depends only on its
-//!   input and options (gzip with a fixed header, zstd always in multithreaded mode), and a
-//!   decompressing reader ([`decompress`]) chosen by [`Compression`].
+//!   input and options (gzip with a fixed header, zstd always in multithreaded mode). Reading
+//!   is [`crate::codec::decode`]'s.
 //! - [`builder`]: a reproducible layer tar from a list of [`Entry`]s (sorted, owned by root,
 //!   one fixed mtime), compressed by [`encode_layer`], which also returns the tar's diff_id:
 //!   one streaming pass.
@@ -22,6 +22,4 @@ pub mod builder;
 pub mod compress;
 
 pub use builder::{encode_layer, write_tar, Content, Entry, EntryKind, LayerOptions};
-pub use compress::{
-    compress_bytes, decompress, layer_media_type, CompressOptions, CompressWriter, Compression,
-};
+pub use compress::{compress_bytes, decompress, CompressOptions, CompressWriter, Compression};

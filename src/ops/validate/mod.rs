@@ -21,7 +21,7 @@ pub use rules::{Level, Rule, RULES};
 
 use crate::error::Result;
 use crate::progress::Progress;
-use crate::store::layout::LayoutRead;
+use crate::store::layout::{AmbiguityKind, LayoutRead};
 
 /// What to validate and how.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +37,8 @@ pub struct Options {
     /// Rules whose findings are accepted: still reported, marked suppressed, never counted
     /// (see [`Report::allow`]). Each must be a rule id of [`RULES`].
     pub allow: Vec<String>,
+    /// The decompression limits layers are checked under (`--deep`: beyond them, T10/T11).
+    pub limits: crate::codec::decode::Limits,
 }
 
 /// Counts of what was checked.
@@ -119,7 +121,9 @@ pub fn validate_layout(
     progress: &dyn Progress,
 ) -> Result<Report> {
     check_rule_ids(&options.allow)?;
-    let (findings, stats) = walk::run(layout, options, progress)?;
+    let mut findings = archive_findings(layout, options.strict);
+    let (walked, stats) = walk::run(layout, options, progress)?;
+    findings.extend(walked);
     let mut report = Report {
         target: layout.name(),
         strict: options.strict,
@@ -129,6 +133,26 @@ pub fn validate_layout(
     };
     report.allow(&options.allow)?;
     Ok(report)
+}
+
+/// L14, L15: what tar readers read differently in an archive (as [`LayoutRead::ambiguities`]
+/// says); the rest of the validation reads the archive as extraction would.
+fn archive_findings(layout: &dyn LayoutRead, strict: bool) -> Vec<Finding> {
+    let mut findings = Findings::new(strict);
+    for ambiguity in layout.ambiguities() {
+        let rule = match ambiguity.kind {
+            AmbiguityKind::Duplicate => "L14",
+            AmbiguityKind::Unclear => "L15",
+        };
+        let place = Place {
+            file: ambiguity.path.clone(),
+            digest: None,
+        };
+        // A summary of ambiguities not listed names no entry.
+        let entry = Some(ambiguity.entry.as_str()).filter(|e| !e.is_empty());
+        findings.add_full(rule, &place, None, entry, ambiguity.message.clone());
+    }
+    findings.into_vec()
 }
 
 /// Validates one JSON document on its own. The media type comes from `media_type`, else from

@@ -162,6 +162,18 @@ pub const RULES: &[Rule] = &[
         "image-layout.md#blobs",
         "blobs/ and blobs/<algorithm> are directories inside the layout, not symbolic links",
     ),
+    rule(
+        "L14",
+        E,
+        "image-layout.md; POSIX pax (layout archives)",
+        "no path appears twice in a layout archive after normalization, and no hard link leads to an entry a later one replaces",
+    ),
+    rule(
+        "L15",
+        E,
+        "image-layout.md; POSIX pax (layout archives)",
+        "every entry of a layout archive means the same to every tar reader: a relative name without `..`, no file named with a trailing `/`, nothing below a file or symlink, no data on links or directories",
+    ),
     // Digests
     rule(
         "G1",

@@ -851,6 +851,7 @@ impl Walk<'_> {
             .collect();
         progress.total(todo.iter().map(|(_, len)| len).sum());
         let deep = self.options.deep;
+        let limits = deep::DeepLimits::with_decode(self.options.limits);
         let layout = self.layout;
         let layers = &self.layers;
         let strict = self.findings.strict();
@@ -867,7 +868,7 @@ impl Walk<'_> {
                 let outcome = layout.open_blob_raw(digest).and_then(|raw| {
                     let mut counted = Counted { inner: raw, progress };
                     match layer {
-                        Some(check) => deep::check_layer(&mut counted, algorithm, check, &mut findings, &place),
+                        Some(check) => deep::check_layer(&mut counted, algorithm, check, &limits, &mut findings, &place),
                         None => deep::hash_stream(&mut counted, algorithm),
                     }
                     .map_err(|e| Error::io("cannot read", place.file.clone().unwrap_or_default(), e))

@@ -20,7 +20,11 @@ pub const OCI_ARTIFACT_MANIFEST: &str = "application/vnd.oci.artifact.manifest.v
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Not in Docker's own spec, but written by containerd and BuildKit for zstd layers in Docker
+/// manifests.
+pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
 pub const DOCKER_LAYER_FOREIGN_GZIP: &str =
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
@@ -41,7 +45,10 @@ pub enum Kind {
     Other,
 }
 
-/// How a layer is compressed.
+/// How a layer (or any stream ocikit reads) is compressed.
+///
+/// It lives here, in the vocabulary of the specs, because media types name it
+/// ([`layer_compression`], [`layer_media_type`]); the codec decodes and encodes by it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
     None,
@@ -67,16 +74,30 @@ pub fn kind(media_type: &str) -> Kind {
         OCI_INDEX | DOCKER_MANIFEST_LIST => Kind::Index,
         OCI_ARTIFACT_MANIFEST => Kind::ArtifactManifest,
         OCI_CONFIG | DOCKER_CONFIG => Kind::Config,
-        OCI_LAYER_TAR | OCI_LAYER_NONDIST_TAR | "application/vnd.docker.image.rootfs.diff.tar" => {
-            Kind::Layer(Compression::None)
-        }
+        other => layer_compression(other).map_or(Kind::Other, Kind::Layer),
+    }
+}
+
+/// The compression a layer media type declares, for every OCI layer type (distributable or
+/// not) and every Docker layer type; `None` for anything that is not a layer type.
+pub fn layer_compression(media_type: &str) -> Option<Compression> {
+    match media_type {
+        OCI_LAYER_TAR | OCI_LAYER_NONDIST_TAR | DOCKER_LAYER_TAR => Some(Compression::None),
         OCI_LAYER_GZIP | OCI_LAYER_NONDIST_GZIP | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN_GZIP => {
-            Kind::Layer(Compression::Gzip)
+            Some(Compression::Gzip)
         }
-        OCI_LAYER_ZSTD
-        | OCI_LAYER_NONDIST_ZSTD
-        | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Kind::Layer(Compression::Zstd),
-        _ => Kind::Other,
+        OCI_LAYER_ZSTD | OCI_LAYER_NONDIST_ZSTD | DOCKER_LAYER_ZSTD => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// The OCI layer media type for a tar compressed with `compression` (the distributable one:
+/// layer.md says implementations SHOULD NOT create non-distributable layers).
+pub fn layer_media_type(compression: Compression) -> &'static str {
+    match compression {
+        Compression::None => OCI_LAYER_TAR,
+        Compression::Gzip => OCI_LAYER_GZIP,
+        Compression::Zstd => OCI_LAYER_ZSTD,
     }
 }
 
@@ -115,4 +136,41 @@ pub fn is_rfc6838(text: &str) -> bool {
     }
     text.split_once('/')
         .is_some_and(|(kind, subtype)| restricted_name(kind) && restricted_name(subtype))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_layer_media_type_maps_to_its_compression_and_back() {
+        for (media_type, compression) in [
+            (OCI_LAYER_TAR, Compression::None),
+            (OCI_LAYER_GZIP, Compression::Gzip),
+            (OCI_LAYER_ZSTD, Compression::Zstd),
+            (OCI_LAYER_NONDIST_TAR, Compression::None),
+            (OCI_LAYER_NONDIST_GZIP, Compression::Gzip),
+            (OCI_LAYER_NONDIST_ZSTD, Compression::Zstd),
+            (DOCKER_LAYER_TAR, Compression::None),
+            (DOCKER_LAYER_GZIP, Compression::Gzip),
+            (DOCKER_LAYER_ZSTD, Compression::Zstd),
+            (DOCKER_LAYER_FOREIGN_GZIP, Compression::Gzip),
+        ] {
+            assert_eq!(
+                layer_compression(media_type),
+                Some(compression),
+                "{media_type}"
+            );
+            assert_eq!(kind(media_type), Kind::Layer(compression), "{media_type}");
+        }
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            assert_eq!(
+                layer_compression(layer_media_type(compression)),
+                Some(compression)
+            );
+        }
+        for other in [OCI_CONFIG, OCI_MANIFEST, "application/x-tar+gzip", ""] {
+            assert_eq!(layer_compression(other), None, "{other}");
+        }
+    }
 }

@@ -45,6 +45,13 @@ pub trait LayoutRead: Send + Sync {
     /// Larger than `limit` is an error.
     fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>>;
 
+    /// What readers read differently in this layout's bytes (an archive's duplicate or unclear
+    /// entry names), for `validate` to report. Only a layout opened unchecked has any: every
+    /// other opening refuses them. None for a directory.
+    fn ambiguities(&self) -> &[Ambiguity] {
+        &[]
+    }
+
     /// The parsed `index.json`.
     fn index(&self) -> Result<IndexFile> {
         IndexFile::parse(&self.index_bytes()?, &format!("{}/index.json", self.name()))
@@ -100,6 +107,32 @@ pub struct FileInfo {
     pub kind: FileKind,
     /// Length in bytes (regular files only).
     pub len: u64,
+}
+
+/// Something in a layout's bytes that tar readers read differently (see
+/// [`LayoutRead::ambiguities`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ambiguity {
+    pub kind: AmbiguityKind,
+    /// The layout path it is about (normalized, relative to the layout's root), when there is
+    /// one.
+    pub path: Option<String>,
+    /// The first entry involved, as stored (its raw name); empty for a summary of several.
+    pub entry: String,
+    /// What readers do differently, as a sentence naming every entry involved.
+    pub message: String,
+}
+
+/// The kinds of [`Ambiguity`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmbiguityKind {
+    /// Two entries have the same name after normalization (including a hard link to an entry
+    /// that a later one replaces).
+    Duplicate,
+    /// An entry's name or type means different things to different readers: an absolute name,
+    /// a `..` component, a file named with a trailing `/`, a path through a non-directory, a
+    /// link or directory that declares data.
+    Unclear,
 }
 
 /// What kind of entry a [`FileInfo`] is.
