@@ -172,9 +172,18 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// Anything else the user asked for that cannot be done, said as a sentence.
-    #[error("{0}")]
-    Invalid(String),
+    /// A value ocikit made could not be serialized (a bug, if it ever happens).
+    #[error("cannot serialize {what}: {source}")]
+    Serialize {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// An error that was met once (reading a blob shared by several walks, say) and is reported
+    /// again where the original cannot be moved: its message and kind, unchanged.
+    #[error("{message}")]
+    Repeated { kind: ErrorKind, message: String },
 }
 
 /// What kind of failure an [`Error`] is: for callers that react differently (a registry maps
@@ -200,6 +209,14 @@ pub enum ErrorKind {
 }
 
 impl Error {
+    /// The same error again, for a second caller: its message and kind.
+    pub fn repeated(&self) -> Error {
+        Error::Repeated {
+            kind: self.kind(),
+            message: self.to_string(),
+        }
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -212,8 +229,9 @@ impl Error {
             | Error::InvalidReference { .. }
             | Error::InvalidPlatform { .. }
             | Error::InvalidName { .. }
-            | Error::InvalidInput { .. }
-            | Error::Invalid(_) => ErrorKind::InvalidInput,
+            | Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Error::Serialize { .. } => ErrorKind::Unsupported,
+            Error::Repeated { kind, .. } => *kind,
             Error::NotALayout { .. }
             | Error::BlobNotFound { .. }
             | Error::NameNotFound { .. }
@@ -360,6 +378,33 @@ impl<T> IoContext<T> for std::io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_follow_the_variant_and_survive_wrapping() {
+        let missing = Error::BlobNotFound {
+            digest: Digest::sha256_of(b"x"),
+            layout: "l".into(),
+        };
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        let stopped = Error::Stopped {
+            operation: "gc",
+            source: Box::new(missing.repeated()),
+        };
+        assert_eq!(stopped.kind(), ErrorKind::NotFound);
+        assert!(stopped
+            .to_string()
+            .starts_with("gc stopped before changing anything: blob"));
+        let io = Error::io("cannot read", "/x", std::io::Error::other("no"));
+        assert_eq!(io.kind(), ErrorKind::Io);
+        let limit = Error::Limit {
+            what: "x".into(),
+            detail: "is big".into(),
+        };
+        assert_eq!(
+            (limit.kind(), limit.to_string().as_str()),
+            (ErrorKind::Limit, "x is big")
+        );
+    }
 
     #[test]
     fn io_errors_name_their_path_once() {

@@ -186,7 +186,13 @@ fn pull(args: PullArgs) -> anyhow::Result<u8> {
         args.platform.platform.as_ref(),
         &args.output,
         args.config.as_deref(),
-    )?;
+    )
+    .map_err(|e| match e {
+        e @ ocikit::Error::UnexpectedMediaType { .. } if args.platform.platform.is_none() => {
+            anyhow::anyhow!("{e}; give --platform to pick one")
+        }
+        e => e.into(),
+    })?;
     if args.json {
         print_json(&pulled)?;
     } else {

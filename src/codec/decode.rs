@@ -318,11 +318,9 @@ pub fn decompress<R: Read>(
         compression,
         limits,
     )
-    .map_err(|e| {
-        Error::Invalid(format!(
-            "cannot set up the {} decompressor: {e}",
-            compression.name()
-        ))
+    .map_err(|e| Error::Unsupported {
+        what: format!("the {} decompressor", compression.name()),
+        reason: format!("cannot be set up: {e}"),
     })
 }
 

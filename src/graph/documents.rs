@@ -246,7 +246,7 @@ impl<'a> Documents<'a> {
             Arc::try_unwrap(shared).unwrap_or_else(|shared| match &*shared {
                 Ok(parsed) => Ok(parsed.clone()),
                 // Still shared by a walk that is alive: the error can only be repeated.
-                Err(e) => Err(Error::Invalid(e.to_string())),
+                Err(e) => Err(e.repeated()),
             }),
         )
     }

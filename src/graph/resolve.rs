@@ -121,7 +121,10 @@ pub fn resolve_in(
             let digest = reference
                 .digest
                 .clone()
-                .ok_or_else(|| Error::Invalid("nothing to resolve".into()))?;
+                .ok_or_else(|| Error::InvalidInput {
+                    what: reference.to_string(),
+                    reason: "names neither an image nor a digest".into(),
+                })?;
             let loaded = documents.by_digest(&digest, None);
             let descriptor = match &*loaded {
                 Ok(parsed) => {
@@ -132,7 +135,10 @@ pub fn resolve_in(
                     drop(loaded);
                     return Err(match taken(&documents, &digest) {
                         Err(e) => e,
-                        Ok(_) => Error::Invalid(format!("blob {digest} cannot be read")),
+                        Ok(_) => Error::BlobNotFound {
+                            digest: digest.clone(),
+                            layout: documents.layout().name(),
+                        },
                     });
                 }
             };
@@ -230,18 +236,21 @@ fn narrow(documents: &Documents<'_>, root: Descriptor, platform: &Platform) -> R
             }
         }
     }
-    Err(Error::Invalid(format!(
-        "indexes below {} nest more than {MAX_DEPTH} deep",
-        walk.roots()[0].1.digest
-    )))
+    Err(Error::Limit {
+        what: format!("indexes below {}", walk.roots()[0].1.digest),
+        detail: format!("nest more than {MAX_DEPTH} deep"),
+    })
 }
 
 /// The document `digest` read into `documents`, taken out of it (so that an error is the
 /// caller's to return).
 fn taken(documents: &Documents<'_>, digest: &Digest) -> Result<Parsed> {
-    documents
-        .take(digest)
-        .unwrap_or_else(|| Err(Error::Invalid(format!("blob {digest} was not read"))))
+    documents.take(digest).unwrap_or_else(|| {
+        Err(Error::BlobNotFound {
+            digest: digest.clone(),
+            layout: documents.layout().name(),
+        })
+    })
 }
 
 /// The one descriptor among `matches`, or an ambiguity error listing them.

@@ -728,7 +728,7 @@ pub fn pull(
         return Err(Error::UnexpectedMediaType {
             what: format!("{}", resolved.descriptor.digest),
             media_type: resolved.descriptor.media_type.clone(),
-            expected: "but pull needs an artifact or image manifest, not an index (try --platform)"
+            expected: "but pull needs an artifact or image manifest, not an index (select one of its manifests by platform)"
                 .into(),
         });
     };

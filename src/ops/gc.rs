@@ -249,16 +249,23 @@ fn mark(
     for (digest, node) in walk.nodes() {
         match &node.state {
             State::TooDeep => {
-                return Err(Error::Invalid(format!(
-                    "gc stopped before deleting anything: indexes nest more than {MAX_DEPTH} deep above {digest}, so what it references is not known"
-                )))
+                return Err(Error::Stopped {
+                    operation: "gc",
+                    source: Box::new(Error::Limit {
+                        what: format!("indexes above {digest}"),
+                        detail: format!(
+                            "nest more than {MAX_DEPTH} deep, so what it references is not known"
+                        ),
+                    }),
+                })
             }
             State::Read(loaded) => match &**loaded {
                 Ok(_) | Err(Error::BlobNotFound { .. }) => {}
                 Err(e) => {
-                    return Err(Error::Invalid(format!(
-                        "gc stopped before deleting anything: {e}"
-                    )))
+                    return Err(Error::Stopped {
+                        operation: "gc",
+                        source: Box::new(e.repeated()),
+                    })
                 }
             },
             State::Leaf => {}
@@ -274,7 +281,7 @@ fn mark(
         } else if discovery.is_bookkeeping(i) {
             (!walk.contains(&entry.digest)).then_some("referrer of a subject that is not kept")
         } else {
-            (options.prune_untagged && name.is_none()).then_some("untagged (--prune-untagged)")
+            (options.prune_untagged && name.is_none()).then_some("untagged, and untagged entries are pruned")
         };
         if let Some(reason) = reason {
             let digest = entry.digest.clone();

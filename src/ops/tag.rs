@@ -77,8 +77,12 @@ pub fn tag(
                 index.push_raw(entry)?;
             }
             None => {
-                let mut entry = serde_json::to_value(&resolved.descriptor)
-                    .map_err(|e| Error::Invalid(format!("cannot serialize a descriptor: {e}")))?;
+                let mut entry = serde_json::to_value(&resolved.descriptor).map_err(|source| {
+                    Error::Serialize {
+                        what: "a descriptor",
+                        source,
+                    }
+                })?;
                 set_name(&mut entry, name);
                 index.push_raw(entry)?;
             }
@@ -181,10 +185,13 @@ pub fn remove_digest(layout: &Layout, digest: &Digest, keep_referrers: bool) -> 
                 .as_ref()
                 .is_some_and(|s| discovery.referrers(s).iter().any(|r| &r.digest == digest));
         if !recorded {
-            return Err(Error::Invalid(format!(
-                "no index.json entry or referrers fallback index of {} refers to {digest}",
-                layout.name()
-            )));
+            return Err(Error::InvalidInput {
+                what: format!(
+                    "no index.json entry or referrers fallback index of {}",
+                    layout.name()
+                ),
+                reason: format!("refers to {digest}"),
+            });
         }
         let mut removal = Removal::default();
         let mut doomed: Vec<Digest> = vec![digest.clone()];

@@ -303,7 +303,7 @@ fn a_blob_missing_from_an_archive_is_reported_as_missing() {
 }
 
 #[test]
-fn an_old_docker_save_archive_is_pointed_at_import() {
+fn an_old_docker_save_archive_is_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let content = dir.path().join("content");
     fs::create_dir(&content).unwrap();
@@ -329,7 +329,7 @@ fn an_old_docker_save_archive_is_pointed_at_import() {
         .clone();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("docker save"), "{stderr}");
-    assert!(stderr.contains("ocikit import"), "{stderr}");
+    assert!(stderr.contains("not an OCI image layout archive"), "{stderr}");
 }
 
 /// The stderr of `ocikit ARGS ARCHIVE`, which must fail with status 2.

@@ -194,7 +194,7 @@ fn prune_untagged_drops_untagged_images_but_not_referrers_of_kept_ones() {
         .iter()
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, vec!["untagged (--prune-untagged)"]);
+    assert_eq!(reasons, vec!["untagged, and untagged entries are pruned"]);
     // The SBOM (an untagged referrer of app:gzip, which is kept) survives.
     let sbom = ocikit_json(["referrers", &at(&layout, ":app:gzip"), "--json"]);
     assert_eq!(sbom["referrers"].as_array().unwrap().len(), 1);
@@ -298,7 +298,7 @@ fn gc_refuses_to_delete_anything_when_a_reachable_manifest_is_corrupt() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "gc stopped before deleting anything",
+            "gc stopped before changing anything",
         ))
         .stderr(predicate::str::contains(&zstd));
     assert_eq!(blob_names(&layout), blobs);

@@ -180,10 +180,10 @@ fn prepare(entries: &[Entry]) -> Result<Vec<Prepared<'_>>> {
             let name = normalize(&entry.path)?;
             if let EntryKind::Symlink(target) = &entry.kind {
                 if target.is_empty() || target.contains('\0') {
-                    return Err(Error::Invalid(format!(
-                        "layer entry {:?}: a symlink target must be non-empty and without NUL bytes",
-                        entry.path
-                    )));
+                    return Err(Error::InvalidInput {
+                        what: format!("layer entry {:?}:", entry.path),
+                        reason: "a symlink target must be non-empty and without NUL bytes".into(),
+                    });
                 }
             }
             Ok(Prepared { name, entry })
@@ -191,10 +191,13 @@ fn prepare(entries: &[Entry]) -> Result<Vec<Prepared<'_>>> {
         .collect::<Result<Vec<_>>>()?;
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(pair) = sorted.windows(2).find(|w| w[0].name == w[1].name) {
-        return Err(Error::Invalid(format!(
-            "layer entries {:?} and {:?} are the same path {:?}",
-            pair[0].entry.path, pair[1].entry.path, pair[0].name
-        )));
+        return Err(Error::Conflict {
+            what: format!(
+                "layer entries {:?} and {:?}",
+                pair[0].entry.path, pair[1].entry.path
+            ),
+            reason: format!("are the same path {:?}", pair[0].name),
+        });
     }
     Ok(sorted)
 }
@@ -202,7 +205,10 @@ fn prepare(entries: &[Entry]) -> Result<Vec<Prepared<'_>>> {
 /// `/a//b/./c/` → `a/b/c` (the one tar-name normaliser); refuses `..`, NUL and paths naming
 /// the root.
 fn normalize(path: &str) -> Result<String> {
-    let bad = |reason: &str| Error::Invalid(format!("layer entry {path:?}: {reason}"));
+    let bad = |reason: &str| Error::InvalidInput {
+        what: format!("layer entry {path:?}:"),
+        reason: reason.to_string(),
+    };
     let normalized = crate::codec::tar::path::normalize(path.as_bytes());
     if normalized.nul {
         return Err(bad("a path cannot contain a NUL byte"));
@@ -243,11 +249,10 @@ fn write_sorted<W: Write>(entries: &[Prepared<'_>], mtime: u64, out: W, dest: &P
                 let file = File::open(source).ctx("cannot open", source)?;
                 let meta = file.metadata().ctx("cannot read", source)?;
                 if !meta.is_file() {
-                    return Err(Error::Invalid(format!(
-                        "layer entry {:?}: {} is not a regular file",
-                        entry.path,
-                        source.display()
-                    )));
+                    return Err(Error::InvalidInput {
+                        what: format!("layer entry {:?}:", entry.path),
+                        reason: format!("{} is not a regular file", source.display()),
+                    });
                 }
                 let mut header = new_header(EntryType::Regular, entry.mode, mtime, meta.len());
                 let pax = set_names(&mut header, &p.name, None);

@@ -119,8 +119,9 @@ impl<W: Write> CompressWriter<W> {
                 if !(1..=22).contains(&level) {
                     return Err(bad_level("zstd", level, "1 to 22"));
                 }
-                let setup = |e: io::Error| {
-                    Error::Invalid(format!("cannot set up the zstd compressor: {e}"))
+                let setup = |e: io::Error| Error::Unsupported {
+                    what: "the zstd compressor".into(),
+                    reason: format!("cannot be set up: {e}"),
                 };
                 let mut encoder = zstd::Encoder::new(inner, level).map_err(setup)?;
                 // Always multithreaded, even with one worker: the zstdmt format does not depend
@@ -164,9 +165,10 @@ impl<W: Write> CompressWriter<W> {
 }
 
 fn bad_level(what: &str, level: i32, range: &str) -> Error {
-    Error::Invalid(format!(
-        "{level} is not a valid {what} compression level (use {range})"
-    ))
+    Error::InvalidInput {
+        what: format!("{level}"),
+        reason: format!("is not a valid {what} compression level (use {range})"),
+    }
 }
 
 impl<W: Write> Write for CompressWriter<W> {
@@ -209,7 +211,7 @@ pub fn decompress<'a, R: Read + Send + 'a>(
 /// Compresses `bytes` in memory (for small inputs and tests).
 pub fn compress_bytes(bytes: &[u8], options: &CompressOptions) -> Result<Vec<u8>> {
     let mut writer = CompressWriter::new(Vec::new(), options)?;
-    let memory = |e: io::Error| Error::Invalid(format!("cannot compress in memory: {e}"));
+    let memory = |e: io::Error| Error::io("cannot compress", "bytes in memory", e);
     writer.write_all(bytes).map_err(memory)?;
     writer.finish().map_err(memory)
 }

@@ -250,7 +250,7 @@ impl<'a> Discovery<'a> {
         let collected = self.collect(subject);
         for (real, referrer) in &collected.misfiled {
             self.warning(format!(
-                "the fallback index {} lists {}, whose subject is {real}; it is not counted there (`ocikit referrers sync` fixes the bookkeeping)",
+                "the fallback index {} lists {}, whose subject is {real}; it is not counted there (syncing the referrers bookkeeping fixes it)",
                 fallback_tag(subject),
                 referrer.digest
             ));

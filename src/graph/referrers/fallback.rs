@@ -38,14 +38,18 @@ pub(super) fn fallback_list(
 
 /// `value` with its object keys in canonical (sorted) order, as the documents ocikit writes.
 pub(crate) fn canonical_value(value: &Value) -> Result<Value> {
-    serde_json::from_slice(&canonical::to_vec(value))
-        .map_err(|e| Error::Invalid(format!("cannot reorder a JSON value: {e}")))
+    serde_json::from_slice(&canonical::to_vec(value)).map_err(|source| Error::Serialize {
+        what: "a JSON value in canonical order",
+        source,
+    })
 }
 
 /// A descriptor as JSON, keys sorted.
 pub(crate) fn descriptor_value(descriptor: &Descriptor) -> Result<Value> {
-    let value = serde_json::to_value(descriptor)
-        .map_err(|e| Error::Invalid(format!("cannot serialize a descriptor: {e}")))?;
+    let value = serde_json::to_value(descriptor).map_err(|source| Error::Serialize {
+        what: "a descriptor",
+        source,
+    })?;
     canonical_value(&value)
 }
 

@@ -478,7 +478,7 @@ impl<'a> Checker<'a> {
             facts.subject = self.subject(s);
         }
         if prerelease {
-            self.add("K2", "", "this is a pre-release artifact manifest (application/vnd.oci.artifact.manifest.v1+json); convert it with `ocikit convert REF --artifact-to-image`");
+            self.add("K2", "", "this is a pre-release artifact manifest (application/vnd.oci.artifact.manifest.v1+json); convert it to an image manifest");
             if let Some(blobs) = obj.get("blobs") {
                 facts.layers = self.descriptor_list(blobs, "/blobs", "M4");
                 facts.layers_listed = blobs.is_array();

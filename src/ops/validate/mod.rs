@@ -193,7 +193,7 @@ pub fn validate_document(
                 "",
                 match media_type {
                     Some(m) => format!("ocikit does not validate documents of media type {m:?}"),
-                    None => "cannot tell what kind of document this is; give --media-type".into(),
+                    None => "cannot tell what kind of document this is; its media type must be given".into(),
                 },
             ),
         }

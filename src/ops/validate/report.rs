@@ -380,14 +380,14 @@ fn render_text(report: &Report, options: &RenderOptions, out: &mut dyn Write) ->
             };
             let them = if *count == 1 { "it" } else { "them" };
             format!(
-                "{} that nothing references{size}; `ocikit gc` would remove {them}",
+                "{} that nothing references{size}; garbage collection would remove {them}",
                 plural(*count, "blob", "blobs")
             )
         } else {
             let summary = rule_by_id(rule).map_or("", |r| r.summary);
             format!("{}: {summary}", plural(*count, "finding", "findings"))
         };
-        writeln!(out, "{label} {what} (--verbose lists them)")?;
+        writeln!(out, "{label} {what} (verbose output lists them)")?;
     }
     if !groups.is_empty() || !collapsed.is_empty() {
         writeln!(out)?;
@@ -576,7 +576,7 @@ fn rules_text(rules: &[Rule], out: &mut dyn Write) -> io::Result<()> {
     }
     if rules.iter().any(|r| r.strict_error) {
         writeln!(out)?;
-        writeln!(out, "* a SHOULD of the specs: an error with --strict")?;
+        writeln!(out, "* a SHOULD of the specs: an error in strict mode")?;
     }
     Ok(())
 }
@@ -1041,7 +1041,7 @@ mod tests {
             "index.json\n  error[D5] /manifests/0/size: message of D5\n\
              blob sha256:{short}\n  warning[M5]: message of M5\n  error[L8]: message of L8\n\
              .ocikit-tmp-x\n  warning[L9]: message of L9\n\
-             note[L10] 2 blobs that nothing references, 2.0 KiB in all; `ocikit gc` would remove them (--verbose lists them)\n\
+             note[L10] 2 blobs that nothing references, 2.0 KiB in all; garbage collection would remove them (verbose output lists them)\n\
              \n2 errors, 2 warnings, 2 notes in /data/layout (3 blobs, 3.0 MiB checked)\n",
             short = a.short()
         );

@@ -427,7 +427,7 @@ pub const RULES: &[Rule] = &[
         "K2",
         W,
         "image-spec v1.1.0-rc artifact.md",
-        "pre-release artifact manifests should be converted (ocikit convert --artifact-to-image)",
+        "pre-release artifact manifests should be converted to image manifests",
     ),
     // Layer contents (--deep)
     rule(

@@ -398,7 +398,7 @@ impl Walk<'_> {
             let name = file.path.rsplit('/').next().unwrap_or(&file.path);
             let place = Place::file(file.path.clone());
             if name.starts_with(TEMP_PREFIX) {
-                self.findings.add("L9", &place, "", format!("{} is left over from an interrupted write ({} bytes); `ocikit gc` removes it", file.path, file.len));
+                self.findings.add("L9", &place, "", format!("{} is left over from an interrupted write ({} bytes); garbage collection removes it", file.path, file.len));
                 continue;
             }
             let Some(rest) = file.path.strip_prefix("blobs/") else {
@@ -549,7 +549,7 @@ impl Walk<'_> {
             let foreign = d.urls.as_ref().is_some_and(|u| !u.is_empty());
             if !(foreign && self.options.allow_foreign) {
                 let hint = if foreign {
-                    " (it has urls: a foreign layer; --allow-foreign accepts that)"
+                    " (it has urls: a foreign layer, which validation can be told to accept)"
                 } else {
                     ""
                 };
@@ -904,7 +904,7 @@ impl Walk<'_> {
                 "L10",
                 &Place::blob(&digest),
                 "",
-                format!("nothing references this blob ({len} bytes); `ocikit gc` would remove it"),
+                format!("nothing references this blob ({len} bytes); garbage collection would remove it"),
             );
         }
     }
@@ -942,7 +942,7 @@ fn referrer_view(facts: &Facts) -> (Option<Digest>, Option<String>, BTreeMap<Str
 fn is_unusable(e: &Error) -> bool {
     match e {
         Error::Io { source, .. } => source.kind() == io::ErrorKind::InvalidData,
-        Error::Invalid(_) | Error::Archive { .. } => true,
+        Error::Archive { .. } | Error::Limit { .. } | Error::InvalidInput { .. } => true,
         _ => false,
     }
 }

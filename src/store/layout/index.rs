@@ -60,10 +60,22 @@ impl<'de> serde::Deserialize<'de> for Members {
 }
 
 fn raw(value: &Value) -> Result<Box<RawValue>> {
-    let text = serde_json::to_string(value)
-        .map_err(|e| Error::Invalid(format!("cannot serialize an index.json entry: {e}")))?;
-    RawValue::from_string(text)
-        .map_err(|e| Error::Invalid(format!("cannot serialize an index.json entry: {e}")))
+    let text = serde_json::to_string(value).map_err(|source| Error::Serialize {
+        what: "an index.json entry",
+        source,
+    })?;
+    RawValue::from_string(text).map_err(|source| Error::Serialize {
+        what: "an index.json entry",
+        source,
+    })
+}
+
+/// The error for a position past the last entry.
+fn no_entry(i: usize) -> Error {
+    Error::InvalidInput {
+        what: format!("entry {i}"),
+        reason: "is not in index.json".into(),
+    }
 }
 
 impl IndexFile {
@@ -202,7 +214,7 @@ impl IndexFile {
     pub fn replace_raw(&mut self, i: usize, entry: Value) -> Result<()> {
         let descriptor = from_value::<Descriptor>(entry.clone(), "new index.json entry")?;
         if i >= self.raw.len() {
-            return Err(Error::Invalid(format!("index.json has no entry {i}")));
+            return Err(no_entry(i));
         }
         self.raw[i] = raw(&entry)?;
         self.entries[i] = descriptor;
@@ -222,12 +234,12 @@ impl IndexFile {
 
     /// Sets annotation `key` of entry `i` to `value`, creating `annotations` when needed.
     pub fn set_annotation(&mut self, i: usize, key: &str, value: &str) -> Result<()> {
-        let mut entry = self
-            .raw_entry(i)
-            .ok_or_else(|| Error::Invalid(format!("index.json has no entry {i}")))?;
-        let object = entry
-            .as_object_mut()
-            .ok_or_else(|| Error::Invalid(format!("index.json entry {i} is not an object")))?;
+        let mut entry = self.raw_entry(i).ok_or_else(|| no_entry(i))?;
+        let object = entry.as_object_mut().ok_or_else(|| Error::Json {
+            file: "index.json".into(),
+            pointer: format!("/manifests/{i}"),
+            message: "the entry is not an object".into(),
+        })?;
         let annotations = object
             .entry("annotations")
             .or_insert_with(|| Value::Object(Map::new()));

@@ -186,10 +186,10 @@ impl VerifiedBlob<'_> {
         let mut limited = (&mut self.inner).take(limit + 1);
         limited.read_to_end(out).map_err(|e| self.error(e))?;
         if out.len() as u64 > limit {
-            return Err(Error::Invalid(format!(
-                "blob {} is larger than the {limit} bytes ocikit reads as a document",
-                self.digest
-            )));
+            return Err(Error::Limit {
+                what: format!("blob {}", self.digest),
+                detail: format!("is larger than the {limit} bytes ocikit reads as a document"),
+            });
         }
         Ok(())
     }
@@ -563,9 +563,12 @@ fn verify_bytes(
 }
 
 fn too_large_document(digest: &Digest, size: u64) -> Error {
-    Error::Invalid(format!(
-        "document {digest} is {size} bytes, more than the {MAX_DOCUMENT_SIZE} bytes ocikit reads as a document"
-    ))
+    Error::Limit {
+        what: format!("document {digest}"),
+        detail: format!(
+            "is {size} bytes, more than the {MAX_DOCUMENT_SIZE} bytes ocikit reads as a document"
+        ),
+    }
 }
 
 /// A process that is allowed to add blobs (it holds the shared blobs lock).
@@ -678,10 +681,9 @@ impl LayoutWriter<'_> {
         expected: Option<(&Digest, u64)>,
     ) -> Result<WrittenBlob> {
         let algorithm = match expected {
-            Some((d, _)) => d.known_algorithm().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "cannot store blob {d}: ocikit computes only sha256 and sha512 digests"
-                ))
+            Some((d, _)) => d.known_algorithm().ok_or_else(|| Error::Unsupported {
+                what: format!("blob {d}"),
+                reason: "cannot be stored: ocikit computes only sha256 and sha512 digests".into(),
             })?,
             None => Algorithm::Sha256,
         };
@@ -836,10 +838,10 @@ pub(crate) fn read_small_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .ctx("cannot read", path)?;
     if bytes.len() as u64 > limit {
-        return Err(Error::Invalid(format!(
-            "{} is larger than {limit} bytes; refusing to read it",
-            path.display()
-        )));
+        return Err(Error::Limit {
+            what: path.display().to_string(),
+            detail: format!("is larger than {limit} bytes; refusing to read it"),
+        });
     }
     Ok(bytes)
 }
