@@ -72,7 +72,7 @@ pub fn resolve_in(
         if matches.is_empty() {
             let mut available: Vec<String> = entries
                 .iter()
-                .filter_map(|d| d.ref_name())
+                .flat_map(|d| d.names())
                 .filter(|n| !is_fallback_tag(n))
                 .map(str::to_string)
                 .collect();
@@ -149,18 +149,24 @@ pub fn resolve_in(
 }
 
 /// Indexes of the entries a name selects: those whose `org.opencontainers.image.ref.name` is
-/// exactly `name`, or failing that, those whose name ends in `:name`.
+/// exactly `name`; failing that, those whose `io.containerd.image.name` is (containerd keeps
+/// only the tag in `ref.name`); failing that, those where either ends in `:name`.
 pub fn match_name(entries: &[Descriptor], name: &str) -> Vec<usize> {
-    let exact: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].ref_name() == Some(name))
-        .collect();
+    let select = |matches: &dyn Fn(&Descriptor) -> bool| -> Vec<usize> {
+        (0..entries.len())
+            .filter(|&i| matches(&entries[i]))
+            .collect()
+    };
+    let exact = select(&|d| d.ref_name() == Some(name));
     if !exact.is_empty() {
         return exact;
     }
+    let full = select(&|d| d.containerd_name() == Some(name));
+    if !full.is_empty() {
+        return full;
+    }
     let suffix = format!(":{name}");
-    (0..entries.len())
-        .filter(|&i| entries[i].ref_name().is_some_and(|n| n.ends_with(&suffix)))
-        .collect()
+    select(&|d| d.names().any(|n| n.ends_with(&suffix)))
 }
 
 /// Loads the document behind `descriptor`. With `platform`, an index is narrowed by the walk
@@ -262,11 +268,21 @@ fn unique<'a>(matches: Vec<&'a Descriptor>, what: String, layout: &str) -> Resul
     Err(Error::Ambiguous {
         what,
         layout: layout.to_string(),
+        // Each with the forms that select it alone: its full name (when unique) and its digest.
         candidates: matches
             .iter()
-            .map(|d| match d.ref_name() {
-                Some(n) => format!("{n} ({})", d.digest),
-                None => d.digest.to_string(),
+            .map(|d| {
+                let full = d.containerd_name().or(d.ref_name());
+                let unique_name = full.filter(|f| {
+                    matches
+                        .iter()
+                        .filter(|o| o.containerd_name().or(o.ref_name()) == Some(f))
+                        .all(|o| o.digest == d.digest)
+                });
+                match unique_name {
+                    Some(n) => format!("{n} ({layout}:{n} or {layout}@{})", d.digest),
+                    None => format!("{} ({layout}@{})", full.unwrap_or("untagged"), d.digest),
+                }
             })
             .collect(),
     })

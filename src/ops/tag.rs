@@ -109,10 +109,15 @@ fn set_name(entry: &mut Value, name: &str) {
 /// The manifest's blobs stay until `gc`. Returns the names removed.
 pub fn remove_name(layout: &Layout, name: &str) -> Result<Vec<String>> {
     layout.writer()?.update_index(|index| {
+        // An entry is known by its full name: containerd's when it records one (its ref.name
+        // is then only the tag, which other images may share), else its ref.name.
+        let identity = |d: &crate::spec::document::Descriptor| {
+            d.containerd_name().or(d.ref_name()).map(str::to_string)
+        };
         let matches = match_name(index.entries(), name);
         let names: Vec<String> = matches
             .iter()
-            .filter_map(|&i| index.entries()[i].ref_name().map(str::to_string))
+            .filter_map(|&i| identity(&index.entries()[i]))
             .collect();
         let mut distinct = names.clone();
         distinct.sort();
@@ -124,14 +129,14 @@ pub fn remove_name(layout: &Layout, name: &str) -> Result<Vec<String>> {
                 available: index
                     .entries()
                     .iter()
-                    .filter_map(|d| d.ref_name())
+                    .flat_map(|d| d.names())
                     .filter(|n| !is_fallback_tag(n))
                     .map(str::to_string)
                     .collect(),
             }),
             1 => {
                 let full = distinct[0].clone();
-                index.remove_where(|d| d.ref_name() == Some(full.as_str()));
+                index.remove_where(|d| identity(d).as_deref() == Some(full.as_str()));
                 Ok((vec![full], true))
             }
             _ => Err(Error::Ambiguous {

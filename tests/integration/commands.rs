@@ -776,3 +776,58 @@ fn tag_and_attach_refuse_a_blob_that_is_not_a_manifest_or_index() {
         .assert()
         .success();
 }
+
+/// containerd's shape: `ref.name` is only the tag, `io.containerd.image.name` the full name.
+/// A full name selects (and removes) exactly its entry, though another image has the same tag.
+#[test]
+fn containerd_full_names_select_and_remove_only_their_entry() {
+    let (_dir, layout) = sample_layout_copy();
+    let mut index = index_json(&layout);
+    let entries = index["manifests"].as_array_mut().unwrap();
+    let (gzip, zstd) = (manifest_digest("app:gzip"), manifest_digest("app:zstd"));
+    for (entry, full) in entries.iter_mut().filter_map(|e| {
+        let digest = e["digest"].as_str()?.to_string();
+        let full = if digest == gzip {
+            "localhost/app:1"
+        } else if digest == zstd {
+            "localhost/other:1"
+        } else {
+            return None;
+        };
+        Some((e, full))
+    }) {
+        entry["annotations"] = serde_json::json!({
+            "org.opencontainers.image.ref.name": "1",
+            "io.containerd.image.name": full,
+        });
+    }
+    fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let l = layout.display().to_string();
+    let digest = |name: &str| {
+        json_of(&["inspect", &format!("{l}:{name}"), "--json"])["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(digest("localhost/app:1"), gzip);
+    assert_eq!(digest("localhost/other:1"), zstd);
+    ocikit()
+        .args(["inspect", &format!("{l}:1")])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!("{l}:localhost/app:1")))
+        .stderr(predicate::str::contains(format!("{l}@{gzip}")));
+    ocikit()
+        .args(["rm", &format!("{l}:localhost/app:1")])
+        .assert()
+        .success();
+    let left = index_json(&layout);
+    let digests: Vec<&str> = left["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["digest"].as_str())
+        .collect();
+    assert!(!digests.contains(&gzip.as_str()) && digests.contains(&zstd.as_str()));
+    assert_eq!(digest("1"), zstd);
+}

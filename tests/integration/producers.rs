@@ -398,6 +398,77 @@ fn containerd_export_is_read_without_errors() {
         "localhost/app:1",
     ]);
     assert_no_errors(&export, "ctr images export");
+
+    // Two images whose tags are both "1": ctr puts only the tag in ref.name and the full name
+    // in io.containerd.image.name. The full name selects each; the tag alone is ambiguous and
+    // the error shows how to select each one.
+    std::fs::write(rootfs.join("etc/other"), "another image\n").unwrap();
+    storage
+        .build_from_scratch(&rootfs, "localhost/other:1")
+        .expect("buildah worked a moment ago");
+    let other = dir.path().join("podman-other.tar");
+    storage
+        .podman(&[
+            "save",
+            "--format",
+            "oci-archive",
+            "-o",
+            other.to_str().unwrap(),
+            "localhost/other:1",
+        ])
+        .expect("podman save");
+    containerd.ctr(&[
+        "images",
+        "import",
+        "--snapshotter",
+        "native",
+        "--base-name",
+        "localhost/other",
+        other.to_str().unwrap(),
+    ]);
+    let both = dir.path().join("ctr-both.tar");
+    containerd.ctr(&[
+        "images",
+        "export",
+        both.to_str().unwrap(),
+        "localhost/app:1",
+        "localhost/other:1",
+    ]);
+    let digest_of = |name: &str| -> String {
+        let out = ocikit()
+            .args(["inspect", "--json", &format!("{}:{name}", both.display())])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["digest"].as_str().unwrap().to_string()
+    };
+    let app = digest_of("localhost/app:1");
+    let other_digest = digest_of("localhost/other:1");
+    assert_ne!(app, other_digest);
+    let out = ocikit()
+        .args(["inspect", &format!("{}:1", both.display())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (name, digest) in [
+        ("localhost/app:1", &app),
+        ("localhost/other:1", &other_digest),
+    ] {
+        assert!(
+            stderr.contains(&format!("{}:{name}", both.display())),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("{}@{digest}", both.display())),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -26,6 +26,9 @@ pub type Annotations = BTreeMap<String, String>;
 /// The annotation that names an `index.json` entry.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The annotation that titles a file layer of an artifact.
+/// containerd's annotation for an entry's full reference (`ctr images export`).
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// The title of a layer (a file's name).
 pub const TITLE: &str = "org.opencontainers.image.title";
 /// The annotation for creation time.
 pub const CREATED: &str = "org.opencontainers.image.created";
@@ -74,6 +77,17 @@ impl Descriptor {
     /// The `org.opencontainers.image.ref.name` annotation.
     pub fn ref_name(&self) -> Option<&str> {
         self.annotation(REF_NAME)
+    }
+
+    /// The full reference containerd records (`io.containerd.image.name`); its `ref.name` is
+    /// then only the tag.
+    pub fn containerd_name(&self) -> Option<&str> {
+        self.annotation(CONTAINERD_NAME)
+    }
+
+    /// The names a reference can select this entry by: `ref.name`, then containerd's.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.ref_name().into_iter().chain(self.containerd_name())
     }
 }
 
