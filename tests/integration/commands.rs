@@ -801,7 +801,11 @@ fn containerd_full_names_select_and_remove_only_their_entry() {
             "io.containerd.image.name": full,
         });
     }
-    fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
     let l = layout.display().to_string();
     let digest = |name: &str| {
         json_of(&["inspect", &format!("{l}:{name}"), "--json"])["digest"]

@@ -545,3 +545,74 @@ fn umoci_and_skopeo_output_is_read_without_errors() {
     ]);
     assert_no_errors(&zstd, "skopeo copy --dest-compress-format zstd");
 }
+
+/// What other tools write that is not an OCI layout is named as what it is, by `validate` too
+/// (exit 2, could not run), not reported as a broken layout.
+#[test]
+fn other_formats_are_named_not_validated_as_broken_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases: Vec<(PathBuf, &str)> = Vec::new();
+    if tool_available("skopeo") {
+        let copy = dir.path().join("skopeo-dir");
+        skopeo(&[
+            "copy",
+            &format!("oci:{}:app:gzip", crate::helpers::sample_layout().display()),
+            &format!("dir:{}", copy.display()),
+        ]);
+        cases.push((copy, "skopeo copy … dir:"));
+    }
+    if let Some(storage) = Storage::new(dir.path()) {
+        let rootfs = rootfs(dir.path());
+        if storage
+            .build_from_scratch(&rootfs, "localhost/app:1")
+            .is_some()
+        {
+            let archive = dir.path().join("docker.tar");
+            storage
+                .podman(&[
+                    "save",
+                    "--format",
+                    "docker-archive",
+                    "-o",
+                    archive.to_str().unwrap(),
+                    "localhost/app:1",
+                ])
+                .expect("podman save");
+            let extracted = dir.path().join("docker-extracted");
+            std::fs::create_dir(&extracted).unwrap();
+            run(
+                "tar",
+                &[
+                    "-xf",
+                    archive.to_str().unwrap(),
+                    "-C",
+                    extracted.to_str().unwrap(),
+                ],
+            );
+            cases.push((archive, "docker save"));
+            cases.push((extracted, "docker save"));
+        }
+    }
+    for (target, says) in cases {
+        for command in [&["validate"][..], &["ls"][..]] {
+            let out = ocikit().args(command).arg(&target).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command:?} {}: {stderr}",
+                target.display()
+            );
+            assert!(
+                stderr.contains(says),
+                "{command:?} {}: {stderr}",
+                target.display()
+            );
+            assert!(
+                out.stdout.is_empty(),
+                "no findings printed for {}",
+                target.display()
+            );
+        }
+    }
+}

@@ -203,8 +203,15 @@ impl Archive {
         }
         let root = match find_root(path, &scan.entries) {
             Ok(root) => root,
-            // No oci-layout anywhere: read the top as the layout, for validate to report.
-            Err(_) if !strict && !scan.entries.keys().any(|k| k.ends_with(b"oci-layout")) => {
+            // No oci-layout anywhere: read the top as the layout, for validate to report —
+            // unless it is a `docker save` archive (a manifest.json and no index.json), which
+            // is another format, not a broken layout.
+            Err(_)
+                if !strict
+                    && !scan.entries.keys().any(|k| k.ends_with(b"oci-layout"))
+                    && !(scan.entries.contains_key(&b"manifest.json"[..])
+                        && !scan.entries.contains_key(&b"index.json"[..])) =>
+            {
                 String::new()
             }
             Err(e) => return Err(e),

@@ -268,7 +268,10 @@ impl Layout {
         let header_path = root.join("oci-layout");
         let header = read_small_file(&header_path, 64 * 1024).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                not_layout("it has no oci-layout file".into())
+                not_layout(match other_format(root) {
+                    Some(format) => format!("it has no oci-layout file; {format}"),
+                    None => "it has no oci-layout file".into(),
+                })
             }
             other => other,
         })?;
@@ -308,6 +311,12 @@ impl Layout {
             return Err(Error::NotALayout {
                 path: root.to_path_buf(),
                 reason: "it is not a directory".into(),
+            });
+        }
+        if let Some(format) = other_format(root) {
+            return Err(Error::NotALayout {
+                path: root.to_path_buf(),
+                reason: format!("it has no oci-layout file; {format}"),
             });
         }
         Ok(Layout {
@@ -747,6 +756,23 @@ impl Exclusive<'_> {
     ) -> Result<T> {
         self.layout.update_index(change)
     }
+}
+
+/// What a directory without `oci-layout` holds instead, when it is a format other tools write:
+/// a `skopeo copy … dir:` copy (`manifest.json` and `version`) or an extracted `docker save`
+/// archive (`manifest.json` and `repositories`, or a `manifest.json` list).
+fn other_format(root: &Path) -> Option<&'static str> {
+    if root.join("oci-layout").exists() || root.join("index.json").exists() {
+        return None;
+    }
+    let has = |name: &str| root.join(name).is_file();
+    if !has("manifest.json") {
+        return None;
+    }
+    if has("version") {
+        return Some("it has a manifest.json and a version file, so this is a `skopeo copy … dir:` copy of one image, not an OCI image layout");
+    }
+    Some("it has a manifest.json, so this looks like an extracted `docker save` archive, not an OCI image layout")
 }
 
 /// `blobs`, or the first `blobs/<name>`, that is a symbolic link. Only `blobs/` is listed: it
