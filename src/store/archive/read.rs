@@ -209,8 +209,8 @@ impl Archive {
             Err(_)
                 if !strict
                     && !scan.entries.keys().any(|k| k.ends_with(b"oci-layout"))
-                    && !(scan.entries.contains_key(&b"manifest.json"[..])
-                        && !scan.entries.contains_key(&b"index.json"[..])) =>
+                    && (!scan.entries.contains_key(&b"manifest.json"[..])
+                        || scan.entries.contains_key(&b"index.json"[..])) =>
             {
                 String::new()
             }
