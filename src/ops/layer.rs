@@ -44,16 +44,8 @@ mod tests {
     use super::*;
     use crate::codec::decode::{decompress, Limits};
     use crate::codec::layer::{write_tar, Compression};
+    use crate::codec::testkit::sample_entries as sample;
     use crate::store::layout::{Layout, LayoutRead};
-
-    fn sample() -> Vec<Entry> {
-        vec![
-            Entry::file("/hello.txt", "hello\n"),
-            Entry::symlink("etc/motd", "../hello.txt"),
-            Entry::dir("etc"),
-            Entry::file("bin/tool", vec![0u8; 1000]).with_mode(0o755),
-        ]
-    }
 
     #[test]
     fn build_layer_stores_blob_and_reports_diff_id() {

@@ -397,17 +397,7 @@ mod tests {
     use super::*;
     use crate::codec::decode::{decompress, Limits};
     use crate::codec::tar::{Kind, Reader};
-
-    fn sample() -> Vec<Entry> {
-        vec![
-            Entry::file("/hello.txt", "hello\n"),
-            Entry::symlink("etc/motd", "../hello.txt"),
-            Entry::dir("etc"),
-            Entry::file("./etc/os-release", "ID=test\n").with_mode(0o600),
-            Entry::file("bin/tool", vec![0u8; 1000]).with_mode(0o755),
-            Entry::dir("bin/"),
-        ]
-    }
+    use crate::codec::testkit::sample_entries as sample;
 
     struct Seen {
         path: String,
