@@ -16,5 +16,3 @@ mod referrers;
 mod safety;
 mod testdata;
 mod validate;
-mod validate_deep;
-mod validate_output;
