@@ -3,21 +3,7 @@
 
 use std::io::Write;
 
-use crate::codec::layer::Entry;
 use crate::spec::document::media_type::Compression;
-
-/// A small layer of every entry kind the tar writer knows, with paths to normalize
-/// (`/hello.txt`, `./etc/…`, `bin/`).
-pub fn sample_entries() -> Vec<Entry> {
-    vec![
-        Entry::file("/hello.txt", "hello\n"),
-        Entry::symlink("etc/motd", "../hello.txt"),
-        Entry::dir("etc"),
-        Entry::file("./etc/os-release", "ID=test\n").with_mode(0o600),
-        Entry::file("bin/tool", vec![0u8; 1000]).with_mode(0o755),
-        Entry::dir("bin/"),
-    ]
-}
 
 /// The size of a tar block.
 pub const BLOCK: usize = 512;

@@ -43,8 +43,8 @@ mod tests {
 
     use super::*;
     use crate::codec::decode::{decompress, Limits};
+    use crate::codec::layer::sample_entries as sample;
     use crate::codec::layer::{write_tar, Compression};
-    use crate::codec::testkit::sample_entries as sample;
     use crate::store::layout::{Layout, LayoutRead};
 
     #[test]

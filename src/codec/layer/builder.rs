@@ -396,8 +396,8 @@ impl Read for SourceReader {
 mod tests {
     use super::*;
     use crate::codec::decode::{decompress, Limits};
+    use crate::codec::layer::sample_entries as sample;
     use crate::codec::tar::{Kind, Reader};
-    use crate::codec::testkit::sample_entries as sample;
 
     struct Seen {
         path: String,

@@ -23,3 +23,17 @@ pub mod compress;
 
 pub use builder::{encode_layer, write_tar, Content, Entry, EntryKind, LayerOptions};
 pub use compress::{compress_bytes, decompress, CompressOptions, CompressWriter, Compression};
+
+#[cfg(test)]
+/// A small layer of every entry kind the tar writer knows, with paths to normalize
+/// (`/hello.txt`, `./etc/…`, `bin/`).
+pub(crate) fn sample_entries() -> Vec<Entry> {
+    vec![
+        Entry::file("/hello.txt", "hello\n"),
+        Entry::symlink("etc/motd", "../hello.txt"),
+        Entry::dir("etc"),
+        Entry::file("./etc/os-release", "ID=test\n").with_mode(0o600),
+        Entry::file("bin/tool", vec![0u8; 1000]).with_mode(0o755),
+        Entry::dir("bin/"),
+    ]
+}
