@@ -119,3 +119,34 @@ pub fn attach(subject: &str, artifact_type: &str, file: &Path) -> String {
         .trim()
         .to_string()
 }
+
+/// What a run shows a user, for snapshots: the exit status, stdout and stderr, with every
+/// `(path, placeholder)` of `redactions` replaced (temp directories differ on every run).
+pub fn transcript(command: &mut Command, redactions: &[(&Path, &str)]) -> String {
+    let output = command.output().expect("ocikit runs");
+    let mut text = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        output
+            .status
+            .code()
+            .map_or("killed".to_string(), |c| c.to_string()),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (path, placeholder) in redactions {
+        text = text.replace(&path.display().to_string(), placeholder);
+    }
+    text
+}
+
+/// Snapshots what `ocikit ARGS…` shows a user (see [`transcript`]):
+/// `cli_snapshot!(["ls", &layout_arg], [(&layout, "[LAYOUT]")])`.
+#[macro_export]
+macro_rules! cli_snapshot {
+    ([$($arg:expr),* $(,)?], [$(($path:expr, $placeholder:expr)),* $(,)?]) => {{
+        let mut command = $crate::helpers::ocikit();
+        $(command.arg($arg);)*
+        let shown = $crate::helpers::transcript(&mut command, &[$((std::path::Path::new($path), $placeholder)),*]);
+        insta::assert_snapshot!(shown);
+    }};
+}

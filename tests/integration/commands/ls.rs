@@ -4,8 +4,7 @@ use super::*;
 
 #[test]
 fn ls_lists_names_platforms_sizes_and_referrer_counts() {
-    let text = stdout_of(&["ls", &sample()]);
-    insta::assert_snapshot!(text);
+    crate::cli_snapshot!(["ls", sample()], []);
 }
 
 #[test]
@@ -47,15 +46,7 @@ fn ls_reports_malformed_index_json_with_its_json_pointer() {
         br#"{"schemaVersion":2,"manifests":[{"mediaType":"a/b","digest":"sha256:XYZ","size":1}]}"#,
     )
     .unwrap();
-    let out = ocikit()
-        .arg("ls")
-        .arg(&layout)
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let stderr = redact(&String::from_utf8(out.stderr).unwrap(), &layout);
-    insta::assert_snapshot!(stderr);
+    crate::cli_snapshot!(["ls", &layout], [(&layout, "[LAYOUT]")]);
 }
 
 #[test]

@@ -30,11 +30,6 @@ fn sample() -> String {
     sample_layout().display().to_string()
 }
 
-/// Replaces a temp path in messages so snapshots are stable.
-fn redact(text: &str, path: &Path) -> String {
-    text.replace(&path.display().to_string(), "[LAYOUT]")
-}
-
 fn index_json(layout: &Path) -> Value {
     serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap()
 }
