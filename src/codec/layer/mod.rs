@@ -22,6 +22,8 @@
 pub mod builder;
 pub mod compress;
 pub mod gzip;
+pub mod scan;
 
 pub use builder::{encode_layer, write_tar, Content, Entry, EntryKind, LayerOptions};
 pub use compress::{compress_bytes, decompress, CompressOptions, CompressWriter, Compression};
+pub use scan::{scan, Scan, ScanOptions};
