@@ -23,6 +23,7 @@ use tar::{EntryType, Header};
 
 use super::compress::{CompressOptions, CompressWriter};
 use crate::error::{Error, IoContext, Result};
+use crate::progress::{NoProgress, Progress};
 use crate::spec::digest::{Algorithm, Digest, HashingWriter};
 use crate::spec::document::media_type::Compression;
 
@@ -201,7 +202,13 @@ impl LayerOptions {
 /// written before it are errors.
 pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W> {
     let sorted = prepare(entries)?;
-    write_sorted(&sorted, mtime, out, Path::new("the tar output"))
+    write_sorted(
+        &sorted,
+        mtime,
+        out,
+        Path::new("the tar output"),
+        &NoProgress,
+    )
 }
 
 /// Writes the reproducible tar of `entries`, compressed as `options` say, to `out`; returns
@@ -212,10 +219,26 @@ pub fn encode_layer<W: Write>(
     options: &LayerOptions,
     out: W,
 ) -> Result<(W, Digest)> {
+    encode_layer_with(entries, options, out, &NoProgress)
+}
+
+/// [`encode_layer`], telling `progress` how many bytes of files on disk were read.
+pub fn encode_layer_with<W: Write>(
+    entries: &[Entry],
+    options: &LayerOptions,
+    out: W,
+    progress: &dyn Progress,
+) -> Result<(W, Digest)> {
     let sorted = prepare(entries)?;
     let compressed = CompressWriter::new(out, &options.compress)?;
     let tar = HashingWriter::new(compressed, Algorithm::Sha256);
-    let tar = write_sorted(&sorted, options.mtime, tar, Path::new("the layer"))?;
+    let tar = write_sorted(
+        &sorted,
+        options.mtime,
+        tar,
+        Path::new("the layer"),
+        progress,
+    )?;
     let (diff_id, _, compressed) = tar.finish();
     let out = compressed
         .finish()
@@ -315,7 +338,13 @@ fn normalize(path: &str) -> Result<String> {
     }
 }
 
-fn write_sorted<W: Write>(entries: &[Prepared<'_>], mtime: u64, out: W, dest: &Path) -> Result<W> {
+fn write_sorted<W: Write>(
+    entries: &[Prepared<'_>],
+    mtime: u64,
+    out: W,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<W> {
     let sink = |e: io::Error| Error::io("cannot write the layer tar to", dest, e);
     let mut builder = tar::Builder::new(out);
     for p in entries {
@@ -372,6 +401,7 @@ fn write_sorted<W: Write>(entries: &[Prepared<'_>], mtime: u64, out: W, dest: &P
                     file,
                     remaining: len,
                     failure: None,
+                    progress,
                 });
                 (header(EntryType::Regular, len), p.name.clone(), None)
             }
@@ -526,13 +556,14 @@ fn append<W: Write>(
 
 /// Reads at most `remaining` bytes of a source file, remembering why a read failed so the
 /// error can name the source rather than the output.
-struct SourceReader {
+struct SourceReader<'p> {
     file: File,
     remaining: u64,
     failure: Option<io::Error>,
+    progress: &'p dyn Progress,
 }
 
-impl Read for SourceReader {
+impl Read for SourceReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
@@ -551,6 +582,7 @@ impl Read for SourceReader {
             }
             Ok(n) => {
                 self.remaining -= n as u64;
+                self.progress.advance(n as u64);
                 Ok(n)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),

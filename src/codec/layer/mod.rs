@@ -24,6 +24,8 @@ pub mod compress;
 pub mod gzip;
 pub mod scan;
 
-pub use builder::{encode_layer, write_tar, Content, Entry, EntryKind, LayerOptions};
+pub use builder::{
+    encode_layer, encode_layer_with, write_tar, Content, Entry, EntryKind, LayerOptions,
+};
 pub use compress::{compress_bytes, decompress, CompressOptions, CompressWriter, Compression};
 pub use scan::{scan, Scan, ScanOptions};

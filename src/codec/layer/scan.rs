@@ -25,6 +25,10 @@ use crate::error::{Error, IoContext, Result};
 /// out too).
 const SKIPPED_XATTRS: &[&str] = &["security.selinux"];
 
+/// Why a device node is refused when devices are not asked for (callers add how to ask).
+pub const DEVICE_REFUSED: &str =
+    "is a device node; device nodes go into a layer only when asked for";
+
 /// How to read a directory into entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanOptions {
@@ -118,8 +122,7 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<Scan> {
             if !options.devices {
                 return Err(Error::Unsupported {
                     what: path.display().to_string(),
-                    reason: "is a device node; device nodes go into a layer only when asked for"
-                        .into(),
+                    reason: DEVICE_REFUSED.into(),
                 });
             }
             let (major, minor) = (
