@@ -6,13 +6,13 @@ mod index;
 /// Build images from directories and tars, and multi-platform indexes from images.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    Build(build::Args),
+    Build(Box<build::Args>),
     Index(index::Args),
 }
 
 pub fn run(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(*args),
         Command::Index(args) => index::run(args),
     }
 }
