@@ -30,9 +30,17 @@ pub struct BuiltLayer {
 
 /// Builds the tar of `entries`, compresses it and stores it as a blob through `writer`: the
 /// compressed bytes are written once, straight into the blob's temp file, hashed on the way.
-/// `progress` hears of the bytes of files read. Nothing is added to the layout if any step
-/// fails.
+/// Nothing is added to the layout if any step fails.
 pub fn build_layer(
+    writer: &LayoutWriter<'_>,
+    entries: &[Entry],
+    options: &LayerOptions,
+) -> Result<BuiltLayer> {
+    build_layer_with(writer, entries, options, &crate::progress::NoProgress)
+}
+
+/// [`build_layer`], telling `progress` of the bytes of files read.
+pub fn build_layer_with(
     writer: &LayoutWriter<'_>,
     entries: &[Entry],
     options: &LayerOptions,
@@ -216,7 +224,6 @@ mod tests {
     use super::*;
     use crate::codec::decode::{decompress, Limits};
     use crate::codec::layer::write_tar;
-    use crate::progress::NoProgress;
     use crate::store::layout::{Layout, LayoutRead};
 
     fn sample() -> Vec<Entry> {
@@ -237,7 +244,7 @@ mod tests {
         let diff_id = Digest::sha256_of(&tar_bytes);
         for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
             let options = LayerOptions::new(compression).with_mtime(7);
-            let built = build_layer(&writer, &sample(), &options, &NoProgress).unwrap();
+            let built = build_layer(&writer, &sample(), &options).unwrap();
             assert_eq!(built.diff_id, diff_id, "{}", compression.name());
             assert_eq!(built.descriptor.media_type, layer_media_type(compression));
             let blob = layout
@@ -250,18 +257,9 @@ mod tests {
                 .unwrap();
             assert_eq!(plain, tar_bytes);
             // the same again gives the same blob
-            assert_eq!(
-                build_layer(&writer, &sample(), &options, &NoProgress).unwrap(),
-                built
-            );
+            assert_eq!(build_layer(&writer, &sample(), &options).unwrap(), built);
         }
-        let none = build_layer(
-            &writer,
-            &sample(),
-            &LayerOptions::new(Compression::None),
-            &NoProgress,
-        )
-        .unwrap();
+        let none = build_layer(&writer, &sample(), &LayerOptions::new(Compression::None)).unwrap();
         assert_eq!(
             none.descriptor.digest,
             write_tar(&sample(), 0, Vec::new())

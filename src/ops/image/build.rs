@@ -25,7 +25,7 @@ use crate::codec::decode::Limits;
 use crate::codec::layer::{scan, CompressOptions, Compression, Entry, LayerOptions, ScanOptions};
 use crate::error::{Error, Result};
 use crate::graph::resolve::resolve;
-use crate::ops::layer::{build_layer, import_tar, tar_compression, BuiltLayer};
+use crate::ops::layer::{build_layer_with, import_tar, tar_compression, BuiltLayer};
 use crate::ops::tag::{check_new_name, name_entry};
 use crate::progress::Progress;
 use crate::spec::digest::Digest;
@@ -207,7 +207,7 @@ pub fn build(target: &Reference, spec: &BuildSpec, progress: &dyn Progress) -> R
         .par_iter()
         .map(|source| match source {
             Source::Directory { entries, .. } => {
-                build_layer(&writer, entries, &layer_options, progress)
+                build_layer_with(&writer, entries, &layer_options, progress)
             }
             Source::Tar { path, compression } => {
                 let recompress = spec.compression.is_some().then_some(&compress);
