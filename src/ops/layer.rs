@@ -7,9 +7,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
 use crate::codec::decode::{self, Limits};
-use crate::codec::layer::{
-    encode_layer_with, CompressOptions, CompressWriter, Entry, LayerOptions,
-};
+use crate::codec::layer::{encode_layer_with, CompressOptions, Entry, LayerOptions, LayerSink};
 use crate::codec::sniff::{self, Format};
 use crate::codec::tar::{Reader, TarError};
 use crate::error::{Error, IoContext, LimitExceeded, Result};
@@ -104,8 +102,7 @@ pub fn import_tar(
             (raw.finish()?, tar.finish().0, compression)
         }
         Some(options) => {
-            let compressed = CompressWriter::new(sink, options)?;
-            let mut tar = HashingWriter::new(compressed, Algorithm::Sha256);
+            let mut tar = LayerSink::new(sink, options)?;
             read_tar_file(
                 path,
                 compression,
@@ -114,10 +111,7 @@ pub fn import_tar(
                 &mut tar,
                 progress,
             )?;
-            let (diff_id, _, compressed) = tar.finish();
-            let sink = compressed
-                .finish()
-                .map_err(|e| Error::io("cannot write", "the compressed layer", e))?;
+            let (sink, diff_id) = tar.finish()?;
             (sink.finish()?, diff_id, options.compression)
         }
     };

@@ -48,6 +48,18 @@ fn build(target: &str, args: &[&str], threads: &str) -> String {
     trimmed_stdout(&out)
 }
 
+/// The tree of [`tree`] built into `out:app` with `args` after its `--layer`: the temp dir,
+/// the tree, the layout and the manifest digest.
+fn build_tree(args: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path());
+    let layout = dir.path().join("out");
+    let mut all = vec!["--layer", root.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let digest = build(&format!("{}:app", layout.display()), &all, "2");
+    (dir, root, layout, digest)
+}
+
 fn json_blob(layout: &Path, digest: &str) -> Value {
     serde_json::from_slice(&blob_bytes(layout, digest)).unwrap()
 }
@@ -111,19 +123,7 @@ fn the_same_inputs_give_the_same_digest_on_any_thread_count_and_after_a_read() {
 
 #[test]
 fn a_directory_layer_is_what_the_directory_holds() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tree(dir.path());
-    let layout = dir.path().join("out");
-    let digest = build(
-        &format!("{}:app", layout.display()),
-        &[
-            "--layer",
-            &root.display().to_string(),
-            "--platform",
-            "linux/arm64/v8",
-        ],
-        "2",
-    );
+    let (dir, root, layout, digest) = build_tree(&["--platform", "linux/arm64/v8"]);
     let (manifest, config) = documents(&layout, &digest);
     assert_eq!(
         manifest["annotations"]["org.opencontainers.image.created"],
@@ -204,47 +204,38 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[test]
 fn owners_can_be_forced_and_config_flags_land_in_the_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tree(dir.path());
-    let layout = dir.path().join("out");
-    let digest = build(
-        &format!("{}:app", layout.display()),
-        &[
-            "--layer",
-            &root.display().to_string(),
-            "--owner",
-            "0:0",
-            "--platform",
-            "linux/amd64",
-            "--entrypoint",
-            r#"["/usr/bin/app","--serve"]"#,
-            "--cmd",
-            "echo ready",
-            "--env",
-            "PATH=/usr/bin",
-            "--env",
-            "MODE=prod",
-            "--label",
-            "team=core",
-            "--workdir",
-            "/srv",
-            "--user",
-            "1000:1000",
-            "--expose",
-            "8080",
-            "--expose",
-            "53/udp",
-            "--volume",
-            "/data",
-            "--stop-signal",
-            "SIGINT",
-            "--annotation",
-            "com.example.x=1",
-            "--config-annotation",
-            "com.example.c=2",
-        ],
-        "2",
-    );
+    let (dir, _root, layout, digest) = build_tree(&[
+        "--owner",
+        "0:0",
+        "--platform",
+        "linux/amd64",
+        "--entrypoint",
+        r#"["/usr/bin/app","--serve"]"#,
+        "--cmd",
+        "echo ready",
+        "--env",
+        "PATH=/usr/bin",
+        "--env",
+        "MODE=prod",
+        "--label",
+        "team=core",
+        "--workdir",
+        "/srv",
+        "--user",
+        "1000:1000",
+        "--expose",
+        "8080",
+        "--expose",
+        "53/udp",
+        "--volume",
+        "/data",
+        "--stop-signal",
+        "SIGINT",
+        "--annotation",
+        "com.example.x=1",
+        "--config-annotation",
+        "com.example.c=2",
+    ]);
     let (manifest, config) = documents(&layout, &digest);
     let c = &config["config"];
     assert_eq!(
@@ -619,84 +610,65 @@ fn platforms_layout(dir: &Path) -> (PathBuf, BTreeMap<&'static str, String>) {
     (layout, digests)
 }
 
-fn index_doc(layout: &Path, digest: &str) -> Value {
-    json_blob(layout, digest)
+/// `ocikit image index LAYOUT:NAME ARGS…`, and its output.
+fn image_index(layout: &Path, name: &str, args: &[&str]) -> assert_cmd::assert::Assert {
+    ocikit()
+        .args(["image", "index", &format!("{}:{name}", layout.display())])
+        .args(args)
+        .assert()
+}
+
+/// The digests a new index lists, in order, the index, and its digest.
+fn index_entries(layout: &Path, out: assert_cmd::assert::Assert) -> (Vec<String>, Value, String) {
+    let digest = trimmed_stdout(&out.success());
+    let index = json_blob(layout, &digest);
+    let digests = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect();
+    (digests, index, digest)
 }
 
 #[test]
 fn an_index_lists_members_in_order_with_their_platforms() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, d) = platforms_layout(dir.path());
-    let l = layout.display().to_string();
-    let out = ocikit()
-        .args([
-            "image",
-            "index",
-            &format!("{l}:all"),
-            "arm",
-            &format!("@{}", d["amd"]),
-            "--annotation",
-            "k=v",
-        ])
-        .assert()
-        .success();
-    let digest = trimmed_stdout(&out);
-    let index = index_doc(&layout, &digest);
-    let entries = index["manifests"].as_array().unwrap();
-    assert_eq!(entries[0]["digest"], d["arm"].as_str());
+    let by_digest = format!("@{}", d["amd"]);
+    let out = image_index(&layout, "all", &["arm", &by_digest, "--annotation", "k=v"]);
+    let (digests, index, digest) = index_entries(&layout, out);
+    assert_eq!(digests, [d["arm"].clone(), d["amd"].clone()]);
     assert_eq!(
-        entries[0]["platform"],
+        index["manifests"][0]["platform"],
         serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"})
     );
-    assert_eq!(entries[1]["digest"], d["amd"].as_str());
     assert_eq!(index["annotations"]["k"], "v");
     assert_eq!(
         index["mediaType"],
         "application/vnd.oci.image.index.v1+json"
     );
     // The same members give the same index.
-    let again = ocikit()
-        .args([
-            "image",
-            "index",
-            &format!("{l}:same"),
-            "arm",
-            "amd",
-            "--annotation",
-            "k=v",
-        ])
-        .assert()
-        .success();
-    assert_eq!(trimmed_stdout(&again), digest);
+    let again = image_index(&layout, "same", &["arm", "amd", "--annotation", "k=v"]);
+    assert_eq!(trimmed_stdout(&again.success()), digest);
 
     // Two linux/amd64 members: refused, unless allowed.
-    let out = ocikit()
-        .args(["image", "index", &format!("{l}:dup"), "amd", "amd2"])
-        .assert()
-        .code(2);
+    let out = image_index(&layout, "dup", &["amd", "amd2"]).code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(
         stderr.contains("linux/amd64") && stderr.contains("--allow-duplicate-platforms"),
         "{stderr}"
     );
-    ocikit()
-        .args([
-            "image",
-            "index",
-            &format!("{l}:dup"),
-            "amd",
-            "amd2",
-            "--allow-duplicate-platforms",
-        ])
-        .assert()
-        .success();
+    image_index(
+        &layout,
+        "dup",
+        &["amd", "amd2", "--allow-duplicate-platforms"],
+    )
+    .success();
 
     // An index is not a member; neither is a name that does not exist.
     for bad in ["all", "missing"] {
-        ocikit()
-            .args(["image", "index", &format!("{l}:bad"), bad])
-            .assert()
-            .code(2);
+        image_index(&layout, "bad", &[bad]).code(2);
     }
     assert_clean(&layout);
 }
@@ -705,64 +677,20 @@ fn an_index_lists_members_in_order_with_their_platforms() {
 fn an_index_is_derived_by_adding_and_removing_members() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, d) = platforms_layout(dir.path());
-    let l = layout.display().to_string();
-    let first = ocikit()
-        .args([
-            "image",
-            "index",
-            &format!("{l}:app"),
-            "amd",
-            "-a",
-            "keep=me",
-        ])
-        .assert()
-        .success();
-    let first = trimmed_stdout(&first);
-    let added = ocikit()
-        .args(["image", "index", &format!("{l}:app"), "--add", "arm"])
-        .assert()
-        .success();
-    let added = trimmed_stdout(&added);
-    let index = index_doc(&layout, &added);
-    let digests: Vec<&str> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap())
-        .collect();
-    assert_eq!(digests, [d["amd"].as_str(), d["arm"].as_str()]);
+    let first = image_index(&layout, "app", &["amd", "-a", "keep=me"]);
+    let first = trimmed_stdout(&first.success());
+    let (digests, index, _) =
+        index_entries(&layout, image_index(&layout, "app", &["--add", "arm"]));
+    assert_eq!(digests, [d["amd"].clone(), d["arm"].clone()]);
     assert_eq!(index["annotations"]["keep"], "me");
-    let swapped = ocikit()
-        .args([
-            "image",
-            "index",
-            &format!("{l}:app"),
-            "--remove",
-            "amd",
-            "--add",
-            "amd2",
-        ])
-        .assert()
-        .success();
-    let index = index_doc(&layout, &trimmed_stdout(&swapped));
-    let digests: Vec<&str> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap())
-        .collect();
-    assert_eq!(digests, [d["arm"].as_str(), d["amd2"].as_str()]);
+    let swapped = image_index(&layout, "app", &["--remove", "amd", "--add", "amd2"]);
+    let (digests, _, _) = index_entries(&layout, swapped);
+    assert_eq!(digests, [d["arm"].clone(), d["amd2"].clone()]);
     // The name moved each time; the old indexes stay until gc.
     assert!(layout.join("blobs").join(first.replace(':', "/")).exists());
     // Removing what is not listed, and deriving from an image, are errors.
-    ocikit()
-        .args(["image", "index", &format!("{l}:app"), "--remove", "amd"])
-        .assert()
-        .code(2);
-    ocikit()
-        .args(["image", "index", &format!("{l}:amd"), "--add", "arm"])
-        .assert()
-        .code(2);
+    image_index(&layout, "app", &["--remove", "amd"]).code(2);
+    image_index(&layout, "amd", &["--add", "arm"]).code(2);
     assert_clean(&layout);
 }
 

@@ -9,7 +9,7 @@ use ocikit::ops::image::config::{self, ConfigChanges, ExposedPort};
 use ocikit::spec::platform::Platform;
 
 use super::pairs;
-use crate::cli::output::print_json;
+use crate::cli::output::{count, print_written};
 use crate::cli::progress::Bar;
 
 /// Build an image from directories and tars, reproducibly.
@@ -172,15 +172,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             socket.display()
         );
     }
-    if args.json {
-        print_json(&built)?;
-    } else {
-        println!("{}", built.manifest.digest);
-    }
+    print_written(args.json, &built, &built.manifest.digest)?;
     eprintln!(
-        "Built {target} ({} new layer{}{})",
-        built.layers.len(),
-        if built.layers.len() == 1 { "" } else { "s" },
+        "Built {target} ({}{})",
+        count(built.layers.len(), "new layer"),
         built
             .base
             .as_ref()

@@ -3,7 +3,7 @@
 use ocikit::ops::image::index::{index, IndexSpec};
 
 use super::pairs;
-use crate::cli::output::print_json;
+use crate::cli::output::{count, print_written};
 
 /// Make a multi-platform index from images of one layout.
 ///
@@ -56,19 +56,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         e => e.into(),
     })?;
-    if args.json {
-        print_json(&written)?;
-    } else {
-        println!("{}", written.index.digest);
-    }
+    print_written(args.json, &written, &written.index.digest)?;
     eprintln!(
-        "Indexed {} manifest{} as {target}",
-        written.manifests.len(),
-        if written.manifests.len() == 1 {
-            ""
-        } else {
-            "s"
-        }
+        "Indexed {} as {target}",
+        count(written.manifests.len(), "manifest")
     );
     Ok(crate::cli::EXIT_OK)
 }

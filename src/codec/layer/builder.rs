@@ -230,8 +230,7 @@ pub fn encode_layer_with<W: Write>(
     progress: &dyn Progress,
 ) -> Result<(W, Digest)> {
     let sorted = prepare(entries)?;
-    let compressed = CompressWriter::new(out, &options.compress)?;
-    let tar = HashingWriter::new(compressed, Algorithm::Sha256);
+    let tar = LayerSink::new(out, &options.compress)?;
     let tar = write_sorted(
         &sorted,
         options.mtime,
@@ -239,11 +238,42 @@ pub fn encode_layer_with<W: Write>(
         Path::new("the layer"),
         progress,
     )?;
-    let (diff_id, _, compressed) = tar.finish();
-    let out = compressed
-        .finish()
-        .map_err(|e| Error::io("cannot write", "the compressed layer", e))?;
-    Ok((out, diff_id))
+    tar.finish()
+}
+
+/// Where a layer's tar goes on its way to the blob: hashed (the diff_id), then compressed into
+/// `W`, in one pass.
+pub struct LayerSink<W: Write> {
+    inner: HashingWriter<CompressWriter<W>>,
+}
+
+impl<W: Write> LayerSink<W> {
+    /// A tar stream into `out`, compressed as `options` say.
+    pub fn new(out: W, options: &CompressOptions) -> Result<LayerSink<W>> {
+        let compressed = CompressWriter::new(out, options)?;
+        Ok(LayerSink {
+            inner: HashingWriter::new(compressed, Algorithm::Sha256),
+        })
+    }
+
+    /// Ends the compressed stream; returns the writer underneath and the tar's digest.
+    pub fn finish(self) -> Result<(W, Digest)> {
+        let (diff_id, _, compressed) = self.inner.finish();
+        let out = compressed
+            .finish()
+            .map_err(|e| Error::io("cannot write", "the compressed layer", e))?;
+        Ok((out, diff_id))
+    }
+}
+
+impl<W: Write> Write for LayerSink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// An entry with its normalized tar name (and its link target's, for a hard link).

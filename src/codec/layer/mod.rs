@@ -25,7 +25,7 @@ pub mod gzip;
 pub mod scan;
 
 pub use builder::{
-    encode_layer, encode_layer_with, write_tar, Content, Entry, EntryKind, LayerOptions,
+    encode_layer, encode_layer_with, write_tar, Content, Entry, EntryKind, LayerOptions, LayerSink,
 };
 pub use compress::{compress_bytes, decompress, CompressOptions, CompressWriter, Compression};
 pub use scan::{scan, Scan, ScanOptions};
