@@ -10,7 +10,7 @@
 //! (`SCHILY.xattr.NAME`, sorted by name). Directories are written with a trailing `/`, as
 //! `tar`, Docker and BuildKit do. A hard link names an entry written before it.
 //!
-//! [`super::scan`] makes the entries of a directory on disk.
+//! [`mod@super::scan`] makes the entries of a directory on disk.
 //!
 //! [`encode_layer`] streams the tar through the compressor into any writer (a blob being
 //! stored, say) while hashing the tar (the diff_id): one pass, bounded memory.
