@@ -14,8 +14,8 @@ use crate::producers::{rootfs, run, skopeo};
 
 const EPOCH: &str = "1700000000";
 
-/// A root filesystem with what layers hold (see `producers::rootfs`), a FIFO, a long name and
-/// a 3 MiB compressible file, so gzip layers are several blocks long.
+/// A root filesystem with what layers hold (see `producers::rootfs`), a FIFO, a long name, a
+/// 3 MiB compressible file and 6 MiB of a binary, so gzip layers are several blocks long.
 fn tree(dir: &Path) -> PathBuf {
     let root = rootfs(dir);
     let long = format!("usr/share/{}", "long-directory-name/".repeat(8));
@@ -30,6 +30,10 @@ fn tree(dir: &Path) -> PathBuf {
         big.extend_from_slice(format!("line {} value {}\n", big.len(), state % 1000).as_bytes());
     }
     std::fs::write(root.join("usr/big.log"), big).unwrap();
+    // Real, varied bytes too (a piece of the ocikit binary): synthetic text alone let a
+    // compressor that depended on the thread count pass.
+    let binary = std::fs::read(crate::helpers::ocikit_path()).unwrap();
+    std::fs::write(root.join("usr/bin/tool"), &binary[..binary.len().min(6 << 20)]).unwrap();
     std::fs::set_permissions(root.join("etc/app"), std::fs::Permissions::from_mode(0o750)).unwrap();
     run("mkfifo", &[&root.join("run-fifo").display().to_string()]);
     root

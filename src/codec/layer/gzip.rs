@@ -222,14 +222,13 @@ impl Drop for Pool {
 
 /// A compression thread: takes blocks until the queue closes.
 fn work(queue: &Mutex<Receiver<Job>>, level: u32) {
-    let mut compress = Compress::new(flate2::Compression::new(level), false);
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = deflate_block(&mut compress, &job.dictionary, &job.block, job.last);
+        let result = deflate_block(level, &job.dictionary, &job.block, job.last);
         // The writer may be gone (dropped without finishing): nobody wants the result then.
         let _ = job.reply.send(result);
     }
@@ -237,15 +236,16 @@ fn work(queue: &Mutex<Receiver<Job>>, level: u32) {
 
 /// Raw deflate of `block`, primed with `dictionary`, ended by a sync flush or, for the last
 /// block, the end of the stream.
-fn deflate_block(
-    compress: &mut Compress,
-    dictionary: &[u8],
-    block: &[u8],
-    last: bool,
-) -> io::Result<Vec<u8>> {
+///
+/// Each block gets a new compressor. A reset one would not do: zlib-rs's reset clears the hash
+/// heads but keeps the window and the hash chains of the block compressed before, and the match
+/// finder reads some of those bytes, so the output would depend on which block the thread had
+/// compressed last, that is on the thread count. A new one starts zeroed (half a MiB to clear,
+/// against a MiB to compress).
+fn deflate_block(level: u32, dictionary: &[u8], block: &[u8], last: bool) -> io::Result<Vec<u8>> {
     let failed =
         |e: flate2::CompressError| io::Error::other(format!("gzip compression failed: {e}"));
-    compress.reset();
+    let mut compress = Compress::new(flate2::Compression::new(level), false);
     if !dictionary.is_empty() {
         compress.set_dictionary(dictionary).map_err(failed)?;
     }
