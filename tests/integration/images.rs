@@ -33,7 +33,11 @@ fn tree(dir: &Path) -> PathBuf {
     // Real, varied bytes too (a piece of the ocikit binary): synthetic text alone let a
     // compressor that depended on the thread count pass.
     let binary = std::fs::read(crate::helpers::ocikit_path()).unwrap();
-    std::fs::write(root.join("usr/bin/tool"), &binary[..binary.len().min(6 << 20)]).unwrap();
+    std::fs::write(
+        root.join("usr/bin/tool"),
+        &binary[..binary.len().min(6 << 20)],
+    )
+    .unwrap();
     std::fs::set_permissions(root.join("etc/app"), std::fs::Permissions::from_mode(0o750)).unwrap();
     run("mkfifo", &[&root.join("run-fifo").display().to_string()]);
     root

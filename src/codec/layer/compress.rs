@@ -367,7 +367,11 @@ mod tests {
             let one = compress_with(c, input, 1, 65_536);
             for threads in [2, 3, 2, 4] {
                 let many = compress_with(c, input, threads, 65_536);
-                assert!(one == many, "{}: {threads} threads gave other bytes", c.name());
+                assert!(
+                    one == many,
+                    "{}: {threads} threads gave other bytes",
+                    c.name()
+                );
             }
         }
     }
