@@ -8,6 +8,7 @@ mod cat;
 mod completions;
 mod convert;
 mod gc;
+mod image;
 mod init;
 mod inspect;
 mod ls;
@@ -69,6 +70,8 @@ enum Command {
     Artifact(artifact::Command),
     Attach(attach::Args),
     Referrers(referrers::Args),
+    #[command(subcommand)]
+    Image(image::Command),
     Convert(convert::Args),
     Completions(completions::Args),
     #[command(hide = true)]
@@ -93,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Artifact(command) => artifact::run(command),
         Command::Attach(args) => attach::run(args),
         Command::Referrers(args) => referrers::run(args),
+        Command::Image(command) => image::run(command),
         Command::Convert(args) => convert::run(args),
         Command::Completions(args) => completions::run(args),
         Command::GenerateMan(args) => man::run(args),
@@ -147,6 +151,24 @@ pub struct PlatformArg {
     /// arm64 equals arm64/v8, amd64 equals amd64/v1 and arm equals arm/v7.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<ocikit::spec::platform::Platform>,
+}
+
+/// A layer compression, as `--compression` names it.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl From<CompressionArg> for ocikit::codec::layer::Compression {
+    fn from(arg: CompressionArg) -> Self {
+        match arg {
+            CompressionArg::Gzip => Self::Gzip,
+            CompressionArg::Zstd => Self::Zstd,
+            CompressionArg::None => Self::None,
+        }
+    }
 }
 
 /// The decompression limits of the commands that read compressed archives or layers: beyond

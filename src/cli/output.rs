@@ -73,3 +73,27 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     out.flush()?;
     Ok(())
 }
+
+/// What a writing command prints on stdout: its report as JSON with `--json`, else the digest
+/// of what it wrote.
+pub fn print_written<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    digest: &ocikit::spec::digest::Digest,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(report);
+    }
+    let mut out = stdout();
+    writeln!(out, "{digest}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `1 layer`, `2 layers`: a count and a noun that takes an `s`.
+pub fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use crate::codec::extract::{Metadata, Policy, Root};
 use crate::codec::layer::{encode_layer, Entry, LayerOptions};
 use crate::error::{Error, IoContext, Result};
-use crate::graph::referrers::{self, descriptor_value, is_fallback_tag, Format};
+use crate::graph::referrers::{self, descriptor_value, Format};
 use crate::graph::resolve::{resolve, resolve_in, Resolved};
 use crate::spec::digest::{Algorithm, Digest, Mismatch, VerifyingReader};
 use crate::spec::document::media_type::{
@@ -33,7 +33,6 @@ use crate::spec::document::{
 use crate::spec::platform::Platform;
 use crate::spec::reference::Reference;
 use crate::spec::time::{rfc3339, Clock};
-use crate::store::layout::index::validate_ref_name;
 use crate::store::layout::{
     Layout, LayoutRead, LayoutWriter, PendingBlob, MAX_DOCUMENT_SIZE, TEMP_PREFIX,
 };
@@ -631,13 +630,7 @@ fn pack_directory<'w>(
 /// Creates an artifact from `spec` and names it `name` in `layout` (a name names one thing:
 /// any other entry of that name loses it).
 pub fn push(layout: &Layout, name: &str, spec: &ArtifactSpec) -> Result<Artifact> {
-    validate_ref_name(name)?;
-    if is_fallback_tag(name) {
-        return Err(Error::InvalidName {
-            name: name.to_string(),
-            reason: "names of the form sha256-<hex> are referrers fallback tags".into(),
-        });
-    }
+    crate::ops::tag::check_new_name(name)?;
     let plan = Plan::new(spec)?;
     let writer = layout.writer()?;
     let artifact = plan.write(&writer, None)?;

@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod catalog;
 pub mod gc;
+pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod tag;

@@ -37,13 +37,7 @@ pub fn tag(
     platform: Option<&Platform>,
     name: &str,
 ) -> Result<TagOutcome> {
-    validate_ref_name(name)?;
-    if is_fallback_tag(name) {
-        return Err(Error::InvalidName {
-            name: name.to_string(),
-            reason: "names of the form sha256-<hex> are referrers fallback tags".into(),
-        });
-    }
+    check_new_name(name)?;
     layout.writer()?.update_index(|index| {
         // Resolved under the index lock, so the entry cannot change underneath us.
         let resolved = resolve(layout, source, platform)?;
@@ -89,6 +83,38 @@ pub fn tag(
         }
         Ok((TagOutcome::Tagged { digest, moved_from }, true))
     })
+}
+
+/// Checks a name about to be given to a manifest: a valid `ref.name`, and not one of the
+/// fallback tags that referrers bookkeeping owns.
+pub fn check_new_name(name: &str) -> Result<()> {
+    validate_ref_name(name)?;
+    if is_fallback_tag(name) {
+        return Err(Error::InvalidName {
+            name: name.to_string(),
+            reason: "names of the form sha256-<hex> are referrers fallback tags".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Gives `entry` the name `name`, and moves it there from every other entry of `index`;
+/// returns the digests the name pointed at before (other than the entry's own).
+pub fn name_entry(index: &mut IndexFile, mut entry: Value, name: &str) -> Result<Vec<Digest>> {
+    let digest = entry
+        .get("digest")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let moved_from = index
+        .entries()
+        .iter()
+        .filter(|d| d.ref_name() == Some(name) && Some(d.digest.as_str()) != digest.as_deref())
+        .map(|d| d.digest.clone())
+        .collect();
+    index.remove_where(|d| d.ref_name() == Some(name));
+    set_name(&mut entry, name);
+    index.push_raw(entry)?;
+    Ok(moved_from)
 }
 
 fn set_name(entry: &mut Value, name: &str) {

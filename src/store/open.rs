@@ -60,6 +60,16 @@ pub fn open_write(reference: &Reference) -> Result<Layout> {
     Layout::open(path)
 }
 
+/// Opens a reference's layout for writing, creating it first when the path does not exist or
+/// is an empty directory (as `Layout::init` does); archives cannot be changed in place.
+pub fn open_or_init(reference: &Reference) -> Result<Layout> {
+    let path: &Path = reference.layout.as_path();
+    if is_archive(reference) || path.is_file() {
+        return open_write(reference);
+    }
+    Ok(Layout::init(path)?.0)
+}
+
 /// Whether the reference names an archive: by its prefix, or because its path is a file.
 fn is_archive(reference: &Reference) -> bool {
     match reference.transport {

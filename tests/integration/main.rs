@@ -9,6 +9,7 @@ mod differentials;
 mod fixtures;
 mod gc;
 mod helpers;
+mod images;
 mod interop;
 mod manpages;
 mod producers;

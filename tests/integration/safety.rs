@@ -86,13 +86,20 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
     fs::write(&payload, &bytes).unwrap();
     let small = dir.path().join("small.txt");
     fs::write(&small, b"signature").unwrap();
+    // A directory layer for image build: the payload, and a compressible file of several
+    // gzip blocks.
+    let tree = dir.path().join("tree");
+    fs::create_dir_all(tree.join("usr")).unwrap();
+    fs::copy(&payload, tree.join("usr/payload.bin")).unwrap();
+    fs::write(tree.join("usr/text"), b"some text\n".repeat(300_000)).unwrap();
 
-    let trials = 126; // 6 timed runs, then 120 killed at random moments
+    const OPS: usize = 8;
+    let trials = OPS + 120; // one timed run of each operation, then 120 killed at random moments
     let mut killed_midway = 0;
-    let mut durations = [1u64; 6];
+    let mut durations = [1u64; OPS];
     for trial in 0..trials {
         let before = names(&layout);
-        let op = trial % 6;
+        let op = trial % OPS;
         let (args, removed): (Vec<String>, Option<String>) = match op {
             0 => (
                 vec!["tag".into(), format!("{l}:app:gzip"), format!("t{trial}")],
@@ -135,6 +142,27 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
                 }
             }
             4 => (vec!["gc".into(), l.clone()], None),
+            6 => (
+                vec![
+                    "image".into(),
+                    "build".into(),
+                    format!("{l}:b{trial}"),
+                    "--layer".into(),
+                    tree.display().to_string(),
+                    "--base".into(),
+                    format!("{l}:app:gzip"),
+                ],
+                None,
+            ),
+            7 => (
+                vec![
+                    "image".into(),
+                    "index".into(),
+                    format!("{l}:i{trial}"),
+                    "app:gzip".into(),
+                ],
+                None,
+            ),
             _ => (
                 vec![
                     "attach".into(),
@@ -156,7 +184,7 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
         };
         // The first trial of each kind runs to the end and is timed, so that the kills of the
         // later ones land at a random point inside the operation on any machine, fast or slow.
-        if trial < 6 {
+        if trial < OPS {
             let started = Instant::now();
             let status = spawn().wait().unwrap();
             assert!(status.success(), "trial {trial}: {} failed", args.join(" "));
@@ -177,7 +205,7 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
     // asserted beyond the fact that the test did kill writers in flight.
     eprintln!(
         "{killed_midway} of {} writers were still running when killed",
-        trials - 6
+        trials - OPS
     );
     assert!(killed_midway > 0, "no writer was killed while running");
     // Whatever crashed writers left, gc removes, and the layout is then spotless.
@@ -206,19 +234,25 @@ fn four_writers_and_a_gc_loop_lose_no_operation() {
     let l = layout.display().to_string();
     let file = dir.path().join("f.txt");
     fs::write(&file, b"content").unwrap();
+    let tree = dir.path().join("tree");
+    fs::create_dir_all(tree.join("etc")).unwrap();
+    fs::write(tree.join("etc/conf"), b"content").unwrap();
     let bin = ocikit_path().display().to_string();
     let per_writer = 50;
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let script = format!(
                 "set -e; for i in $(seq 1 {per_writer}); do \
-                   case $((i % 3)) in \
+                   case $((i % 5)) in \
                      0) {bin} tag '{l}:app:gzip' w{w}-tag-$i ;; \
                      1) {bin} artifact push '{l}:w{w}-art-'$i '{f}' --artifact-type application/vnd.example.data >/dev/null ;; \
                      2) {bin} attach '{l}:app:zstd' --artifact-type application/vnd.example.w{w} '{f}' >> '{out}' ;; \
+                     3) {bin} image build '{l}:w{w}-img-'$i --layer '{tree}' --base '{l}:app:gzip' --label n=$i >/dev/null 2>&1 ;; \
+                     4) {bin} image index '{l}:w{w}-idx-'$i 'w{w}-img-'$((i - 1)) >/dev/null ;; \
                    esac; \
                  done",
                 f = file.display(),
+                tree = tree.display(),
                 out = dir.path().join(format!("attached-{w}")).display()
             );
             Command::new("sh").arg("-c").arg(script).spawn().unwrap()
@@ -256,11 +290,15 @@ fn four_writers_and_a_gc_loop_lose_no_operation() {
         .collect();
     for w in 0..4 {
         for i in 1..=per_writer {
-            match i % 3 {
-                0 => assert!(now.contains(&format!("w{w}-tag-{i}")), "w{w}-tag-{i} lost"),
-                1 => assert!(now.contains(&format!("w{w}-art-{i}")), "w{w}-art-{i} lost"),
-                _ => {}
-            }
+            let kind = match i % 5 {
+                0 => "tag",
+                1 => "art",
+                3 => "img",
+                4 => "idx",
+                _ => continue,
+            };
+            let name = format!("w{w}-{kind}-{i}");
+            assert!(now.contains(&name), "{name} lost");
         }
         for digest in fs::read_to_string(dir.path().join(format!("attached-{w}")))
             .unwrap()

@@ -1,10 +1,16 @@
 //! Reproducible layer tars, built from a list of entries and compressed.
 //!
 //! The tar depends only on the entries and the modification time given: entries are sorted by
-//! path (bytewise), owners are uid/gid 0 with empty user and group names, every entry carries
-//! the same mtime (the caller's: 0, or `SOURCE_DATE_EPOCH`), headers are ustar, and
-//! a path or link target too long for ustar gets a PAX extended header (`path`, `linkpath`).
-//! Directories are written with a trailing `/`, as `tar`, Docker and BuildKit do.
+//! path (bytewise), owners are the entry's uid/gid (0 unless given) with empty user and group
+//! names (names differ between machines), mtimes are clamped to the caller's (0, or
+//! `SOURCE_DATE_EPOCH`; an entry without a time of its own gets it), headers are ustar, and
+//! what ustar cannot hold goes in a PAX extended header: a long path or link target (`path`,
+//! `linkpath`), a uid, gid, size or mtime too large for its field (`uid`, `gid`, `size`,
+//! `mtime`; the header then carries it in base-256 too), and extended attributes
+//! (`SCHILY.xattr.NAME`, sorted by name). Directories are written with a trailing `/`, as
+//! `tar`, Docker and BuildKit do. A hard link names an entry written before it.
+//!
+//! [`mod@super::scan`] makes the entries of a directory on disk.
 //!
 //! [`encode_layer`] streams the tar through the compressor into any writer (a blob being
 //! stored, say) while hashing the tar (the diff_id): one pass, bounded memory.
@@ -17,6 +23,7 @@ use tar::{EntryType, Header};
 
 use super::compress::{CompressOptions, CompressWriter};
 use crate::error::{Error, IoContext, Result};
+use crate::progress::{NoProgress, Progress};
 use crate::spec::digest::{Algorithm, Digest, HashingWriter};
 use crate::spec::document::media_type::Compression;
 
@@ -25,12 +32,23 @@ const USTAR_NAME_MAX: usize = 100;
 /// The name of PAX extended headers (as GNU tar names its long-name entries).
 const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 
-/// One entry of a layer: a directory, a regular file or a symbolic link.
+/// The largest value a ustar uid or gid field holds in octal (7 digits).
+const USTAR_ID_MAX: u64 = 0o7_777_777;
+/// The largest value a ustar size or mtime field holds in octal (11 digits).
+const USTAR_NUMBER_MAX: u64 = 0o77_777_777_777;
+
+/// One entry of a layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     path: String,
     mode: u32,
     kind: EntryKind,
+    /// uid and gid; `None` is root (0, 0).
+    owner: Option<(u64, u64)>,
+    /// Its own modification time (clamped when written); `None` takes the layer's.
+    mtime: Option<u64>,
+    /// Extended attributes, name and value.
+    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 /// What an [`Entry`] is.
@@ -40,6 +58,20 @@ pub enum EntryKind {
     File(Content),
     /// A symbolic link to the target, stored exactly as given.
     Symlink(String),
+    /// A hard link to another entry of the layer (a regular file that sorts before it).
+    HardLink(String),
+    /// A character device.
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    /// A block device.
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
+    /// A named pipe.
+    Fifo,
 }
 
 /// The content of a regular file.
@@ -53,41 +85,64 @@ pub enum Content {
 }
 
 impl Entry {
+    /// An entry of `kind` with permission bits `mode`, owned by root, with the layer's mtime.
+    pub fn new(path: impl Into<String>, mode: u32, kind: EntryKind) -> Entry {
+        Entry {
+            path: path.into(),
+            mode: mode & 0o7777,
+            kind,
+            owner: None,
+            mtime: None,
+            xattrs: Vec::new(),
+        }
+    }
+
     /// A directory, mode 0755. `path` is inside the layer: `/etc`, `etc` and `./etc/` are the
     /// same entry.
     pub fn dir(path: impl Into<String>) -> Entry {
-        Entry {
-            path: path.into(),
-            mode: 0o755,
-            kind: EntryKind::Directory,
-        }
+        Entry::new(path, 0o755, EntryKind::Directory)
     }
 
     /// A regular file with the given bytes, mode 0644.
     pub fn file(path: impl Into<String>, content: impl Into<Vec<u8>>) -> Entry {
-        Entry {
-            path: path.into(),
-            mode: 0o644,
-            kind: EntryKind::File(Content::Bytes(content.into())),
-        }
+        Entry::new(path, 0o644, EntryKind::File(Content::Bytes(content.into())))
     }
 
     /// A regular file whose bytes are read from `source` when the tar is written, mode 0644.
     pub fn file_from(path: impl Into<String>, source: impl Into<PathBuf>) -> Entry {
-        Entry {
-            path: path.into(),
-            mode: 0o644,
-            kind: EntryKind::File(Content::Path(source.into())),
-        }
+        Entry::new(path, 0o644, EntryKind::File(Content::Path(source.into())))
     }
 
     /// A symbolic link to `target`, mode 0777.
     pub fn symlink(path: impl Into<String>, target: impl Into<String>) -> Entry {
+        Entry::new(path, 0o777, EntryKind::Symlink(target.into()))
+    }
+
+    /// A hard link to the entry `target` (a regular file of the same layer sorting before it).
+    pub fn hard_link(path: impl Into<String>, target: impl Into<String>) -> Entry {
+        Entry::new(path, 0o644, EntryKind::HardLink(target.into()))
+    }
+
+    /// The same entry owned by `uid` and `gid`.
+    pub fn with_owner(self, uid: u64, gid: u64) -> Entry {
         Entry {
-            path: path.into(),
-            mode: 0o777,
-            kind: EntryKind::Symlink(target.into()),
+            owner: Some((uid, gid)),
+            ..self
         }
+    }
+
+    /// The same entry with modification time `mtime` (seconds since the epoch), clamped to
+    /// the layer's when written.
+    pub fn with_mtime(self, mtime: u64) -> Entry {
+        Entry {
+            mtime: Some(mtime),
+            ..self
+        }
+    }
+
+    /// The same entry with extended attributes `xattrs` (written sorted by name).
+    pub fn with_xattrs(self, xattrs: Vec<(String, Vec<u8>)>) -> Entry {
+        Entry { xattrs, ..self }
     }
 
     /// The same entry with permission bits `mode` (masked to 0o7777).
@@ -119,7 +174,8 @@ impl Entry {
 pub struct LayerOptions {
     /// Compression of the stored blob.
     pub compress: CompressOptions,
-    /// The modification time of every entry, in seconds since the epoch.
+    /// The latest modification time an entry may have, in seconds since the epoch: the time
+    /// of entries without one of their own, and the clamp of those with one.
     pub mtime: u64,
 }
 
@@ -138,13 +194,21 @@ impl LayerOptions {
     }
 }
 
-/// Writes the reproducible tar of `entries` to `out` and returns `out`.
+/// Writes the reproducible tar of `entries` to `out` and returns `out`; `mtime` is the latest
+/// modification time an entry may have ([`LayerOptions::mtime`]).
 ///
 /// Every path is checked before anything is written: an empty path, a `..` component, a NUL
-/// byte or two entries with the same path are errors.
+/// byte, two entries with the same path or a hard link to anything but a regular file
+/// written before it are errors.
 pub fn write_tar<W: Write>(entries: &[Entry], mtime: u64, out: W) -> Result<W> {
     let sorted = prepare(entries)?;
-    write_sorted(&sorted, mtime, out, Path::new("the tar output"))
+    write_sorted(
+        &sorted,
+        mtime,
+        out,
+        Path::new("the tar output"),
+        &NoProgress,
+    )
 }
 
 /// Writes the reproducible tar of `entries`, compressed as `options` say, to `out`; returns
@@ -155,38 +219,102 @@ pub fn encode_layer<W: Write>(
     options: &LayerOptions,
     out: W,
 ) -> Result<(W, Digest)> {
-    let sorted = prepare(entries)?;
-    let compressed = CompressWriter::new(out, &options.compress)?;
-    let tar = HashingWriter::new(compressed, Algorithm::Sha256);
-    let tar = write_sorted(&sorted, options.mtime, tar, Path::new("the layer"))?;
-    let (diff_id, _, compressed) = tar.finish();
-    let out = compressed
-        .finish()
-        .map_err(|e| Error::io("cannot write", "the compressed layer", e))?;
-    Ok((out, diff_id))
+    encode_layer_with(entries, options, out, &NoProgress)
 }
 
-/// An entry with its normalized tar name.
+/// [`encode_layer`], telling `progress` how many bytes of files on disk were read.
+pub fn encode_layer_with<W: Write>(
+    entries: &[Entry],
+    options: &LayerOptions,
+    out: W,
+    progress: &dyn Progress,
+) -> Result<(W, Digest)> {
+    let sorted = prepare(entries)?;
+    let tar = LayerSink::new(out, &options.compress)?;
+    let tar = write_sorted(
+        &sorted,
+        options.mtime,
+        tar,
+        Path::new("the layer"),
+        progress,
+    )?;
+    tar.finish()
+}
+
+/// Where a layer's tar goes on its way to the blob: hashed (the diff_id), then compressed into
+/// `W`, in one pass.
+pub struct LayerSink<W: Write> {
+    inner: HashingWriter<CompressWriter<W>>,
+}
+
+impl<W: Write> LayerSink<W> {
+    /// A tar stream into `out`, compressed as `options` say.
+    pub fn new(out: W, options: &CompressOptions) -> Result<LayerSink<W>> {
+        let compressed = CompressWriter::new(out, options)?;
+        Ok(LayerSink {
+            inner: HashingWriter::new(compressed, Algorithm::Sha256),
+        })
+    }
+
+    /// Ends the compressed stream; returns the writer underneath and the tar's digest.
+    pub fn finish(self) -> Result<(W, Digest)> {
+        let (diff_id, _, compressed) = self.inner.finish();
+        let out = compressed
+            .finish()
+            .map_err(|e| Error::io("cannot write", "the compressed layer", e))?;
+        Ok((out, diff_id))
+    }
+}
+
+impl<W: Write> Write for LayerSink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An entry with its normalized tar name (and its link target's, for a hard link).
 struct Prepared<'a> {
     name: String,
+    link: Option<String>,
     entry: &'a Entry,
 }
 
-/// Normalizes and checks every path, sorts, and refuses duplicates.
+/// Normalizes and checks every path, sorts, and refuses duplicates and hard links that do not
+/// name a regular file written before them.
 fn prepare(entries: &[Entry]) -> Result<Vec<Prepared<'_>>> {
+    let bad = |entry: &Entry, reason: &str| Error::InvalidInput {
+        what: format!("layer entry {:?}:", entry.path),
+        reason: reason.to_string(),
+    };
     let mut sorted = entries
         .iter()
         .map(|entry| {
             let name = normalize(&entry.path)?;
-            if let EntryKind::Symlink(target) = &entry.kind {
-                if target.is_empty() || target.contains('\0') {
-                    return Err(Error::InvalidInput {
-                        what: format!("layer entry {:?}:", entry.path),
-                        reason: "a symlink target must be non-empty and without NUL bytes".into(),
-                    });
+            let link = match &entry.kind {
+                EntryKind::Symlink(target) if target.is_empty() || target.contains('\0') => {
+                    return Err(bad(
+                        entry,
+                        "a symlink target must be non-empty and without NUL bytes",
+                    ))
                 }
+                EntryKind::HardLink(target) => Some(normalize(target)?),
+                _ => None,
+            };
+            if let Some((key, _)) = entry
+                .xattrs
+                .iter()
+                .find(|(key, _)| key.is_empty() || key.contains(['\0', '=']))
+            {
+                return Err(bad(
+                    entry,
+                    &format!("the extended attribute name {key:?} cannot be stored in a tar"),
+                ));
             }
-            Ok(Prepared { name, entry })
+            Ok(Prepared { name, link, entry })
         })
         .collect::<Result<Vec<_>>>()?;
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
@@ -198,6 +326,24 @@ fn prepare(entries: &[Entry]) -> Result<Vec<Prepared<'_>>> {
             ),
             reason: format!("are the same path {:?}", pair[0].name),
         });
+    }
+    for p in &sorted {
+        let Some(target) = &p.link else { continue };
+        let found = sorted
+            .binary_search_by(|q| q.name.as_str().cmp(target))
+            .ok()
+            .map(|i| &sorted[i]);
+        match found {
+            Some(t) if t.name < p.name && matches!(t.entry.kind, EntryKind::File(_)) => {}
+            _ => {
+                return Err(bad(
+                    p.entry,
+                    &format!(
+                        "a hard link must name a regular file of the layer that sorts before it, and {target:?} is not one"
+                    ),
+                ))
+            }
+        }
     }
     Ok(sorted)
 }
@@ -222,78 +368,140 @@ fn normalize(path: &str) -> Result<String> {
     }
 }
 
-fn write_sorted<W: Write>(entries: &[Prepared<'_>], mtime: u64, out: W, dest: &Path) -> Result<W> {
+fn write_sorted<W: Write>(
+    entries: &[Prepared<'_>],
+    mtime: u64,
+    out: W,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<W> {
     let sink = |e: io::Error| Error::io("cannot write the layer tar to", dest, e);
     let mut builder = tar::Builder::new(out);
     for p in entries {
         let entry = p.entry;
-        match &entry.kind {
-            EntryKind::Directory => {
-                let mut header = new_header(EntryType::Directory, entry.mode, mtime, 0);
-                let name = format!("{}/", p.name);
-                let pax = set_names(&mut header, &name, None);
-                append(&mut builder, header, &pax, mtime, io::empty()).map_err(sink)?;
-            }
-            EntryKind::Symlink(target) => {
-                let mut header = new_header(EntryType::Symlink, entry.mode, mtime, 0);
-                let pax = set_names(&mut header, &p.name, Some(target));
-                append(&mut builder, header, &pax, mtime, io::empty()).map_err(sink)?;
+        let header = |kind: EntryType, size: u64| {
+            let mtime = entry.mtime.map_or(mtime, |own| own.min(mtime));
+            new_header(kind, entry, mtime, size)
+        };
+        let mut data: Box<dyn Read> = Box::new(io::empty());
+        let mut source_reader = None;
+        let (mut header, name, link) = match &entry.kind {
+            EntryKind::Directory => (
+                header(EntryType::Directory, 0),
+                format!("{}/", p.name),
+                None,
+            ),
+            EntryKind::Symlink(target) => (
+                header(EntryType::Symlink, 0),
+                p.name.clone(),
+                Some(target.as_str()),
+            ),
+            EntryKind::HardLink(_) => (
+                header(EntryType::Link, 0),
+                p.name.clone(),
+                p.link.as_deref(),
+            ),
+            EntryKind::Fifo => (header(EntryType::Fifo, 0), p.name.clone(), None),
+            EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
+                let kind = match entry.kind {
+                    EntryKind::CharDevice { .. } => EntryType::Char,
+                    _ => EntryType::Block,
+                };
+                let mut h = header(kind, 0);
+                h.set_device_major(*major)
+                    .and_then(|()| h.set_device_minor(*minor))
+                    .map_err(|e| Error::InvalidInput {
+                        what: format!("layer entry {:?}:", entry.path),
+                        reason: format!("its device numbers cannot be stored: {e}"),
+                    })?;
+                (h, p.name.clone(), None)
             }
             EntryKind::File(Content::Bytes(bytes)) => {
-                let size = bytes.len() as u64;
-                let mut header = new_header(EntryType::Regular, entry.mode, mtime, size);
-                let pax = set_names(&mut header, &p.name, None);
-                append(&mut builder, header, &pax, mtime, &bytes[..]).map_err(sink)?;
+                data = Box::new(&bytes[..]);
+                (
+                    header(EntryType::Regular, bytes.len() as u64),
+                    p.name.clone(),
+                    None,
+                )
             }
             EntryKind::File(Content::Path(source)) => {
-                let file = File::open(source).ctx("cannot open", source)?;
-                let meta = file.metadata().ctx("cannot read", source)?;
-                if !meta.is_file() {
-                    return Err(Error::InvalidInput {
-                        what: format!("layer entry {:?}:", entry.path),
-                        reason: format!("{} is not a regular file", source.display()),
-                    });
-                }
-                let mut header = new_header(EntryType::Regular, entry.mode, mtime, meta.len());
-                let pax = set_names(&mut header, &p.name, None);
-                let mut reader = SourceReader {
+                let file = open_source(entry, source)?;
+                let len = file.metadata().ctx("cannot read", source)?.len();
+                source_reader = Some(SourceReader {
                     file,
-                    remaining: meta.len(),
+                    remaining: len,
                     failure: None,
-                };
-                if let Err(e) = append(&mut builder, header, &pax, mtime, &mut reader) {
-                    return Err(match reader.failure.take() {
-                        Some(read_error) => Error::io("cannot read", source, read_error),
-                        None => sink(e),
-                    });
-                }
+                    progress,
+                });
+                (header(EntryType::Regular, len), p.name.clone(), None)
             }
+        };
+        let pax = extended_records(&mut header, entry, &name, link);
+        let result = match &mut source_reader {
+            Some(reader) => append(&mut builder, header, &pax, mtime, reader),
+            None => append(&mut builder, header, &pax, mtime, &mut data),
+        };
+        if let Err(e) = result {
+            let read_failure = source_reader.as_mut().and_then(|r| r.failure.take());
+            return Err(match (read_failure, &entry.kind) {
+                (Some(read_error), EntryKind::File(Content::Path(source))) => {
+                    Error::io("cannot read", source, read_error)
+                }
+                _ => sink(e),
+            });
         }
     }
     builder.into_inner().map_err(sink)
 }
 
-/// A ustar header owned by root, with the given type, permissions, mtime and size.
-fn new_header(kind: EntryType, mode: u32, mtime: u64, size: u64) -> Header {
+/// Opens the source of a file entry without following a symbolic link (the tree may change
+/// while it is read: a file replaced by a link is not read through it), and only if it is a
+/// regular file.
+fn open_source(entry: &Entry, source: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(source);
+    let not_file = || Error::InvalidInput {
+        what: format!("layer entry {:?}:", entry.path),
+        reason: format!("{} is not a regular file", source.display()),
+    };
+    let file = match file {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_file()),
+        other => other.ctx("cannot open", source)?,
+    };
+    if !file.metadata().ctx("cannot read", source)?.is_file() {
+        return Err(not_file());
+    }
+    Ok(file)
+}
+
+/// A ustar header with the given type, the entry's permissions and owner, `mtime` and `size`.
+/// Values too large for their octal field are written in base-256 here and as PAX records by
+/// [`extended_records`].
+fn new_header(kind: EntryType, entry: &Entry, mtime: u64, size: u64) -> Header {
     // A new ustar header is all zeros but for its magic: empty user and group names, device
     // numbers 0.
+    let (uid, gid) = entry.owner.unwrap_or((0, 0));
     let mut header = Header::new_ustar();
     header.set_entry_type(kind);
-    header.set_mode(mode & 0o7777);
-    header.set_uid(0);
-    header.set_gid(0);
+    header.set_mode(entry.mode & 0o7777);
+    header.set_uid(uid);
+    header.set_gid(gid);
     header.set_mtime(mtime);
     header.set_size(size);
     header
 }
 
-/// Puts `name` (and `link`) in the header; returns the PAX records needed for what does not fit.
-fn set_names(header: &mut Header, name: &str, link: Option<&str>) -> Vec<u8> {
+/// Puts `name` (and `link`) in the header; returns the PAX records needed for what does not
+/// fit: long names, values too large for ustar, extended attributes.
+fn extended_records(header: &mut Header, entry: &Entry, name: &str, link: Option<&str>) -> Vec<u8> {
     let mut pax = Vec::new();
     if header.set_path(name).is_err() {
         // Too long for ustar's name and prefix fields: a PAX `path` record, and as much of the
         // name as fits in the header for readers that ignore PAX.
-        pax_record(&mut pax, "path", name);
+        pax_record(&mut pax, "path", name.as_bytes());
         if let Some(ustar) = header.as_ustar_mut() {
             ustar.prefix = [0; 155];
             ustar.name = [0; USTAR_NAME_MAX];
@@ -305,15 +513,31 @@ fn set_names(header: &mut Header, name: &str, link: Option<&str>) -> Vec<u8> {
         let stored = if target.len() <= USTAR_NAME_MAX {
             target
         } else {
-            pax_record(&mut pax, "linkpath", target);
+            pax_record(&mut pax, "linkpath", target.as_bytes());
             truncate(target, USTAR_NAME_MAX)
         };
         // Fits by construction; the literal setter keeps the target's bytes as they are.
         let _ = header.set_link_name_literal(stored);
     }
+    let (uid, gid) = entry.owner.unwrap_or((0, 0));
+    let numbers = [
+        ("gid", gid, USTAR_ID_MAX),
+        ("mtime", header.mtime().unwrap_or(0), USTAR_NUMBER_MAX),
+        ("size", header.entry_size().unwrap_or(0), USTAR_NUMBER_MAX),
+        ("uid", uid, USTAR_ID_MAX),
+    ];
+    for (key, value, max) in numbers {
+        if value > max {
+            pax_record(&mut pax, key, value.to_string().as_bytes());
+        }
+    }
+    let mut xattrs: Vec<&(String, Vec<u8>)> = entry.xattrs.iter().collect();
+    xattrs.sort();
+    for (key, value) in xattrs {
+        pax_record(&mut pax, &format!("SCHILY.xattr.{key}"), value);
+    }
     pax
 }
-
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 fn truncate(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
@@ -324,13 +548,15 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Appends one PAX record: `"<length> <key>=<value>\n"`, the length counting itself.
-fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
     let mut len = rest + 1;
     while len != rest + len.to_string().len() {
         len = rest + len.to_string().len();
     }
-    out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
 }
 
 /// Appends the PAX header (when there are records) and the entry.
@@ -339,10 +565,14 @@ fn append<W: Write>(
     mut header: Header,
     pax: &[u8],
     mtime: u64,
-    data: impl Read,
+    data: &mut dyn Read,
 ) -> io::Result<()> {
     if !pax.is_empty() {
-        let mut pax_header = new_header(EntryType::XHeader, 0o644, mtime, pax.len() as u64);
+        let mut pax_header = Header::new_ustar();
+        pax_header.set_entry_type(EntryType::XHeader);
+        pax_header.set_mode(0o644);
+        pax_header.set_mtime(mtime);
+        pax_header.set_size(pax.len() as u64);
         // Written raw: `set_path` would drop the `./` components. Readers ignore this name.
         if let Some(ustar) = pax_header.as_ustar_mut() {
             ustar.name[..PAX_HEADER_NAME.len()].copy_from_slice(PAX_HEADER_NAME);
@@ -356,13 +586,14 @@ fn append<W: Write>(
 
 /// Reads at most `remaining` bytes of a source file, remembering why a read failed so the
 /// error can name the source rather than the output.
-struct SourceReader {
+struct SourceReader<'p> {
     file: File,
     remaining: u64,
     failure: Option<io::Error>,
+    progress: &'p dyn Progress,
 }
 
-impl Read for SourceReader {
+impl Read for SourceReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
@@ -381,6 +612,7 @@ impl Read for SourceReader {
             }
             Ok(n) => {
                 self.remaining -= n as u64;
+                self.progress.advance(n as u64);
                 Ok(n)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
@@ -508,7 +740,7 @@ mod tests {
         ] {
             let value = "v".repeat(value_len);
             let mut out = Vec::new();
-            pax_record(&mut out, "path", &value);
+            pax_record(&mut out, "path", value.as_bytes());
             let text = String::from_utf8(out).unwrap();
             let (len, _) = text.split_once(' ').unwrap();
             assert_eq!(len.parse::<usize>().unwrap(), text.len(), "{text}");
@@ -524,6 +756,11 @@ mod tests {
             vec![Entry::file("a\0b", "x")],
             vec![Entry::symlink("a", "")],
             vec![Entry::file("/a", "x"), Entry::dir("a/")],
+            // hard links: to nothing, to a directory, to a file written after the link
+            vec![Entry::hard_link("a", "missing")],
+            vec![Entry::dir("d"), Entry::hard_link("l", "d")],
+            vec![Entry::file("z", "x"), Entry::hard_link("a", "z")],
+            vec![Entry::file("a", "x").with_xattrs(vec![("k=v".into(), vec![])])],
         ] {
             assert!(write_tar(&entries, 0, Vec::new()).is_err(), "{entries:?}");
         }

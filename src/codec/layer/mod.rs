@@ -1,8 +1,9 @@
 //! Layers: deterministic compression and reproducible tar building.
 //!
 //! - [`compress`]: a compressing writer ([`CompressWriter`]) whose output depends only on its
-//!   input and options (gzip with a fixed header, zstd always in multithreaded mode). Reading
-//!   is [`crate::codec::decode`]'s.
+//!   input and options (gzip with a fixed header, block-parallel past one block ([`gzip`]);
+//!   zstd always in multithreaded mode), never on the number of threads. Reading is
+//!   [`crate::codec::decode`]'s.
 //! - [`builder`]: a reproducible layer tar from a list of [`Entry`]s (sorted, owned by root,
 //!   one fixed mtime), compressed by [`encode_layer`], which also returns the tar's diff_id:
 //!   one streaming pass.
@@ -20,9 +21,14 @@
 
 pub mod builder;
 pub mod compress;
+pub mod gzip;
+pub mod scan;
 
-pub use builder::{encode_layer, write_tar, Content, Entry, EntryKind, LayerOptions};
+pub use builder::{
+    encode_layer, encode_layer_with, write_tar, Content, Entry, EntryKind, LayerOptions, LayerSink,
+};
 pub use compress::{compress_bytes, decompress, CompressOptions, CompressWriter, Compression};
+pub use scan::{scan, Scan, ScanOptions};
 
 #[cfg(test)]
 /// A small layer of every entry kind the tar writer knows, with paths to normalize

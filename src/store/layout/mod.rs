@@ -45,6 +45,12 @@ pub trait LayoutRead: Send + Sync {
     /// Larger than `limit` is an error.
     fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>>;
 
+    /// Where the blob's file is on disk, for a layout whose blobs are files (a directory), so
+    /// that a copy can hard-link it; `None` for an archive.
+    fn local_blob_path(&self, _digest: &Digest) -> Option<PathBuf> {
+        None
+    }
+
     /// What readers read differently in this layout's bytes (an archive's duplicate or unclear
     /// entry names), for `validate` to report. Only a layout opened unchecked has any: every
     /// other opening refuses them. None for a directory.
@@ -483,6 +489,10 @@ impl LayoutRead for Layout {
         self.list(true)
     }
 
+    fn local_blob_path(&self, digest: &Digest) -> Option<PathBuf> {
+        self.readable_blob_path(digest).ok()
+    }
+
     fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         match read_small_file(&self.root.join(name), limit) {
             Ok(bytes) => Ok(Some(bytes)),
@@ -725,6 +735,63 @@ impl LayoutWriter<'_> {
             path,
             out: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, temp), algorithm),
         })
+    }
+
+    /// Stores the blob `digest` of `size` bytes as a hard link to `source` (a blob file of
+    /// another layout on the same file system), after checking that the file's bytes are that
+    /// blob: linked under a temp name inside the layout, hashed, renamed into `blobs/`. A
+    /// blob already present is left alone. `Ok(None)` when the file cannot be linked here
+    /// (another file system, links not allowed, not a regular file): the caller copies it.
+    pub fn link_blob(
+        &self,
+        source: &Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Option<WrittenBlob>> {
+        let written = WrittenBlob {
+            digest: digest.clone(),
+            size,
+        };
+        let target = self.layout.blob_path(digest);
+        match fs::symlink_metadata(&target) {
+            Ok(meta) if meta.is_file() => return Ok(Some(written)),
+            Ok(_) => return Err(not_regular(&target)),
+            Err(_) => {}
+        }
+        if !fs::symlink_metadata(source).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        let linked = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .make_in(&self.layout.root, |path| fs::hard_link(source, path));
+        let temp = match linked {
+            Ok(temp) => temp,
+            Err(_) => return Ok(None),
+        };
+        let file = match open_regular_file(temp.path()) {
+            Ok(file) => file,
+            Err(_) => return Ok(None),
+        };
+        let mut reader = VerifyingReader::new(file, digest.clone(), Some(size));
+        if let Err(e) = io::copy(&mut reader, &mut io::sink()) {
+            return Err(match Mismatch::from_io(&e) {
+                Some(m) => Error::CorruptBlob {
+                    digest: digest.clone(),
+                    layout: source.display().to_string(),
+                    detail: m.to_string(),
+                },
+                None => Error::io("cannot read", source, e),
+            });
+        }
+        let dir = target
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.layout.root.join("blobs"));
+        fs::create_dir_all(&dir).ctx("cannot create directory", &dir)?;
+        temp.persist(&target)
+            .map_err(|e| Error::io("cannot move blob into place at", &target, e.error))?;
+        sync_dir(&dir)?;
+        Ok(Some(written))
     }
 
     /// Stores `bytes` as a sha256 blob.
