@@ -148,11 +148,14 @@ pub fn resolve_in(
     }
 }
 
-/// Indexes of the entries a name selects: those whose `org.opencontainers.image.ref.name` is
-/// exactly `name`, or failing that, those whose name ends in `:name`.
+/// Indexes of the entries a name selects: those whose `org.opencontainers.image.ref.name` or
+/// `io.containerd.image.name` is exactly `name`, or failing that, those whose name ends in
+/// `:name`.
 pub fn match_name(entries: &[Descriptor], name: &str) -> Vec<usize> {
     let exact: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].ref_name() == Some(name))
+        .filter(|&i| {
+            entries[i].ref_name() == Some(name) || entries[i].containerd_name() == Some(name)
+        })
         .collect();
     if !exact.is_empty() {
         return exact;

@@ -281,7 +281,8 @@ fn mark(
         } else if discovery.is_bookkeeping(i) {
             (!walk.contains(&entry.digest)).then_some("referrer of a subject that is not kept")
         } else {
-            (options.prune_untagged && name.is_none()).then_some("untagged, and untagged entries are pruned")
+            (options.prune_untagged && name.is_none())
+                .then_some("untagged, and untagged entries are pruned")
         };
         if let Some(reason) = reason {
             let digest = entry.digest.clone();

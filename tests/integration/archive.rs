@@ -329,7 +329,10 @@ fn an_old_docker_save_archive_is_named_as_such() {
         .clone();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("docker save"), "{stderr}");
-    assert!(stderr.contains("not an OCI image layout archive"), "{stderr}");
+    assert!(
+        stderr.contains("not an OCI image layout archive"),
+        "{stderr}"
+    );
 }
 
 /// The stderr of `ocikit ARGS ARCHIVE`, which must fail with status 2.

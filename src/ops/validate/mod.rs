@@ -193,7 +193,10 @@ pub fn validate_document(
                 "",
                 match media_type {
                     Some(m) => format!("ocikit does not validate documents of media type {m:?}"),
-                    None => "cannot tell what kind of document this is; its media type must be given".into(),
+                    None => {
+                        "cannot tell what kind of document this is; its media type must be given"
+                            .into()
+                    }
                 },
             ),
         }

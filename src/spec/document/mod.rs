@@ -25,6 +25,9 @@ pub type Annotations = BTreeMap<String, String>;
 
 /// The annotation that names an `index.json` entry.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The annotation in which containerd (and Docker 25+, and `ctr images export`) keeps an
+/// entry's full reference (`docker.io/library/alpine:3.20`), `REF_NAME` holding only its tag.
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// The annotation that titles a file layer of an artifact.
 pub const TITLE: &str = "org.opencontainers.image.title";
 /// The annotation for creation time.
@@ -74,6 +77,11 @@ impl Descriptor {
     /// The `org.opencontainers.image.ref.name` annotation.
     pub fn ref_name(&self) -> Option<&str> {
         self.annotation(REF_NAME)
+    }
+
+    /// The `io.containerd.image.name` annotation.
+    pub fn containerd_name(&self) -> Option<&str> {
+        self.annotation(CONTAINERD_NAME)
     }
 }
 

@@ -1,12 +1,17 @@
 //! OCI image layouts on disk: the blob store, `index.json`, locks, and the read interface shared
 //! with layout archives.
 
+mod copy;
 pub mod index;
 pub mod lock;
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+pub use copy::{Link, Placed};
 
 use crate::error::{Error, IoContext, Result};
 use crate::spec::digest::{Algorithm, Digest, HashingWriter, Mismatch, VerifyingReader};
@@ -14,8 +19,13 @@ use crate::spec::document::{parse_document, Descriptor, Schema};
 pub use index::IndexFile;
 use lock::{LockGuard, Mode};
 
-/// The content of `oci-layout` that ocikit writes.
+/// The version ocikit writes in `oci-layout`.
 pub const LAYOUT_VERSION: &str = "1.0.0";
+
+/// The content of `oci-layout` that ocikit writes, in a directory or an archive.
+pub fn layout_header() -> String {
+    format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#)
+}
 /// Prefix of the temp files ocikit writes inside a layout (removed by `gc` after a crash).
 pub const TEMP_PREFIX: &str = ".ocikit-tmp-";
 
@@ -50,6 +60,15 @@ pub trait LayoutRead: Send + Sync {
     /// other opening refuses them. None for a directory.
     fn ambiguities(&self) -> &[Ambiguity] {
         &[]
+    }
+
+    /// The blob as a file of its own on this host, which a destination on the same file system
+    /// can link instead of copying ([`LayoutWriter::copy_blob`]): a layout's blob file, or a
+    /// blob an import staged (and hashed). `None` when the blob lives inside something else
+    /// (an archive read in place), or is known not to match its digest. Whether the file is
+    /// there is not checked here.
+    fn local_blob(&self, _digest: &Digest) -> Result<Option<PathBuf>> {
+        Ok(None)
     }
 
     /// The parsed `index.json`.
@@ -247,8 +266,7 @@ impl Layout {
         };
         // index.json before oci-layout: a crash in between leaves no half-made "layout".
         layout.write_file_atomic("index.json", &IndexFile::empty().to_bytes())?;
-        let header = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
-        layout.write_file_atomic("oci-layout", header.as_bytes())?;
+        layout.write_file_atomic("oci-layout", layout_header().as_bytes())?;
         Ok((layout, InitOutcome::Created))
     }
 
@@ -397,6 +415,8 @@ impl Layout {
         Ok(LayoutWriter {
             layout: self,
             _blobs_lock: guard,
+            unsynced: Mutex::new(BTreeSet::new()),
+            cannot: copy::Cannot::default(),
         })
     }
 
@@ -515,6 +535,10 @@ impl LayoutRead for Layout {
             Err(e) => Err(Error::io("cannot read", &path, e)),
         }
     }
+
+    fn local_blob(&self, digest: &Digest) -> Result<Option<PathBuf>> {
+        Ok(Some(self.readable_blob_path(digest)?))
+    }
 }
 
 impl Layout {
@@ -575,6 +599,11 @@ fn too_large_document(digest: &Digest, size: u64) -> Error {
 pub struct LayoutWriter<'a> {
     layout: &'a Layout,
     _blobs_lock: LockGuard,
+    /// Blob directories that gained an entry whose rename is not yet synced: synced once,
+    /// before the next `index.json` update, rather than once per blob.
+    unsynced: Mutex<BTreeSet<PathBuf>>,
+    /// Link modes [`Link::Auto`] found impossible here: not tried again for the next blob.
+    cannot: copy::Cannot,
 }
 
 /// What a blob write produced.
@@ -636,6 +665,20 @@ impl PendingBlob<'_> {
         Ok(file)
     }
 
+    /// fsyncs the temp file and closes it, keeping it inside the layout under its temp name
+    /// until the [`Staged`] blob is linked into place or dropped (see [`Staged`]).
+    pub fn stage(self) -> Result<Staged> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .ctx("cannot sync temp file", self.temp.path())?;
+        Ok(Staged {
+            path: self.temp.into_temp_path(),
+            digest: self.digest,
+            size: self.size,
+        })
+    }
+
     /// fsyncs the temp file and renames it into `blobs/`. A blob that already exists is left
     /// alone (content addressing: same name, same bytes, verified when read).
     pub fn commit(self) -> Result<WrittenBlob> {
@@ -666,10 +709,55 @@ impl PendingBlob<'_> {
     }
 }
 
+/// A blob written to a temp file inside a layout, hashed and synced but not in `blobs/`: an
+/// import stages what an archive holds while it reads the stream, before it knows which
+/// entries it will keep. Held without an open file (a large archive stages thousands); the
+/// file goes when this is dropped, and a crash leaves it for `gc`, like any temp file.
+#[derive(Debug)]
+pub struct Staged {
+    path: tempfile::TempPath,
+    /// The digest of its bytes (of the algorithm it was staged with).
+    pub digest: Digest,
+    pub size: u64,
+}
+
+impl Staged {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl LayoutWriter<'_> {
     /// The layout being written.
     pub fn layout(&self) -> &Layout {
         self.layout
+    }
+
+    /// Streams `content` into a temp file of the layout, hashed with `algorithm` on the way
+    /// (see [`Staged`]). A failure is reported as a write failure: a caller whose reader can
+    /// fail in ways of its own (a decoder, a tar entry cut short) keeps that error and reports
+    /// it instead.
+    pub fn stage(&self, content: &mut dyn Read, algorithm: Algorithm) -> Result<Staged> {
+        let mut sink = self.blob_sink(algorithm)?;
+        io::copy(content, &mut sink).ctx("cannot write blob to", &sink.path)?;
+        sink.finish()?.stage()
+    }
+
+    /// Notes that `dir` gained an entry by a rename that is not synced yet.
+    fn unsynced(&self, dir: PathBuf) {
+        self.unsynced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dir);
+    }
+
+    /// Syncs every blob directory a deferred rename changed, so that what `index.json` is
+    /// about to reference is durable first.
+    fn sync_blob_dirs(&self) -> Result<()> {
+        let dirs =
+            std::mem::take(&mut *self.unsynced.lock().unwrap_or_else(PoisonError::into_inner));
+        dirs.iter().try_for_each(|dir| sync_dir(dir))
     }
 
     /// Streams `content` into the store: temp file inside the layout, hashed on the way, fsync,
@@ -724,11 +812,12 @@ impl LayoutWriter<'_> {
     }
 
     /// Reads `index.json`, applies `change` (which returns whether it changed anything) and
-    /// writes it back atomically, under the index lock.
+    /// writes it back atomically, under the index lock. Blobs placed before are durable first.
     pub fn update_index<T>(
         &self,
         change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
     ) -> Result<T> {
+        self.sync_blob_dirs()?;
         self.layout.update_index(change)
     }
 }
@@ -810,7 +899,7 @@ fn not_regular(path: &Path) -> Error {
 /// Opens a file only if it is a regular file: `O_NOFOLLOW` so no symlink leads out of the
 /// layout, `O_NONBLOCK` so a FIFO cannot hang the open, then `fstat` on the open descriptor (no
 /// window between the check and the use).
-fn open_regular_file(path: &Path) -> Result<File> {
+pub(crate) fn open_regular_file(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)

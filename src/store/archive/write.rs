@@ -1,0 +1,543 @@
+//! Writing a layout archive as one stream: the archive side of [`Destination`].
+//!
+//! # What the bytes are
+//!
+//! The archive depends only on what is written into it and the options, never on the machine,
+//! the clock or the order in which blobs were found:
+//! - entries come in this order: `oci-layout`; the files the caller adds before any blob, in
+//!   the order added (a bundle's description and `SHA256SUMS`; a docker archive's
+//!   `manifest.json`, `repositories` and legacy layer directories); then the blobs, sorted by
+//!   path (`blobs/<algorithm>/<encoded>`), each directory entry just before the first entry
+//!   below it; and `index.json` last;
+//! - every entry is owned by uid/gid 0 with empty owner names, carries the one mtime of the
+//!   options (0 by default; the CLI passes `SOURCE_DATE_EPOCH`), mode 0644 (directories 0755),
+//!   in a ustar header, with a PAX record only for a name too long for ustar (a sha512 blob);
+//! - the archive ends with two zero blocks (no padding to a record size), and compression is
+//!   [`CompressWriter`]'s, which is deterministic too.
+//!
+//! `index.json` comes last because it is known last: names are recorded once the blobs they
+//! name are in (as in a layout directory), and a reader that extracts sees the same layout
+//! whatever the order.
+//!
+//! # Streaming
+//!
+//! Blob sizes are known from their descriptors, so each header is written before the blob's
+//! bytes, which stream from the source through the verifying reader into the tar: memory does
+//! not grow with the archive. Reading (and hashing) runs on a second thread, a few chunks ahead
+//! of writing, so the two overlap. A blob whose bytes do not match its digest or size stops
+//! the archive: an archive with a wrong blob is never finished.
+//!
+//! # Never half-written under its name
+//!
+//! Written to a file, the archive goes to a temp file beside it (`.ocikit-tmp-*` in the same
+//! directory, so the final rename stays on one file system), which is synced and renamed over
+//! the final name by [`ArchiveWriter::finish`]. Dropped unfinished (an error, a panic), the
+//! temp file is removed; after a crash it is left, under its temp name only. Written to a
+//! stream (stdout), bytes go out as they are made, and a failure leaves the stream cut short,
+//! without its end-of-archive marker, which every reader refuses as truncated.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::{Mutex, PoisonError};
+
+use tar::EntryType;
+
+use crate::codec::layer::builder::entry_start;
+use crate::codec::layer::{CompressOptions, CompressWriter};
+use crate::codec::tar::padding;
+use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
+use crate::spec::digest::Digest;
+use crate::store::destination::{BlobRef, Destination, DocumentStore, Placements};
+use crate::store::layout::{
+    blob_file, layout_header, IndexFile, LayoutRead, Link, Placed, TEMP_PREFIX,
+};
+
+/// The size of the chunks blobs are read in, and how many may wait to be written.
+const CHUNK: usize = 1024 * 1024;
+const CHUNKS_AHEAD: usize = 4;
+
+/// How an archive is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ArchiveOptions {
+    /// The compression of the whole tar (none, gzip or zstd).
+    pub compress: CompressOptions,
+    /// The modification time of every entry, in seconds since the epoch.
+    pub mtime: u64,
+}
+
+impl ArchiveOptions {
+    /// `compress`, mtime 0.
+    pub fn new(compress: CompressOptions) -> ArchiveOptions {
+        ArchiveOptions { compress, mtime: 0 }
+    }
+
+    /// The same options with every entry's mtime `mtime`.
+    pub fn with_mtime(self, mtime: u64) -> ArchiveOptions {
+        ArchiveOptions { mtime, ..self }
+    }
+}
+
+/// What [`ArchiveWriter::finish`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The archive's path; `None` for a stream.
+    pub path: Option<PathBuf>,
+    /// Bytes written (compressed, when compressed).
+    pub bytes: u64,
+    /// Blobs in the archive.
+    pub blobs: usize,
+}
+
+/// A layout archive being written (see the module documentation).
+pub struct ArchiveWriter {
+    name: String,
+    /// The temp file and the final path, for an archive written to a file.
+    file: Option<(tempfile::NamedTempFile, PathBuf)>,
+    mtime: u64,
+    state: Mutex<State>,
+    index: Mutex<IndexFile>,
+}
+
+type Sink = CompressWriter<Counting<BufWriter<Box<dyn Write + Send>>>>;
+
+/// What has been written so far.
+struct State {
+    /// `None` once a write failed: nothing more is written, and the archive is not finished.
+    out: Option<Sink>,
+    blobs: HashSet<Digest>,
+    dirs: HashSet<String>,
+    /// Whether a blob was written: files are added before any blob only.
+    blobs_started: bool,
+}
+
+/// Counts the bytes written through it.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl ArchiveWriter {
+    /// Starts an archive that will be `path` once finished, written to a temp file beside it.
+    pub fn create(path: &Path, options: &ArchiveOptions) -> Result<ArchiveWriter> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if path.is_dir() {
+            return Err(Error::Conflict {
+                what: path.display().to_string(),
+                reason: "is a directory; an archive is written to a file".into(),
+            });
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(dir)
+            .ctx("cannot create a temp file in", dir)?;
+        let file = temp.as_file().try_clone().ctx("cannot open", temp.path())?;
+        let mut writer = ArchiveWriter::new(Box::new(file), path.display().to_string(), options)?;
+        writer.file = Some((temp, path.to_path_buf()));
+        writer.start()?;
+        Ok(writer)
+    }
+
+    /// Starts an archive written to `out` as it is made (stdout, say); `name` names it in
+    /// messages.
+    pub fn to_stream(
+        out: Box<dyn Write + Send>,
+        name: impl Into<String>,
+        options: &ArchiveOptions,
+    ) -> Result<ArchiveWriter> {
+        let writer = ArchiveWriter::new(out, name.into(), options)?;
+        writer.start()?;
+        Ok(writer)
+    }
+
+    fn new(
+        out: Box<dyn Write + Send>,
+        name: String,
+        options: &ArchiveOptions,
+    ) -> Result<ArchiveWriter> {
+        let counting = Counting {
+            inner: BufWriter::with_capacity(256 * 1024, out),
+            count: 0,
+        };
+        Ok(ArchiveWriter {
+            name,
+            file: None,
+            mtime: options.mtime,
+            state: Mutex::new(State {
+                out: Some(CompressWriter::new(counting, &options.compress)?),
+                blobs: HashSet::new(),
+                dirs: HashSet::new(),
+                blobs_started: false,
+            }),
+            index: Mutex::new(IndexFile::empty()),
+        })
+    }
+
+    fn start(&self) -> Result<()> {
+        self.add_file("oci-layout", layout_header().as_bytes())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a regular file at `name` (relative to the archive's top, `/`-separated) with its
+    /// directories. Files come before the blobs: adding one after a blob is an error.
+    pub fn add_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.add_entry(name, None, bytes)
+    }
+
+    /// Adds a symbolic link at `name` to `target` (which must lead inside the archive:
+    /// relative, without a leading `/`), with its directories, before any blob.
+    pub fn add_symlink(&self, name: &str, target: &str) -> Result<()> {
+        let normalized = crate::codec::tar::path::normalize(target.as_bytes());
+        let inside = crate::codec::tar::path::resolve_symlink(name.as_bytes(), target.as_bytes())
+            .is_some_and(|to| !to.is_empty());
+        if normalized.absolute || !inside {
+            return Err(Error::InvalidInput {
+                what: format!("the symlink {name} -> {target}"),
+                reason: "must lead to a path inside the archive".into(),
+            });
+        }
+        self.add_entry(name, Some(target), &[])
+    }
+
+    fn add_entry(&self, name: &str, link: Option<&str>, bytes: &[u8]) -> Result<()> {
+        check_name(name)?;
+        let mut state = self.lock();
+        if state.blobs_started {
+            return Err(Error::InvalidInput {
+                what: format!("the archive entry {name}"),
+                reason: "comes after the blobs; files are added before any blob".into(),
+            });
+        }
+        let (kind, mode) = match link {
+            Some(_) => (EntryType::Symlink, 0o777),
+            None => (EntryType::Regular, 0o644),
+        };
+        let start = entry_start(kind, name, link, mode, self.mtime, bytes.len() as u64);
+        let name_owned = name.to_string();
+        self.write(&mut state, |out, dirs, mtime| {
+            write_dirs(out, dirs, &name_owned, mtime)?;
+            out.write_all(&start)?;
+            write_padded(out, bytes)
+        })
+    }
+
+    /// Runs `write` on the output; after a failure the archive is dead.
+    fn write(
+        &self,
+        state: &mut State,
+        write: impl FnOnce(&mut Sink, &mut HashSet<String>, u64) -> io::Result<()>,
+    ) -> Result<()> {
+        let State { out, dirs, .. } = state;
+        let Some(sink) = out.as_mut() else {
+            return Err(self.dead());
+        };
+        write(sink, dirs, self.mtime).map_err(|e| {
+            *out = None;
+            Error::io("cannot write archive", &self.name, e)
+        })
+    }
+
+    fn dead(&self) -> Error {
+        Error::InvalidInput {
+            what: format!("archive {}", self.name),
+            reason: "cannot be written further: an earlier write failed".into(),
+        }
+    }
+
+    /// Writes `index.json` and the end of the archive, then (for a file) syncs it and renames
+    /// it into place.
+    pub fn finish(self) -> Result<Finished> {
+        let index = self
+            .index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .to_bytes();
+        let mut state = self.lock();
+        let blobs = state.blobs.len();
+        self.write(&mut state, |out, dirs, mtime| {
+            let start = entry_start(
+                EntryType::Regular,
+                "index.json",
+                None,
+                0o644,
+                mtime,
+                index.len() as u64,
+            );
+            write_dirs(out, dirs, "index.json", mtime)?;
+            out.write_all(&start)?;
+            write_padded(out, &index)?;
+            out.write_all(&[0; 1024])
+        })?;
+        let sink = state.out.take().ok_or_else(|| self.dead())?;
+        drop(state);
+        let counting = sink
+            .finish()
+            .map_err(|e| Error::io("cannot write archive", &self.name, e))?;
+        let bytes = counting.count;
+        let mut buffered = counting.inner;
+        buffered
+            .flush()
+            .map_err(|e| Error::io("cannot write archive", &self.name, e))?;
+        drop(buffered);
+        let path = match self.file {
+            Some((temp, path)) => {
+                temp.as_file()
+                    .sync_all()
+                    .ctx("cannot sync temp file", temp.path())?;
+                temp.persist(&path).map_err(|e| {
+                    Error::io("cannot move the archive into place at", &path, e.error)
+                })?;
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .ctx("cannot sync directory", &dir)?;
+                Some(path)
+            }
+            None => None,
+        };
+        Ok(Finished { path, bytes, blobs })
+    }
+}
+
+/// Refuses a name that is not a plain relative path.
+fn check_name(name: &str) -> Result<()> {
+    let normalized = crate::codec::tar::path::normalize(name.as_bytes());
+    if !normalized.is_plain() || normalized.as_str() != Some(name) || name.is_empty() {
+        return Err(Error::InvalidInput {
+            what: format!("the archive entry name {name:?}"),
+            reason: "must be a plain relative path (no `.`, `..`, empty or leading `/` parts)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes the directory entries of `name`'s parents that are not written yet.
+fn write_dirs(
+    out: &mut impl Write,
+    dirs: &mut HashSet<String>,
+    name: &str,
+    mtime: u64,
+) -> io::Result<()> {
+    for (i, _) in name.match_indices('/') {
+        let dir = &name[..=i];
+        if dirs.insert(dir.to_string()) {
+            out.write_all(&entry_start(
+                EntryType::Directory,
+                dir,
+                None,
+                0o755,
+                mtime,
+                0,
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` and the padding after them.
+fn write_padded(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    out.write_all(bytes)?;
+    out.write_all(&[0; 512][..padding(bytes.len() as u64) as usize])
+}
+
+/// What the reading thread hands the writing one.
+enum Chunk {
+    /// `n` bytes of the current blob, in a buffer to be given back.
+    Data(Vec<u8>, usize),
+    /// The current blob is complete and verified.
+    End,
+}
+
+impl Destination for ArchiveWriter {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.lock().blobs.contains(digest))
+    }
+
+    /// Blobs go in sorted by path, each verified as it streams from `source`; `link` has no
+    /// meaning for an archive.
+    fn write_blobs(
+        &self,
+        source: &dyn LayoutRead,
+        blobs: &[BlobRef],
+        _link: Link,
+        progress: &dyn Progress,
+    ) -> Result<Placements> {
+        let mut state = self.lock();
+        state.blobs_started = true;
+        let mut todo: Vec<(String, &BlobRef)> = blobs
+            .iter()
+            .filter(|b| !state.blobs.contains(&b.digest))
+            .map(|b| (blob_file(&b.digest), b))
+            .collect();
+        todo.sort();
+        todo.dedup_by(|a, b| a.0 == b.0);
+        let mut placements = Placements {
+            present: blobs.len() - todo.len(),
+            ..Placements::default()
+        };
+        progress.total(todo.iter().map(|(_, b)| b.size).sum());
+        if todo.is_empty() {
+            return Ok(placements);
+        }
+        let outcome = std::thread::scope(|scope| {
+            let (full_tx, full_rx) = sync_channel::<Chunk>(CHUNKS_AHEAD);
+            let (free_tx, free_rx) = channel::<Vec<u8>>();
+            let reading = &todo;
+            let reader = scope.spawn(move || read_blobs(source, reading, &full_tx, &free_rx));
+            let written = self.write_streamed(&mut state, &todo, &full_rx, &free_tx, progress);
+            // Ends the reader if the writer stopped first (its sends fail).
+            drop(full_rx);
+            let read = reader.join().unwrap_or_else(|_| {
+                Err(Error::InvalidInput {
+                    what: format!("archive {}", self.name),
+                    reason: "lost the thread reading its blobs".into(),
+                })
+            });
+            // A blob that failed to read explains a writer that stopped short.
+            read.and(written)
+        });
+        if outcome.is_err() {
+            state.out = None;
+        }
+        outcome?;
+        for (_, blob) in &todo {
+            state.blobs.insert(blob.digest.clone());
+            placements.add(Placed::Copied, blob.size);
+        }
+        Ok(placements)
+    }
+
+    fn update_index(&self, change: &mut dyn FnMut(&mut IndexFile) -> Result<bool>) -> Result<()> {
+        change(&mut self.index.lock().unwrap_or_else(PoisonError::into_inner)).map(|_| ())
+    }
+
+    fn documents(&self) -> Option<&dyn DocumentStore> {
+        None
+    }
+}
+
+impl ArchiveWriter {
+    /// The writing half of [`Destination::write_blobs`]: headers, the chunks the reader
+    /// sends, padding.
+    fn write_streamed(
+        &self,
+        state: &mut State,
+        todo: &[(String, &BlobRef)],
+        chunks: &Receiver<Chunk>,
+        free: &Sender<Vec<u8>>,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        for (name, blob) in todo {
+            let mut stopped = false;
+            self.write(state, |out, dirs, mtime| {
+                write_dirs(out, dirs, name, mtime)?;
+                out.write_all(&entry_start(
+                    EntryType::Regular,
+                    name,
+                    None,
+                    0o644,
+                    mtime,
+                    blob.size,
+                ))?;
+                loop {
+                    match chunks.recv() {
+                        Ok(Chunk::Data(buf, n)) => {
+                            out.write_all(&buf[..n])?;
+                            progress.advance(n as u64);
+                            let _ = free.send(buf);
+                        }
+                        Ok(Chunk::End) => break,
+                        // The reader stopped: its error says why.
+                        Err(_) => {
+                            stopped = true;
+                            return Ok(());
+                        }
+                    }
+                }
+                out.write_all(&[0; 512][..padding(blob.size) as usize])
+            })?;
+            if stopped {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reading half of [`Destination::write_blobs`]: each blob, in order, through the
+/// verifying reader, in chunks. Stops quietly when the writer is gone.
+fn read_blobs(
+    source: &dyn LayoutRead,
+    todo: &[(String, &BlobRef)],
+    full: &std::sync::mpsc::SyncSender<Chunk>,
+    free: &Receiver<Vec<u8>>,
+) -> Result<()> {
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    for (_, blob) in todo {
+        let mut stream = source.open_blob(&blob.digest, Some(blob.size))?;
+        loop {
+            let mut buf = free
+                .try_recv()
+                .ok()
+                .or_else(|| spare.pop())
+                .unwrap_or_else(|| vec![0; CHUNK]);
+            let n = fill(&mut stream, &mut buf).map_err(|e| stream.error(e))?;
+            if n == 0 {
+                spare.push(buf);
+                break;
+            }
+            if full.send(Chunk::Data(buf, n)).is_err() {
+                return Ok(());
+            }
+        }
+        if full.send(Chunk::End).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the stream ends; returns how much was read.
+fn fill(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match stream.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
