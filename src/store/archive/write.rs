@@ -38,15 +38,15 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::{Mutex, PoisonError};
 
 use tar::EntryType;
 
 use crate::codec::layer::builder::entry_start;
 use crate::codec::layer::{CompressOptions, CompressWriter};
+use crate::codec::pipe::{copy_hashed, PipeError};
 use crate::codec::tar::padding;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
@@ -55,10 +55,6 @@ use crate::store::destination::{BlobRef, Destination, DocumentStore, Placements}
 use crate::store::layout::{
     blob_file, layout_header, IndexFile, LayoutRead, Link, Placed, TEMP_PREFIX,
 };
-
-/// The size of the chunks blobs are read in, and how many may wait to be written.
-const CHUNK: usize = 1024 * 1024;
-const CHUNKS_AHEAD: usize = 4;
 
 /// How an archive is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -367,14 +363,6 @@ fn write_padded(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     out.write_all(&[0; 512][..padding(bytes.len() as u64) as usize])
 }
 
-/// What the reading thread hands the writing one.
-enum Chunk {
-    /// `n` bytes of the current blob, in a buffer to be given back.
-    Data(Vec<u8>, usize),
-    /// The current blob is complete and verified.
-    End,
-}
-
 impl Destination for ArchiveWriter {
     fn name(&self) -> String {
         self.name.clone()
@@ -407,31 +395,8 @@ impl Destination for ArchiveWriter {
             ..Placements::default()
         };
         progress.total(todo.iter().map(|(_, b)| b.size).sum());
-        if todo.is_empty() {
-            return Ok(placements);
-        }
-        let outcome = std::thread::scope(|scope| {
-            let (full_tx, full_rx) = sync_channel::<Chunk>(CHUNKS_AHEAD);
-            let (free_tx, free_rx) = channel::<Vec<u8>>();
-            let reading = &todo;
-            let reader = scope.spawn(move || read_blobs(source, reading, &full_tx, &free_rx));
-            let written = self.write_streamed(&mut state, &todo, &full_rx, &free_tx, progress);
-            // Ends the reader if the writer stopped first (its sends fail).
-            drop(full_rx);
-            let read = reader.join().unwrap_or_else(|_| {
-                Err(Error::InvalidInput {
-                    what: format!("archive {}", self.name),
-                    reason: "lost the thread reading its blobs".into(),
-                })
-            });
-            // A blob that failed to read explains a writer that stopped short.
-            read.and(written)
-        });
-        if outcome.is_err() {
-            state.out = None;
-        }
-        outcome?;
-        for (_, blob) in &todo {
+        for (name, blob) in &todo {
+            self.write_blob(&mut state, source, name, blob, progress)?;
             state.blobs.insert(blob.digest.clone());
             placements.add(Placed::Copied, blob.size);
         }
@@ -448,96 +413,286 @@ impl Destination for ArchiveWriter {
 }
 
 impl ArchiveWriter {
-    /// The writing half of [`Destination::write_blobs`]: headers, the chunks the reader
-    /// sends, padding.
-    fn write_streamed(
+    /// Writes one blob's entry: its header, its bytes as they stream from `source` (read and
+    /// hashed a thread ahead of the writes), its padding; then checks the digest and size. A
+    /// mismatch leaves the archive dead, never finished.
+    fn write_blob(
         &self,
         state: &mut State,
-        todo: &[(String, &BlobRef)],
-        chunks: &Receiver<Chunk>,
-        free: &Sender<Vec<u8>>,
+        source: &dyn LayoutRead,
+        name: &str,
+        blob: &BlobRef,
         progress: &dyn Progress,
     ) -> Result<()> {
-        for (name, blob) in todo {
-            let mut stopped = false;
-            self.write(state, |out, dirs, mtime| {
-                write_dirs(out, dirs, name, mtime)?;
-                out.write_all(&entry_start(
-                    EntryType::Regular,
-                    name,
-                    None,
-                    0o644,
-                    mtime,
-                    blob.size,
-                ))?;
-                loop {
-                    match chunks.recv() {
-                        Ok(Chunk::Data(buf, n)) => {
-                            out.write_all(&buf[..n])?;
-                            progress.advance(n as u64);
-                            let _ = free.send(buf);
-                        }
-                        Ok(Chunk::End) => break,
-                        // The reader stopped: its error says why.
-                        Err(_) => {
-                            stopped = true;
-                            return Ok(());
-                        }
-                    }
+        let digest = &blob.digest;
+        let algorithm = digest.known_algorithm().ok_or_else(|| Error::Unsupported {
+            what: format!("blob {digest}"),
+            reason: "cannot be copied and verified: ocikit computes only sha256 and sha512 digests"
+                .into(),
+        })?;
+        let mut raw = source.open_blob_raw(digest)?;
+        let mut failed_read = None;
+        self.write(state, |out, dirs, mtime| {
+            write_dirs(out, dirs, name, mtime)?;
+            out.write_all(&entry_start(
+                EntryType::Regular,
+                name,
+                None,
+                0o644,
+                mtime,
+                blob.size,
+            ))?;
+            let copied = copy_hashed(
+                &mut raw,
+                algorithm,
+                blob.size,
+                blob.size.saturating_add(1),
+                &mut |chunk| {
+                    progress.advance(chunk.len() as u64);
+                    out.write_all(chunk)
+                },
+            );
+            let copied = match copied {
+                Ok(copied) => copied,
+                Err(PipeError::Write(e)) => return Err(e),
+                Err(PipeError::Read(e)) => {
+                    failed_read = Some(Error::io(
+                        "cannot read blob",
+                        format!("{digest} of {}", source.name()),
+                        e,
+                    ));
+                    return Err(io::Error::other("a blob could not be read"));
                 }
-                out.write_all(&[0; 512][..padding(blob.size) as usize])
-            })?;
-            if stopped {
-                return Ok(());
+            };
+            if &copied.digest != digest || copied.size != blob.size {
+                failed_read = Some(Error::CorruptBlob {
+                    digest: digest.clone(),
+                    layout: source.name(),
+                    detail: format!(
+                        "it reads as {} bytes hashing to {}, {} bytes were expected",
+                        copied.size, copied.digest, blob.size
+                    ),
+                });
+                return Err(io::Error::other("a blob does not match its digest"));
             }
-        }
-        Ok(())
+            out.write_all(&[0; 512][..padding(blob.size) as usize])
+        })
+        .map_err(|e| failed_read.take().unwrap_or(e))
     }
 }
 
-/// The reading half of [`Destination::write_blobs`]: each blob, in order, through the
-/// verifying reader, in chunks. Stops quietly when the writer is gone.
-fn read_blobs(
-    source: &dyn LayoutRead,
-    todo: &[(String, &BlobRef)],
-    full: &std::sync::mpsc::SyncSender<Chunk>,
-    free: &Receiver<Vec<u8>>,
-) -> Result<()> {
-    let mut spare: Vec<Vec<u8>> = Vec::new();
-    for (_, blob) in todo {
-        let mut stream = source.open_blob(&blob.digest, Some(blob.size))?;
-        loop {
-            let mut buf = free
-                .try_recv()
-                .ok()
-                .or_else(|| spare.pop())
-                .unwrap_or_else(|| vec![0; CHUNK]);
-            let n = fill(&mut stream, &mut buf).map_err(|e| stream.error(e))?;
-            if n == 0 {
-                spare.push(buf);
-                break;
-            }
-            if full.send(Chunk::Data(buf, n)).is_err() {
-                return Ok(());
-            }
-        }
-        if full.send(Chunk::End).is_err() {
-            return Ok(());
-        }
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::decode::Limits;
+    use crate::progress::NoProgress;
+    use crate::spec::document::media_type::Compression;
+    use crate::store::archive::Archive;
+    use crate::store::layout::Layout;
 
-/// Reads until `buf` is full or the stream ends; returns how much was read.
-fn fill(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match stream.read(&mut buf[done..]) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+    /// A layout with blobs of these contents, named in index.json.
+    fn source(contents: &[&[u8]]) -> (tempfile::TempDir, Layout, Vec<BlobRef>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _) = Layout::init(&dir.path().join("src")).unwrap();
+        let writer = layout.writer().unwrap();
+        let blobs = contents
+            .iter()
+            .map(|c| {
+                let w = writer.write_blob_bytes(c).unwrap();
+                BlobRef {
+                    digest: w.digest,
+                    size: w.size,
+                }
+            })
+            .collect();
+        drop(writer);
+        (dir, layout, blobs)
+    }
+
+    /// Writes `blobs` into an archive at `path`, naming the smallest digest in index.json.
+    fn write(
+        path: &Path,
+        layout: &Layout,
+        blobs: &[BlobRef],
+        compression: Compression,
+    ) -> Result<Finished> {
+        let named = blobs.iter().min().cloned().unwrap();
+        let options = ArchiveOptions::new(CompressOptions::new(compression)).with_mtime(1234);
+        let writer = ArchiveWriter::create(path, &options)?;
+        writer.add_file("extra/first.json", b"{}")?;
+        writer.write_blobs(layout, blobs, Link::Copy, &NoProgress)?;
+        writer.update_index(&mut |index| {
+            index.push_raw(serde_json::json!({
+                "mediaType": "application/octet-stream",
+                "digest": named.digest,
+                "size": named.size,
+            }))?;
+            Ok(true)
+        })?;
+        writer.finish()
+    }
+
+    #[test]
+    fn the_same_content_gives_the_same_bytes_in_a_fixed_order() {
+        let big = vec![3u8; 2 * crate::codec::pipe::CHUNK + 1];
+        let (dir, layout, blobs) = source(&[b"one", &big, b"three"]);
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let a = dir.path().join(format!("a-{}.tar", compression.name()));
+            let b = dir.path().join(format!("b-{}.tar", compression.name()));
+            let reversed: Vec<BlobRef> = blobs.iter().rev().cloned().collect();
+            let finished = write(&a, &layout, &blobs, compression).unwrap();
+            write(&b, &layout, &reversed, compression).unwrap();
+            let bytes = fs_read(&a);
+            assert!(
+                bytes == fs_read(&b),
+                "{compression:?}: same content, same bytes"
+            );
+            assert_eq!(finished.bytes, bytes.len() as u64);
+            assert_eq!(finished.blobs, 3);
+            // Read back as a layout, with every entry in its place and owned by root.
+            let archive = Archive::open(&a, &Limits::default()).unwrap();
+            for blob in &blobs {
+                let mut out = Vec::new();
+                archive
+                    .open_blob(&blob.digest, Some(blob.size))
+                    .unwrap()
+                    .copy_to(&mut out)
+                    .unwrap();
+                assert_eq!(out.len() as u64, blob.size);
+            }
+            assert_eq!(archive.index().unwrap().entries().len(), 1);
+        }
+        let plain = fs_read(&dir.path().join("a-none.tar"));
+        let mut reader = crate::codec::tar::Reader::new(&plain[..]);
+        let mut names = Vec::new();
+        while let Some(entry) = reader.next_entry().unwrap() {
+            let header = entry.header();
+            assert_eq!((header.uid, header.gid, header.mtime), (0, 0, 1234));
+            assert!(header.uname.is_empty() && header.gname.is_empty());
+            names.push(String::from_utf8(header.path.clone()).unwrap());
+        }
+        let mut sorted_blobs: Vec<String> = blobs.iter().map(|b| blob_file(&b.digest)).collect();
+        sorted_blobs.sort();
+        let mut expected = vec![
+            "oci-layout".to_string(),
+            "extra/".into(),
+            "extra/first.json".into(),
+            "blobs/".into(),
+            "blobs/sha256/".into(),
+        ];
+        expected.extend(sorted_blobs);
+        expected.push("index.json".into());
+        assert_eq!(names, expected);
+        // Two zero blocks and nothing after them.
+        assert!(plain.ends_with(&[0u8; 1024]));
+        assert_eq!(plain.len() % 512, 0);
+    }
+
+    fn fs_read(path: &Path) -> Vec<u8> {
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn a_blob_that_does_not_match_leaves_nothing_under_the_final_name() {
+        let big = vec![9u8; 3 * crate::codec::pipe::CHUNK];
+        let (dir, layout, blobs) = source(&[b"small", &big]);
+        for corrupt in &blobs {
+            let path = layout.blob_path(&corrupt.digest);
+            let good = fs_read(&path);
+            let mut bad = good.clone();
+            bad[0] ^= 1;
+            std::fs::write(&path, &bad).unwrap();
+            let out = dir.path().join("out.tar");
+            std::fs::write(&out, b"the previous archive").unwrap();
+            let error = write(&out, &layout, &blobs, Compression::None).unwrap_err();
+            assert!(matches!(error, Error::CorruptBlob { .. }), "{error}");
+            assert_eq!(fs_read(&out), b"the previous archive");
+            let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with(TEMP_PREFIX))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+            std::fs::write(&path, &good).unwrap();
         }
     }
-    Ok(done)
+
+    #[test]
+    fn a_stream_gets_the_same_bytes_and_files_come_before_blobs_only() {
+        let (dir, layout, blobs) = source(&[b"a"]);
+        let file = dir.path().join("f.tar");
+        write(&file, &layout, &blobs, Compression::None).unwrap();
+        let (tx, out) = shared_buffer();
+        let options = ArchiveOptions::new(CompressOptions::new(Compression::None)).with_mtime(1234);
+        let writer = ArchiveWriter::to_stream(Box::new(tx), "memory", &options).unwrap();
+        writer.add_file("extra/first.json", b"{}").unwrap();
+        writer
+            .write_blobs(&layout, &blobs, Link::Copy, &NoProgress)
+            .unwrap();
+        let late = writer.add_file("late", b"x").unwrap_err();
+        assert!(late.to_string().contains("before any blob"), "{late}");
+        for bad in ["/abs", "a/../b", "", "./x"] {
+            assert!(writer.add_file(bad, b"").is_err(), "{bad}");
+        }
+        writer
+            .update_index(&mut |index| {
+                index.push_raw(serde_json::json!({
+                    "mediaType": "application/octet-stream",
+                    "digest": blobs[0].digest,
+                    "size": blobs[0].size,
+                }))?;
+                Ok(true)
+            })
+            .unwrap();
+        let finished = writer.finish().unwrap();
+        assert_eq!(finished.path, None);
+        assert!(*out.lock().unwrap() == fs_read(&file));
+    }
+
+    /// A writer into a buffer the test keeps.
+    fn shared_buffer() -> (SharedBuffer, std::sync::Arc<Mutex<Vec<u8>>>) {
+        let buffer = std::sync::Arc::new(Mutex::new(Vec::new()));
+        (SharedBuffer(buffer.clone()), buffer)
+    }
+
+    struct SharedBuffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_long_blob_name_gets_a_pax_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _) = Layout::init(&dir.path().join("src")).unwrap();
+        let writer = layout.writer().unwrap();
+        let mut sink = writer
+            .blob_sink(crate::spec::digest::Algorithm::Sha512)
+            .unwrap();
+        sink.write_all(b"sha512 content").unwrap();
+        let blob = sink.finish().unwrap().commit().unwrap();
+        drop(writer);
+        let out = dir.path().join("long.tar");
+        let blobs = [BlobRef {
+            digest: blob.digest.clone(),
+            size: blob.size,
+        }];
+        write(&out, &layout, &blobs, Compression::None).unwrap();
+        let archive = Archive::open(&out, &Limits::default()).unwrap();
+        assert_eq!(archive.blob_len(&blob.digest).unwrap(), Some(blob.size));
+        // tar(1) reads the name too.
+        let listed = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.contains(&blob_file(&blob.digest)), "{listed}");
+    }
 }

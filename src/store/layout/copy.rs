@@ -14,14 +14,15 @@
 //! `index.json` update rather than after every blob.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{open_regular_file, LayoutWriter, PendingBlob, Staged, VerifiedBlob};
+use super::{open_regular_file, LayoutWriter, PendingBlob, Staged};
+use crate::codec::pipe::{copy_hashed, PipeError};
 use crate::error::{Error, IoContext, Result};
-use crate::spec::digest::{Digest, VerifyingReader};
+use crate::spec::digest::{Digest, Mismatch};
 use crate::store::layout::LayoutRead;
 
 /// How a blob may get from a source layout into a destination layout.
@@ -100,12 +101,7 @@ impl LayoutWriter<'_> {
                 return Ok(placed);
             }
         }
-        self.copy_verified(
-            source.open_blob(digest, Some(size))?,
-            &source.name(),
-            digest,
-            size,
-        )
+        self.copy_verified(source.open_blob_raw(digest)?, &source.name(), digest, size)
     }
 
     /// Makes a staged file (see [`Staged`]) the blob it hashed to: linked into place where
@@ -121,12 +117,7 @@ impl LayoutWriter<'_> {
             return Ok(placed);
         }
         let file = open_regular_file(staged.path())?;
-        let blob = VerifiedBlob {
-            inner: VerifyingReader::new(Box::new(file), digest.clone(), Some(staged.size)),
-            digest: digest.clone(),
-            layout: name.clone(),
-        };
-        self.copy_verified(blob, &name, digest, staged.size)
+        self.copy_verified(Box::new(file), &name, digest, staged.size)
     }
 
     /// Whether blob `digest` is here already (a regular file in its place).
@@ -139,10 +130,13 @@ impl LayoutWriter<'_> {
         }
     }
 
-    /// Copies a verified stream of blob `digest` (from `from`) into place.
+    /// Copies blob `digest` of `size` bytes from `raw` (read from `from`) into place. The bytes
+    /// are hashed once, as they are read (a thread ahead of the writes into the temp file), and
+    /// checked against the digest and the size before the rename; no more than one byte past
+    /// the size is read.
     fn copy_verified(
         &self,
-        mut blob: VerifiedBlob<'_>,
+        raw: Box<dyn Read + Send + '_>,
         from: &str,
         digest: &Digest,
         size: u64,
@@ -152,26 +146,44 @@ impl LayoutWriter<'_> {
             reason: "cannot be copied and verified: ocikit computes only sha256 and sha512 digests"
                 .into(),
         })?;
-        let mut sink = self.blob_sink(algorithm)?;
-        let sink_path = sink.path.clone();
-        blob.copy_to(&mut sink).map_err(|e| match e {
-            // What `copy_to` calls its output is the temp file.
-            Error::Io {
-                action: "cannot write",
-                source,
-                ..
-            } => Error::io("cannot write blob to", &sink_path, source),
-            other => other,
+        let mut temp = self.layout.temp_file()?;
+        let mut raw = raw;
+        let copied = copy_hashed(
+            &mut raw,
+            algorithm,
+            size,
+            size.saturating_add(1),
+            &mut |chunk| temp.write_all(chunk),
+        )
+        .map_err(|e| match e {
+            PipeError::Read(e) => Error::io("cannot read blob", format!("{digest} of {from}"), e),
+            PipeError::Write(e) => Error::io("cannot write blob to", temp.path(), e),
         })?;
-        let pending = sink.finish()?;
+        let pending = PendingBlob {
+            layout: self.layout,
+            temp,
+            digest: copied.digest,
+            size: copied.size,
+        };
         if &pending.digest != digest || pending.size != size {
+            let detail = if pending.size > size {
+                Mismatch::TooLong { expected: size }.to_string()
+            } else if pending.size < size {
+                Mismatch::TooShort {
+                    expected: size,
+                    actual: pending.size,
+                }
+                .to_string()
+            } else {
+                Mismatch::Digest {
+                    actual: pending.digest.clone(),
+                }
+                .to_string()
+            };
             return Err(Error::CorruptBlob {
                 digest: digest.clone(),
                 layout: from.to_string(),
-                detail: format!(
-                    "it reads as {} bytes hashing to {}, {size} bytes were expected",
-                    pending.size, pending.digest
-                ),
+                detail,
             });
         }
         self.place(pending)?;
@@ -310,5 +322,165 @@ impl LayoutWriter<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::store::layout::Layout;
+    use std::os::unix::fs::MetadataExt;
+
+    fn two_layouts() -> (tempfile::TempDir, Layout, Layout) {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = Layout::init(&dir.path().join("a")).unwrap();
+        let (b, _) = Layout::init(&dir.path().join("b")).unwrap();
+        (dir, a, b)
+    }
+
+    /// A source of one blob held in memory.
+    struct Memory(Vec<u8>);
+
+    impl LayoutRead for Memory {
+        fn name(&self) -> String {
+            "memory".into()
+        }
+        fn index_bytes(&self) -> Result<Vec<u8>> {
+            Ok(b"{}".to_vec())
+        }
+        fn open_blob_raw(&self, _: &Digest) -> Result<Box<dyn Read + Send + '_>> {
+            Ok(Box::new(&self.0[..]))
+        }
+        fn blob_len(&self, _: &Digest) -> Result<Option<u64>> {
+            Ok(Some(self.0.len() as u64))
+        }
+        fn files(&self) -> Result<Vec<crate::store::layout::FileInfo>> {
+            Ok(Vec::new())
+        }
+        fn root_file(&self, _: &str, _: u64) -> Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+    }
+
+    fn inode(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().ino()
+    }
+
+    #[test]
+    fn every_mode_places_the_blob_and_a_present_one_is_left_alone() {
+        let bytes = vec![7u8; 3 * crate::codec::pipe::CHUNK + 5];
+        for link in [Link::Auto, Link::Hardlink, Link::Copy] {
+            let (_dir, a, b) = two_layouts();
+            let blob = a.writer().unwrap().write_blob_bytes(&bytes).unwrap();
+            let writer = b.writer().unwrap();
+            let placed = writer.copy_blob(&a, &blob.digest, blob.size, link).unwrap();
+            let (from, to) = (a.blob_path(&blob.digest), b.blob_path(&blob.digest));
+            assert_eq!(fs::read(&to).unwrap(), bytes, "{link:?}");
+            match placed {
+                Placed::Hardlinked => assert_eq!(inode(&from), inode(&to)),
+                Placed::Copied => assert_ne!(inode(&from), inode(&to)),
+                Placed::Reflinked => {}
+                Placed::Present => panic!("{link:?}: it was not there"),
+            }
+            if link == Link::Copy {
+                assert_eq!(placed, Placed::Copied);
+            }
+            assert_eq!(
+                writer.copy_blob(&a, &blob.digest, blob.size, link).unwrap(),
+                Placed::Present
+            );
+            // Nothing is left behind.
+            let temps = fs::read_dir(b.root())
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy()
+                        .starts_with(crate::store::layout::TEMP_PREFIX)
+                })
+                .count();
+            assert_eq!(temps, 0, "{link:?}");
+        }
+    }
+
+    #[test]
+    fn a_copy_is_verified_and_a_link_checks_the_size() {
+        for len in [5usize, 3 * crate::codec::pipe::CHUNK] {
+            let (_dir, a, b) = two_layouts();
+            let good = vec![1u8; len];
+            let blob = a.writer().unwrap().write_blob_bytes(&good).unwrap();
+            // The source's file no longer matches its name.
+            let mut bad = good.clone();
+            bad[len / 2] ^= 1;
+            fs::write(a.blob_path(&blob.digest), &bad).unwrap();
+            let writer = b.writer().unwrap();
+            let error = writer
+                .copy_blob(&a, &blob.digest, blob.size, Link::Copy)
+                .unwrap_err();
+            assert!(matches!(error, Error::CorruptBlob { .. }), "{error}");
+            assert!(!b.blob_path(&blob.digest).exists());
+            // Longer than its descriptor says: refused before more than one byte too many is read.
+            fs::write(a.blob_path(&blob.digest), vec![1u8; len + 4096]).unwrap();
+            for link in [Link::Copy, Link::Hardlink] {
+                let error = writer
+                    .copy_blob(&a, &blob.digest, blob.size, link)
+                    .unwrap_err();
+                assert!(
+                    matches!(error, Error::CorruptBlob { .. }),
+                    "{link:?}: {error}"
+                );
+                assert!(error.to_string().contains("expected"), "{error}");
+            }
+            assert!(!b.blob_path(&blob.digest).exists());
+        }
+    }
+
+    #[test]
+    fn explicit_link_modes_fail_clearly_when_they_cannot_link() {
+        let (_dir, a, b) = two_layouts();
+        let blob = a.writer().unwrap().write_blob_bytes(b"x").unwrap();
+        let writer = b.writer().unwrap();
+        // A source whose blobs are not files of their own (an archive read in place, say).
+        let memory = Memory(b"y".to_vec());
+        let digest = Digest::sha256_of(b"y");
+        for link in [Link::Hardlink, Link::Reflink] {
+            let error = writer.copy_blob(&memory, &digest, 1, link).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Unsupported, "{error}");
+            assert!(
+                error.to_string().contains("not a file of its own"),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            writer.copy_blob(&memory, &digest, 1, Link::Auto).unwrap(),
+            Placed::Copied
+        );
+        // A reflink on a file system without them (ext4, tmpfs) is an error when asked for, a
+        // hard link with auto.
+        match writer.copy_blob(&a, &blob.digest, blob.size, Link::Reflink) {
+            Ok(placed) => assert_eq!(placed, Placed::Reflinked),
+            Err(error) => {
+                assert!(error.to_string().contains("cannot reflink"), "{error}");
+                assert!(!b.blob_path(&blob.digest).exists());
+            }
+        }
+        let auto = writer
+            .copy_blob(&a, &blob.digest, blob.size, Link::Auto)
+            .unwrap();
+        assert!(matches!(
+            auto,
+            Placed::Reflinked | Placed::Hardlinked | Placed::Present
+        ));
+    }
+
+    #[test]
+    fn a_missing_source_blob_is_not_found_in_every_mode() {
+        let (_dir, a, b) = two_layouts();
+        let writer = b.writer().unwrap();
+        let absent = Digest::sha256_of(b"absent");
+        for link in [Link::Auto, Link::Hardlink, Link::Copy] {
+            let error = writer.copy_blob(&a, &absent, 6, link).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::NotFound, "{link:?}: {error}");
+        }
     }
 }
