@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use crate::error::{Error, Result};
 use crate::graph::documents::Documents;
 use crate::graph::referrers::{Discovery, Referrer};
-use crate::graph::walk::{self, Field, State, Walk, MAX_DEPTH};
+use crate::graph::walk::{self, Field, State, Walk};
 use crate::spec::digest::Digest;
 use crate::spec::document::Descriptor;
 
@@ -73,14 +73,7 @@ pub fn closure(
     let mut failed: Option<Digest> = None;
     for (digest, node) in walk.nodes() {
         match &node.state {
-            State::TooDeep => {
-                return Err(Error::Limit {
-                    what: format!("indexes above {digest}"),
-                    detail: format!(
-                        "nest more than {MAX_DEPTH} deep, so what it references is not known"
-                    ),
-                })
-            }
+            State::TooDeep => return Err(walk::too_deep(digest)),
             State::Read(loaded) => match &**loaded {
                 Ok(_) => out.documents.push(digest.clone()),
                 Err(_) => {
@@ -143,15 +136,8 @@ fn add_referrers<'r>(
                 }
             }
         }
-        more.retain(|d| !walk.covers(d));
-        if more.is_empty() {
+        if !walk.add_uncovered(more) {
             break;
         }
-        let first = walk.roots().len();
-        walk.add_roots(
-            more.into_iter()
-                .enumerate()
-                .map(|(i, d)| (Field::Root(first + i), Cow::Owned(d))),
-        );
     }
 }

@@ -633,12 +633,7 @@ pub fn record(
                             ),
                         });
                     }
-                    let mut position = 0;
-                    index.remove_where(|_| {
-                        let gone = same.contains(&position);
-                        position += 1;
-                        gone
-                    });
+                    index.remove_positions(&same.iter().copied().collect());
                     names.replaced.push((id.to_string(), elsewhere[0].clone()));
                 } else {
                     names.added.push(id.to_string());

@@ -2,13 +2,14 @@
 //! by skopeo and podman.
 
 use std::fs;
-use std::path::Path;
 
 use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::copy::{assert_valid, referrers};
-use crate::helpers::{ocikit, ocikit_json, sample_layout, sample_layout_copy, tool_available};
+use crate::helpers::{
+    ocikit, ocikit_json, sample_layout, sample_layout_copy, temp_files, tool_available,
+};
 use crate::producers::{run, skopeo, Storage};
 
 /// Runs `ocikit export ARGS --json`, asserting success.
@@ -17,14 +18,6 @@ fn export(args: &[&str]) -> Value {
     all.extend_from_slice(args);
     all.push("--json");
     ocikit_json(all)
-}
-
-fn temp_files(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(".ocikit-tmp-"))
-        .collect()
 }
 
 #[test]

@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 use crate::copy::{assert_valid, names, referrers};
 use crate::helpers::{
-    blob_names, index_bytes, index_value, ocikit, ocikit_json, sample_layout, tool_available,
+    blob_names, index_bytes, index_value, ocikit, ocikit_json, sample_layout, temp_files,
+    tool_available,
 };
-use crate::producers::{rootfs, run, skopeo, Containerd, Storage};
+use crate::producers::{run, skopeo, Containerd, Storage};
 
 /// Runs `ocikit import FILE LAYOUT ARGS --json`, asserting success.
 fn import(file: &Path, layout: &Path, args: &[&str]) -> Value {
@@ -27,6 +28,17 @@ fn import(file: &Path, layout: &Path, args: &[&str]) -> Value {
         .assert()
         .success();
     serde_json::from_slice(&out.get_output().stdout).unwrap()
+}
+
+/// Runs `ocikit import FILE LAYOUT`, which must fail with status 2 saying `message`.
+fn refused(file: &Path, layout: &Path, message: &str) {
+    ocikit()
+        .arg("import")
+        .arg(file)
+        .arg(layout)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(message));
 }
 
 /// The whole sample, exported to `name` in `dir`.
@@ -78,17 +90,7 @@ fn every_kind_of_archive_imports_from_a_file_or_from_stdin() {
         );
         assert_valid(&via_stdin);
         // Nothing staged is left behind.
-        let leftovers = fs::read_dir(&via_stdin)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(".ocikit-tmp-")
-            })
-            .count();
-        assert_eq!(leftovers, 0, "{name}");
+        assert!(temp_files(&via_stdin).is_empty(), "{name}");
     }
 }
 
@@ -221,14 +223,8 @@ fn a_failed_import_leaves_the_names_as_they_were() {
     let gz = dir.path().join("tampered.tar.gz");
     fs::write(&gz, gzip(&fs::read(&archive).unwrap())).unwrap();
     for file in [&archive, &gz] {
-        ocikit()
-            .arg("import")
-            .arg(file)
-            .arg(&layout)
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains(&layer))
-            .stderr(predicate::str::contains("corrupt"));
+        refused(file, &layout, &format!("blob {layer} in"));
+        refused(file, &layout, "is corrupt");
         assert_eq!(index_bytes(&layout), before);
         assert_valid(&layout);
     }
@@ -364,13 +360,7 @@ fn hostile_archives_are_refused_and_nothing_is_written_outside() {
         let compressed = dir.path().join("hostile.tar.gz");
         fs::write(&compressed, gzip(&bytes)).unwrap();
         for file in [&plain, &compressed] {
-            ocikit()
-                .arg("import")
-                .arg(file)
-                .arg(&layout)
-                .assert()
-                .code(2)
-                .stderr(predicate::str::contains(*message));
+            refused(file, &layout, message);
         }
         ocikit()
             .args(["import", "-"])
@@ -384,17 +374,7 @@ fn hostile_archives_are_refused_and_nothing_is_written_outside() {
             fs::read_dir(&outside).unwrap().next().is_none(),
             "{what}: wrote outside"
         );
-        let staged = fs::read_dir(&layout)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(".ocikit-tmp-")
-            })
-            .count();
-        assert_eq!(staged, 0, "{what}: staged files left");
+        assert!(temp_files(&layout).is_empty(), "{what}: staged files left");
     }
 }
 
@@ -536,20 +516,20 @@ fn what_skopeo_podman_and_containerd_write_is_imported() {
         (layout, imported)
     };
     if tool_available("skopeo") {
-        let oci = dir.path().join("skopeo-oci.tar");
-        skopeo(&[
-            "copy",
-            &format!("oci:{s}:app:gzip"),
-            &format!("oci-archive:{}:app:1", oci.display()),
-        ]);
-        let (layout, _) = imported_into(&oci, "skopeo oci-archive");
+        for transport in ["oci-archive", "docker-archive"] {
+            let out = dir.path().join(format!("skopeo-{transport}.tar"));
+            skopeo(&[
+                "copy",
+                &format!("oci:{s}:app:gzip"),
+                &format!("{transport}:{}:app:1", out.display()),
+            ]);
+        }
+        let (layout, _) = imported_into(
+            &dir.path().join("skopeo-oci-archive.tar"),
+            "skopeo oci-archive",
+        );
         assert_eq!(names(&layout), ["app:1"]);
-        let docker = dir.path().join("skopeo-docker.tar");
-        skopeo(&[
-            "copy",
-            &format!("oci:{s}:app:gzip"),
-            &format!("docker-archive:{}:app:1", docker.display()),
-        ]);
+        let docker = dir.path().join("skopeo-docker-archive.tar");
         let (layout, imported) = imported_into(&docker, "skopeo docker-archive");
         assert_eq!(imported["kind"], "docker-save");
         // The tag as skopeo wrote it, normalized.
@@ -564,16 +544,9 @@ fn what_skopeo_podman_and_containerd_write_is_imported() {
             config
         );
     }
-    let Some(storage) = Storage::new(dir.path()) else {
+    let Some(storage) = Storage::with_app(dir.path()) else {
         return;
     };
-    let rootfs = rootfs(dir.path());
-    if storage
-        .build_from_scratch(&rootfs, "localhost/app:1")
-        .is_none()
-    {
-        return;
-    }
     storage
         .buildah(&["tag", "localhost/app:1", "localhost/app:2"])
         .expect("buildah tag");
@@ -583,43 +556,24 @@ fn what_skopeo_podman_and_containerd_write_is_imported() {
     ] {
         let out = dir.path().join(file);
         storage
-            .podman(&[
-                "save",
-                "--format",
-                format,
-                "-o",
-                out.to_str().unwrap(),
-                "localhost/app:1",
-            ])
+            .save(format, &out, &["localhost/app:1"])
             .expect("podman save");
         imported_into(&out, &format!("podman {format}"));
     }
     let multi = dir.path().join("podman-multi.tar");
     storage
-        .podman(&[
-            "save",
-            "-m",
-            "--format",
+        .save(
             "docker-archive",
-            "-o",
-            multi.to_str().unwrap(),
-            "localhost/app:1",
-            "localhost/app:2",
-        ])
+            &multi,
+            &["localhost/app:1", "localhost/app:2"],
+        )
         .expect("podman save -m");
     let (layout, _) = imported_into(&multi, "podman multi");
     assert_eq!(names(&layout), ["localhost/app:1", "localhost/app:2"]);
     // oci-dir is a directory: copied, not imported.
     let oci_dir = dir.path().join("podman-oci-dir");
     storage
-        .podman(&[
-            "save",
-            "--format",
-            "oci-dir",
-            "-o",
-            oci_dir.to_str().unwrap(),
-            "localhost/app:1",
-        ])
+        .save("oci-dir", &oci_dir, &["localhost/app:1"])
         .expect("podman save oci-dir");
     let copied = dir.path().join("from-oci-dir");
     ocikit()
@@ -633,23 +587,8 @@ fn what_skopeo_podman_and_containerd_write_is_imported() {
     let Some(containerd) = Containerd::start(dir.path()) else {
         return;
     };
-    let podman_oci = dir.path().join("podman-oci.tar");
-    containerd.ctr(&[
-        "images",
-        "import",
-        "--snapshotter",
-        "native",
-        "--base-name",
-        "localhost/app",
-        podman_oci.to_str().unwrap(),
-    ]);
     let export = dir.path().join("ctr-export.tar");
-    containerd.ctr(&[
-        "images",
-        "export",
-        export.to_str().unwrap(),
-        "localhost/app:1",
-    ]);
+    containerd.round_trip(&dir.path().join("podman-oci.tar"), &export);
     let (layout, imported) = imported_into(&export, "ctr export");
     assert_eq!(imported["kind"], "oci");
     // containerd keeps the full reference beside the tag; either selects the image.

@@ -35,6 +35,16 @@ impl Lcg {
     }
 }
 
+/// `ocikit ARGS` started with its output discarded.
+fn quiet(args: &[String]) -> std::process::Child {
+    Command::new(ocikit_path())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// After any crash: the layout opens, index.json parses, no referenced blob is missing and no
 /// error-level finding exists (temp leftovers are warnings), and gc then cleans up.
 fn assert_intact(
@@ -146,14 +156,7 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
                 None,
             ),
         };
-        let spawn = || {
-            Command::new(ocikit_path())
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        };
+        let spawn = || quiet(&args);
         // The first trial of each kind runs to the end and is timed, so that the kills of the
         // later ones land at a random point inside the operation on any machine, fast or slow.
         if trial < 6 {
@@ -200,6 +203,40 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// Runs `gc` on `layout` in a loop until every writer has finished, each successfully (their
+/// stderr is shown when one fails); returns how many times gc ran. `dir` holds the stop file.
+fn beside_a_gc_loop(layout: &Path, dir: &Path, writers: Vec<std::process::Child>) -> u32 {
+    let stop = dir.join("stop");
+    let gc_loop = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "n=0; while [ ! -e '{}' ]; do {} gc '{}' >/dev/null || exit 1; n=$((n+1)); done; echo $n",
+            stop.display(),
+            ocikit_path().display(),
+            layout.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut failed = None;
+    for w in writers {
+        let out = w.wait_with_output().unwrap();
+        if !out.status.success() {
+            failed.get_or_insert(String::from_utf8_lossy(&out.stderr).to_string());
+        }
+    }
+    fs::write(&stop, b"").unwrap();
+    let gc_out = gc_loop.wait_with_output().unwrap();
+    if let Some(stderr) = failed {
+        panic!("a writer failed: {stderr}");
+    }
+    assert!(gc_out.status.success(), "a gc run failed");
+    String::from_utf8_lossy(&gc_out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 #[test]
 fn four_writers_and_a_gc_loop_lose_no_operation() {
     let (dir, layout) = sample_layout_copy();
@@ -224,26 +261,7 @@ fn four_writers_and_a_gc_loop_lose_no_operation() {
             Command::new("sh").arg("-c").arg(script).spawn().unwrap()
         })
         .collect();
-    let stop = dir.path().join("stop");
-    let gc_loop = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "n=0; while [ ! -e '{}' ]; do {bin} gc '{l}' >/dev/null || exit 1; n=$((n+1)); done; echo $n",
-            stop.display()
-        ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    for mut w in writers {
-        assert!(w.wait().unwrap().success(), "a writer failed");
-    }
-    fs::write(&stop, b"").unwrap();
-    let gc_out = gc_loop.wait_with_output().unwrap();
-    assert!(gc_out.status.success(), "a gc run failed");
-    let gc_runs: u32 = String::from_utf8_lossy(&gc_out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
+    let gc_runs = beside_a_gc_loop(&layout, dir.path(), writers);
     assert!(gc_runs > 0, "gc ran beside the writers");
 
     let now = names(&layout);
@@ -277,12 +295,7 @@ fn four_writers_and_a_gc_loop_lose_no_operation() {
 
 /// Runs `ocikit ARGS`, asserting success.
 fn ok(args: &[String]) {
-    let status = Command::new(ocikit_path())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let status = quiet(args).wait().unwrap();
     assert!(status.success(), "{} failed", args.join(" "));
 }
 
@@ -346,14 +359,7 @@ fn copies_imports_and_exports_killed_at_random_moments_leave_no_broken_layout_or
                 archive.display().to_string(),
             ],
         };
-        let spawn = || {
-            Command::new(ocikit_path())
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        };
+        let spawn = || quiet(&args);
         if trial < 3 {
             let started = Instant::now();
             assert!(
@@ -419,27 +425,7 @@ fn copies_and_imports_beside_a_gc_loop_lose_no_name() {
                 .unwrap()
         })
         .collect();
-    let stop = dir.path().join("stop");
-    let gc_loop = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "n=0; while [ ! -e '{}' ]; do {bin} gc '{l}' >/dev/null || exit 1; n=$((n+1)); done; echo $n",
-            stop.display()
-        ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    for w in writers {
-        let out = w.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "a writer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    fs::write(&stop, b"").unwrap();
-    let gc_out = gc_loop.wait_with_output().unwrap();
-    assert!(gc_out.status.success(), "a gc run failed");
+    beside_a_gc_loop(&layout, dir.path(), writers);
     let now = names(&layout);
     for w in 0..2 {
         for i in 1..=per_writer {

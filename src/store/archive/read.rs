@@ -2202,6 +2202,17 @@ mod tests {
         }
     }
 
+    /// `bytes` read as a stream through `stage`.
+    fn stream(bytes: &[u8], stage: &TestStage) -> Result<Archive> {
+        Archive::read_stream(
+            bytes,
+            "-",
+            &Limits::default(),
+            stage,
+            &crate::progress::NoProgress,
+        )
+    }
+
     fn test_stage(keep: bool) -> (tempfile::TempDir, TestStage) {
         let dir = tempfile::tempdir().unwrap();
         let (layout, _) = crate::store::layout::Layout::init(&dir.path().join("l")).unwrap();
@@ -2221,14 +2232,7 @@ mod tests {
             ("gzip", gzip(&tar_of(&fx.files, "top/"))),
         ] {
             let (_dir, stage) = test_stage(true);
-            let archive = Archive::read_stream(
-                &bytes[..],
-                "-",
-                &Limits::default(),
-                &stage,
-                &crate::progress::NoProgress,
-            )
-            .unwrap();
+            let archive = stream(&bytes[..], &stage).unwrap();
             assert_reads_layout(&archive, &fx);
             archive.check_oci_layout().unwrap();
             let offered = stage.offered.lock().unwrap().clone();
@@ -2247,14 +2251,7 @@ mod tests {
 
             // Dropped files cannot be read, and say why.
             let (_dir, stage) = test_stage(false);
-            let archive = Archive::read_stream(
-                &bytes[..],
-                "-",
-                &Limits::default(),
-                &stage,
-                &crate::progress::NoProgress,
-            )
-            .unwrap();
+            let archive = stream(&bytes[..], &stage).unwrap();
             let error = archive.open_blob(&fx.layer, None).err().unwrap();
             assert!(error.to_string().contains("not kept"), "{error}");
             assert_eq!(read_blob(&archive, &fx.manifest), fx.manifest_bytes);
@@ -2277,14 +2274,7 @@ mod tests {
         );
         let duplicated = tar.into_inner().unwrap();
         let (_dir, stage) = test_stage(true);
-        let error = Archive::read_stream(
-            &duplicated[..],
-            "-",
-            &Limits::default(),
-            &stage,
-            &crate::progress::NoProgress,
-        )
-        .unwrap_err();
+        let error = stream(&duplicated[..], &stage).unwrap_err();
         assert!(
             error.to_string().contains("tar readers disagree"),
             "{error}"
@@ -2292,14 +2282,7 @@ mod tests {
         // Cut short: truncated.
         let plain = tar_of(&fx.files, "");
         let cut = &plain[..plain.len() - 1024];
-        let error = Archive::read_stream(
-            cut,
-            "-",
-            &Limits::default(),
-            &stage,
-            &crate::progress::NoProgress,
-        )
-        .unwrap_err();
+        let error = stream(cut, &stage).unwrap_err();
         assert!(error.to_string().contains("truncated"), "{error}");
     }
 
