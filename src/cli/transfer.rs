@@ -17,6 +17,11 @@ pub struct TakeArgs {
     /// in (index.json entries and fallback-tag indexes).
     #[arg(long)]
     no_referrers: bool,
+    /// Also bring referrers that no index.json entry or fallback index records, found by
+    /// reading every document-sized blob of the source (cosign keeps signatures so); they get
+    /// untagged index.json entries where they arrive.
+    #[arg(long, conflicts_with = "no_referrers")]
+    scan: bool,
     #[command(flatten)]
     platform: super::PlatformArg,
     /// Keep only these platforms of an index (comma-separated os/arch[/variant]). An index that
@@ -37,6 +42,7 @@ impl TakeArgs {
     pub fn options(&self) -> transfer::Options {
         transfer::Options::default()
             .with_referrers(!self.no_referrers)
+            .with_scan(self.scan)
             .with_platform(self.platform.platform.clone())
             .with_platforms(self.platforms.clone())
     }

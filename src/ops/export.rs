@@ -198,7 +198,7 @@ struct DockerSource {
     diff_ids: Vec<Digest>,
 }
 
-/// The docker format's part of [`write`]: its files, then the blobs, then `index.json`.
+/// The docker format's part of [`write()`]: its files, then the blobs, then `index.json`.
 fn docker(
     plan: &Plan<'_>,
     writer: &ArchiveWriter,

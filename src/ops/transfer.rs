@@ -6,7 +6,7 @@
 //! or what some references name), resolves the roots, narrows them to a platform or a subset
 //! of platforms when asked, and computes their closure with [`crate::graph::closure`]: every
 //! blob, each once, and the referrers of everything carried unless they are left out. It also
-//! says which `index.json` entries the destination gets. [`write`] hands the blobs to a
+//! says which `index.json` entries the destination gets. [`write()`] hands the blobs to a
 //! [`Destination`] (a layout directory, an archive being written; see
 //! [`crate::store::destination`]) and then records the entries, which is where a name that the
 //! destination already gives to something else is refused (or replaced when forced).
@@ -61,6 +61,9 @@ const ATTESTATION_OF: &str = "vnd.docker.reference.digest";
 pub struct Options {
     /// Referrers of everything carried (and theirs), in every convention.
     pub referrers: bool,
+    /// Also look for referrers that only a scan of the source's blobs finds (cosign keeps
+    /// signatures so); they get untagged entries in the destination.
+    pub scan: bool,
     /// Narrow each index to the manifest this platform selects (first match, through nested
     /// indexes): the name then points at that manifest.
     pub platform: Option<Platform>,
@@ -73,6 +76,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             referrers: true,
+            scan: false,
             platform: None,
             platforms: Vec::new(),
         }
@@ -83,6 +87,11 @@ impl Options {
     /// With referrers or without.
     pub fn with_referrers(self, referrers: bool) -> Options {
         Options { referrers, ..self }
+    }
+
+    /// Scanning the source's blobs for referrers too (see [`Options::scan`]).
+    pub fn with_scan(self, scan: bool) -> Options {
+        Options { scan, ..self }
     }
 
     /// Narrowed to `platform` (see [`Options::platform`]).
@@ -218,7 +227,10 @@ impl<'a> Plan<'a> {
         let roots = self.roots(source, &index, selection, options)?;
         let descriptors: Vec<Descriptor> = roots.iter().map(|r| r.descriptor.clone()).collect();
         let (found, fallbacks) = {
-            let discovery = Discovery::with_index(&self.union, index.clone(), Scope::default())?;
+            let scope = Scope {
+                scan: options.referrers && options.scan,
+            };
+            let discovery = Discovery::with_index(&self.union, index.clone(), scope)?;
             let found = closure(&discovery, &descriptors, options.referrers)?;
             self.warnings.extend(discovery.problems());
             self.warnings.extend(found.unreadable.iter().cloned());
@@ -702,7 +714,7 @@ impl Names {
     }
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

@@ -366,3 +366,31 @@ fn copies_go_into_and_out_of_archives() {
         .unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains("manifest.json"));
 }
+
+#[test]
+fn scan_brings_referrers_that_only_their_blobs_record() {
+    let (dir, sample) = sample_layout_copy();
+    // The SBOM of app:gzip is left as a blob only (as cosign leaves signatures).
+    let mut index = index_value(&sample);
+    index["manifests"].as_array_mut().unwrap().retain(|m| {
+        m["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("app:"))
+    });
+    fs::write(
+        sample.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let s = sample.display().to_string();
+    let without = dir.path().join("without");
+    let copied = copy(&[&format!("{s}:app:gzip"), without.to_str().unwrap()]);
+    assert_eq!(copied["referrers"], 0);
+    let with = dir.path().join("with");
+    let copied = copy(&[&format!("{s}:app:gzip"), with.to_str().unwrap(), "--scan"]);
+    assert_eq!(copied["referrers"], 1);
+    // Recorded where it arrives, so it is found without a scan there.
+    assert_eq!(referrers(&format!("{}:app:gzip", with.display())).len(), 1);
+    assert_eq!(names(&with), ["app:gzip", "-"]);
+    assert_valid(&with);
+}

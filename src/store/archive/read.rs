@@ -77,7 +77,7 @@ const CACHE_ENTRY_LIMIT: u64 = 1024 * 1024;
 /// The most a compressed archive's first pass keeps in memory, in all.
 const CACHE_TOTAL_LIMIT: u64 = 256 * 1024 * 1024;
 /// The most a streamed archive keeps in memory, in all (beyond that, files are staged).
-const STREAM_CACHE_TOTAL_LIMIT: u64 = 32 * 1024 * 1024;
+const STREAM_CACHE_TOTAL_LIMIT: u64 = 16 * 1024 * 1024;
 /// The most a compressed archive's first pass keeps of `oci-layout` and `index.json` files
 /// (each up to [`MAX_DOCUMENT_SIZE`]), apart from other entries.
 const DOCUMENTS_TOTAL_LIMIT: u64 = 4 * MAX_DOCUMENT_SIZE;
