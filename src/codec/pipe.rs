@@ -1,4 +1,4 @@
-//! Copying a stream while hashing it, with reading and hashing on one thread and writing on
+//! Copying a stream while hashing it, with reading and writing on one thread and hashing on
 //! another: a copy that is verified costs about what the slower of the two costs, not their
 //! sum. Blob copies (into a layout, into an archive) go through it.
 //!
@@ -7,6 +7,7 @@
 
 use std::io::{self, Read};
 use std::sync::mpsc::{channel, sync_channel};
+use std::sync::Arc;
 
 use crate::spec::digest::{Algorithm, Digest, Hasher};
 
@@ -61,46 +62,75 @@ pub fn copy_hashed(
             total += n as u64;
         }
     }
+    // This thread reads and writes (the I/O), the other hashes: on two cores a verified copy
+    // then costs about what the slower of the two costs. Chunks are shared, read-only, and
+    // come back from the hasher to be read into again.
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(AHEAD);
-        let (free_tx, free_rx) = channel::<Vec<u8>>();
-        let reading = scope.spawn(move || -> io::Result<Copied> {
+        let (to_hash, chunks) = sync_channel::<(Arc<Vec<u8>>, usize)>(AHEAD);
+        let (give_back, returned) = channel::<Arc<Vec<u8>>>();
+        let hashing = scope.spawn(move || {
             let mut hasher = Hasher::new(algorithm);
-            let mut total = 0u64;
-            loop {
-                let mut buf = free_rx.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-                let n = fill(&mut reader, &mut buf)?;
-                if n == 0 {
-                    return Ok(Copied {
-                        digest: hasher.finish(),
-                        size: total,
-                    });
-                }
-                hasher.update(&buf[..n]);
-                total += n as u64;
-                if full_tx.send((buf, n)).is_err() {
-                    // The writer stopped; its error is the one reported.
-                    return Ok(Copied {
-                        digest: hasher.finish(),
-                        size: total,
-                    });
+            for (chunk, n) in chunks.iter() {
+                hasher.update(&chunk[..n]);
+                if give_back.send(chunk).is_err() {
+                    break;
                 }
             }
+            hasher.finish()
         });
-        let mut written = Ok(());
-        for (buf, n) in full_rx.iter() {
-            if let Err(e) = write(&buf[..n]) {
-                written = Err(e);
-                break;
+        let mut total = 0u64;
+        let mut spare: Vec<Arc<Vec<u8>>> = Vec::new();
+        let mut in_flight = 0usize;
+        let outcome = loop {
+            // A chunk the hasher is done with, when there is one (or when too many are out).
+            let mut buf = loop {
+                if let Some(mut chunk) = spare.pop() {
+                    if let Some(owned) = Arc::get_mut(&mut chunk) {
+                        break std::mem::take(owned);
+                    }
+                }
+                let back = if in_flight > AHEAD {
+                    returned.recv().ok()
+                } else {
+                    returned.try_recv().ok()
+                };
+                match back {
+                    Some(chunk) => {
+                        in_flight -= 1;
+                        spare.push(chunk);
+                    }
+                    None => break vec![0u8; CHUNK],
+                }
+            };
+            buf.resize(CHUNK, 0);
+            let n = match fill(&mut reader, &mut buf) {
+                Ok(n) => n,
+                Err(e) => break Err(PipeError::Read(e)),
+            };
+            if n == 0 {
+                break Ok(());
             }
-            let _ = free_tx.send(buf);
-        }
-        drop(full_rx);
-        let read = reading
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")));
-        written.map_err(PipeError::Write)?;
-        read.map_err(PipeError::Read)
+            total += n as u64;
+            let chunk = Arc::new(buf);
+            if to_hash.send((chunk.clone(), n)).is_err() {
+                break Err(PipeError::Read(io::Error::other(
+                    "the hashing thread stopped",
+                )));
+            }
+            in_flight += 1;
+            if let Err(e) = write(&chunk[..n]) {
+                break Err(PipeError::Write(e));
+            }
+        };
+        drop(to_hash);
+        let digest = hashing.join();
+        outcome?;
+        let digest =
+            digest.map_err(|_| PipeError::Read(io::Error::other("the hashing thread panicked")))?;
+        Ok(Copied {
+            digest,
+            size: total,
+        })
     })
 }
 

@@ -52,6 +52,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
 use crate::spec::digest::Digest;
 use crate::store::destination::{BlobRef, Destination, DocumentStore, Placements};
+use crate::store::layout::syncing::Syncing;
 use crate::store::layout::{
     blob_file, layout_header, IndexFile, LayoutRead, Link, Placed, TEMP_PREFIX,
 };
@@ -94,6 +95,9 @@ pub struct ArchiveWriter {
     name: String,
     /// The temp file and the final path, for an archive written to a file.
     file: Option<(tempfile::NamedTempFile, PathBuf)>,
+    /// The thread that syncs what is written as it is written, for an archive written to a
+    /// file.
+    syncer: Option<std::thread::JoinHandle<()>>,
     mtime: u64,
     state: Mutex<State>,
     index: Mutex<IndexFile>,
@@ -148,8 +152,11 @@ impl ArchiveWriter {
             .tempfile_in(dir)
             .ctx("cannot create a temp file in", dir)?;
         let file = temp.as_file().try_clone().ctx("cannot open", temp.path())?;
-        let mut writer = ArchiveWriter::new(Box::new(file), path.display().to_string(), options)?;
+        let (syncing, syncer) = Syncing::start(file).ctx("cannot open", temp.path())?;
+        let mut writer =
+            ArchiveWriter::new(Box::new(syncing), path.display().to_string(), options)?;
         writer.file = Some((temp, path.to_path_buf()));
+        writer.syncer = Some(syncer);
         writer.start()?;
         Ok(writer)
     }
@@ -178,6 +185,7 @@ impl ArchiveWriter {
         Ok(ArchiveWriter {
             name,
             file: None,
+            syncer: None,
             mtime: options.mtime,
             state: Mutex::new(State {
                 out: Some(CompressWriter::new(counting, &options.compress)?),
@@ -298,6 +306,10 @@ impl ArchiveWriter {
             .flush()
             .map_err(|e| Error::io("cannot write archive", &self.name, e))?;
         drop(buffered);
+        if let Some(syncer) = self.syncer {
+            // Its channel closed with the writer: it ends after the sync under way.
+            let _ = syncer.join();
+        }
         let path = match self.file {
             Some((temp, path)) => {
                 temp.as_file()

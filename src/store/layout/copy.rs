@@ -19,6 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::syncing::{Syncing, SYNC_EVERY};
 use super::{open_regular_file, LayoutWriter, PendingBlob, Staged};
 use crate::codec::pipe::{copy_hashed, PipeError};
 use crate::error::{Error, IoContext, Result};
@@ -146,19 +147,33 @@ impl LayoutWriter<'_> {
             reason: "cannot be copied and verified: ocikit computes only sha256 and sha512 digests"
                 .into(),
         })?;
-        let mut temp = self.layout.temp_file()?;
+        let temp = self.layout.temp_file()?;
+        // A large blob is synced as it is written (the writeback overlaps the copy), so that
+        // the sync before its rename is short.
+        let file = temp.as_file().try_clone().ctx("cannot open", temp.path())?;
+        let (mut out, syncer): (Box<dyn Write>, _) = if size > SYNC_EVERY {
+            let (syncing, syncer) = Syncing::start(file).ctx("cannot open", temp.path())?;
+            (Box::new(syncing), Some(syncer))
+        } else {
+            (Box::new(file), None)
+        };
         let mut raw = raw;
         let copied = copy_hashed(
             &mut raw,
             algorithm,
             size,
             size.saturating_add(1),
-            &mut |chunk| temp.write_all(chunk),
+            &mut |chunk| out.write_all(chunk),
         )
         .map_err(|e| match e {
             PipeError::Read(e) => Error::io("cannot read blob", format!("{digest} of {from}"), e),
             PipeError::Write(e) => Error::io("cannot write blob to", temp.path(), e),
-        })?;
+        });
+        drop(out);
+        if let Some(syncer) = syncer {
+            let _ = syncer.join();
+        }
+        let copied = copied?;
         let pending = PendingBlob {
             layout: self.layout,
             temp,

@@ -4,6 +4,7 @@
 mod copy;
 pub mod index;
 pub mod lock;
+pub(crate) mod syncing;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
