@@ -15,8 +15,11 @@ pub struct TakeArgs {
     /// Leave referrers (signatures, SBOMs, attestations) behind. By default the referrers of
     /// everything copied come along, and theirs, found in every convention a layout keeps them
     /// in (index.json entries and fallback-tag indexes).
-    #[arg(long)]
+    #[arg(long, overrides_with = "referrers")]
     no_referrers: bool,
+    /// Bring referrers along (the default; the last of --referrers and --no-referrers wins).
+    #[arg(long, overrides_with = "no_referrers")]
+    referrers: bool,
     /// Also bring referrers that no index.json entry or fallback index records, found by
     /// reading every document-sized blob of the source (cosign keeps signatures so); they get
     /// untagged index.json entries where they arrive.

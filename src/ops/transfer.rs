@@ -305,6 +305,9 @@ impl<'a> Plan<'a> {
                     let kind = if identity(descriptor).is_some() {
                         EntryKind::Named
                     } else if crate::graph::referrers::is_bookkeeping(descriptor, &documents) {
+                        if !options.referrers {
+                            continue; // an untagged referrer is left behind with the rest
+                        }
                         EntryKind::Referrer
                     } else {
                         EntryKind::Untagged

@@ -394,3 +394,39 @@ fn scan_brings_referrers_that_only_their_blobs_record() {
     assert_eq!(names(&with), ["app:gzip", "-"]);
     assert_valid(&with);
 }
+
+#[test]
+fn copy_all_without_referrers_leaves_their_entries_behind_too() {
+    let (dir, sample) = sample_layout_copy();
+    let s = sample.display().to_string();
+    let bare = dir.path().join("bare");
+    let copied = copy(&["--all", &s, bare.to_str().unwrap(), "--no-referrers"]);
+    assert_eq!(copied["referrers"], 0);
+    assert_eq!(names(&bare), ["app:gzip", "app:zstd", "app:multi"]);
+    assert_valid(&bare);
+    // The docker format holds images only, whatever the layout holds besides.
+    let docker = dir.path().join("all-docker.tar");
+    ocikit()
+        .args(["export", "--all", "--format", "docker", &s, "-o"])
+        .arg(&docker)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--platform"));
+    let images = dir.path().join("images");
+    copy(&[
+        &format!("{s}:app:gzip"),
+        &format!("{}:app:1", images.display()),
+    ]);
+    copy(&[
+        &format!("{s}:app:zstd"),
+        &format!("{}:app:2", images.display()),
+    ]);
+    ocikit()
+        .args(["export", "--all", "--format", "docker"])
+        .arg(&images)
+        .arg("-o")
+        .arg(&docker)
+        .assert()
+        .success();
+    assert_valid(&docker);
+}
