@@ -41,6 +41,16 @@ fn refused(file: &Path, layout: &Path, message: &str) {
         .stderr(predicate::str::contains(message));
 }
 
+/// A layout at `layout` holding what `ocikit copy ARGS… LAYOUT` puts there.
+fn layout_with(layout: &Path, args: &[&str]) {
+    ocikit()
+        .arg("copy")
+        .args(args)
+        .arg(layout)
+        .assert()
+        .success();
+}
+
 /// The whole sample, exported to `name` in `dir`.
 fn sample_archive(dir: &Path, name: &str) -> PathBuf {
     let out = dir.join(name);
@@ -99,11 +109,7 @@ fn an_import_merges_keeping_what_the_layout_has() {
     let dir = tempfile::tempdir().unwrap();
     let s = sample_layout().display().to_string();
     let layout = dir.path().join("layout");
-    ocikit()
-        .args(["copy", "--link", "copy", &format!("{s}:app:gzip")])
-        .arg(&layout)
-        .assert()
-        .success();
+    layout_with(&layout, &["--link", "copy", &format!("{s}:app:gzip")]);
     let layer = ocikit_json(["inspect", &format!("{s}:app:gzip"), "--json"])["layers"][0]["digest"]
         .as_str()
         .unwrap()
@@ -214,11 +220,7 @@ fn a_failed_import_leaves_the_names_as_they_were() {
         .to_string();
     let archive = tampered(dir.path(), &layer);
     let layout = dir.path().join("layout");
-    ocikit()
-        .args(["copy", &format!("{s}:app:gzip")])
-        .arg(&layout)
-        .assert()
-        .success();
+    layout_with(&layout, &[&format!("{s}:app:gzip")]);
     let before = index_bytes(&layout);
     let gz = dir.path().join("tampered.tar.gz");
     fs::write(&gz, gzip(&fs::read(&archive).unwrap())).unwrap();
@@ -230,12 +232,7 @@ fn a_failed_import_leaves_the_names_as_they_were() {
     }
     // A layout the import would have created is not left behind.
     let fresh = dir.path().join("fresh");
-    ocikit()
-        .arg("import")
-        .arg(&archive)
-        .arg(&fresh)
-        .assert()
-        .code(2);
+    refused(&archive, &fresh, "is corrupt");
     assert!(!fresh.exists());
 }
 
@@ -490,14 +487,7 @@ fn a_legacy_docker_save_archive_is_converted_into_oci_images() {
     bad[at] = b'B';
     let broken = dir.path().join("broken.tar");
     fs::write(&broken, &bad).unwrap();
-    let other = dir.path().join("other");
-    ocikit()
-        .arg("import")
-        .arg(&broken)
-        .arg(&other)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("diff_id"));
+    refused(&broken, &dir.path().join("other"), "diff_id");
 }
 
 #[test]
