@@ -235,6 +235,22 @@ fn the_docker_format_is_read_by_skopeo_and_loaded_by_podman() {
     assert_eq!(first["io.containerd.image.name"], "app:gzip");
     assert_eq!(first["org.opencontainers.image.ref.name"], "gzip");
     assert_valid(&out);
+    // Imported again, as the Docker 25+ archive it is: the same manifests, by their full names.
+    let back = dir.path().join("back");
+    ocikit()
+        .arg("import")
+        .arg(&out)
+        .arg(&back)
+        .assert()
+        .success();
+    for name in ["app:gzip", "app:zstd"] {
+        assert_eq!(
+            ocikit_json(["inspect", &format!("{}:{name}", back.display()), "--json"])["digest"],
+            ocikit_json(["inspect", &format!("{s}:{name}"), "--json"])["digest"],
+            "{name}"
+        );
+    }
+    assert_valid(&back);
     // An index needs a platform.
     ocikit()
         .args([
