@@ -97,6 +97,16 @@ pub enum Error {
         available: Vec<String>,
     },
 
+    /// An index was given where one manifest is needed (a docker archive holds one image per
+    /// name): a platform must be chosen.
+    #[error("{what} is an index of {} manifests (platforms: {}); {needed}, so one platform must be chosen", .platforms.len(), .platforms.join(", "))]
+    NeedsPlatform {
+        what: String,
+        platforms: Vec<String>,
+        /// Why one manifest is needed.
+        needed: String,
+    },
+
     /// A tarball could not be read as an OCI layout archive.
     #[error("archive {path}{}: {message}", entry_suffix(.entry))]
     Archive {
@@ -104,6 +114,11 @@ pub enum Error {
         entry: Option<String>,
         message: String,
     },
+
+    /// A `docker save` archive from before Docker 25 (a `manifest.json`, no `oci-layout`) was
+    /// given where an OCI layout archive is read: it must be converted into a layout first.
+    #[error("archive {} is a `docker save` archive from before Docker 25 (it has a manifest.json and no oci-layout file), not an OCI image layout archive", .path.display())]
+    DockerSave { path: PathBuf },
 
     /// Decompression stopped at a limit of the decompression policy (a bomb, or a stream
     /// larger than the caller allows).
@@ -229,6 +244,7 @@ impl Error {
             | Error::InvalidReference { .. }
             | Error::InvalidPlatform { .. }
             | Error::InvalidName { .. }
+            | Error::NeedsPlatform { .. }
             | Error::InvalidInput { .. } => ErrorKind::InvalidInput,
             Error::Serialize { .. } => ErrorKind::Unsupported,
             Error::Repeated { kind, .. } => *kind,
@@ -241,6 +257,7 @@ impl Error {
                 ErrorKind::Conflict
             }
             Error::ReadOnly { .. }
+            | Error::DockerSave { .. }
             | Error::UnexpectedMediaType { .. }
             | Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Limit { .. }

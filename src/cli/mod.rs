@@ -7,8 +7,11 @@ mod attach;
 mod cat;
 mod completions;
 mod convert;
+mod copy;
+mod export;
 mod gc;
 mod image;
+mod import;
 mod init;
 mod inspect;
 mod ls;
@@ -18,6 +21,7 @@ mod progress;
 mod referrers;
 mod rm;
 mod tag;
+mod transfer;
 mod validate;
 
 use std::process::ExitCode;
@@ -73,6 +77,9 @@ enum Command {
     #[command(subcommand)]
     Image(image::Command),
     Convert(convert::Args),
+    Copy(copy::Args),
+    Export(export::Args),
+    Import(import::Args),
     Completions(completions::Args),
     #[command(hide = true)]
     GenerateMan(man::Args),
@@ -98,6 +105,9 @@ pub fn main() -> ExitCode {
         Command::Referrers(args) => referrers::run(args),
         Command::Image(command) => image::run(command),
         Command::Convert(args) => convert::run(args),
+        Command::Copy(args) => copy::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Import(args) => import::run(args),
         Command::Completions(args) => completions::run(args),
         Command::GenerateMan(args) => man::run(args),
     };
@@ -108,7 +118,7 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(EXIT_OK);
             }
             eprintln!("error: {}", output::error_chain(&error));
-            if let Some(hint) = limit_hint(&error) {
+            if let Some(hint) = limit_hint(&error).or_else(|| docker_save_hint(&error)) {
                 eprintln!("hint: {hint}");
             }
             ExitCode::from(EXIT_FAILURE)
@@ -230,6 +240,19 @@ fn limit_hint(error: &anyhow::Error) -> Option<&'static str> {
         Limit::Ratio => "if you trust this input, raise the limit with --max-ratio RATIO",
         Limit::ZstdWindow => "if you trust this input, raise the limit with --max-zstd-window SIZE",
     })
+}
+
+/// What to do with a `docker save` archive from before Docker 25 given where a layout is read.
+fn docker_save_hint(error: &anyhow::Error) -> Option<&'static str> {
+    error
+        .chain()
+        .any(|cause| {
+            matches!(
+                cause.downcast_ref::<ocikit::Error>(),
+                Some(ocikit::Error::DockerSave { .. })
+            )
+        })
+        .then_some("import it into a layout first: ocikit import FILE LAYOUT")
 }
 
 /// The time writing commands record: `SOURCE_DATE_EPOCH` when set (reproducible output), the

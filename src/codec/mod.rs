@@ -6,11 +6,13 @@
 //!   one normaliser of entry names;
 //! - [`layer`]: deterministic compression and reproducible layer tars (writing);
 //! - [`extract`]: escape-safe extraction to disk (every path resolved on disk, never
-//!   following a link out of the root).
+//!   following a link out of the root);
+//! - [`pipe`]: copying a stream while hashing it, reading and writing on two threads.
 
 pub mod decode;
 pub mod extract;
 pub mod layer;
+pub mod pipe;
 pub mod sniff;
 pub mod tar;
 

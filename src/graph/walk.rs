@@ -49,6 +49,16 @@ use crate::spec::platform::Platform;
 /// indexes must not cost unbounded work, and real layouts nest two or three deep.
 pub const MAX_DEPTH: usize = 16;
 
+/// The error for a walk that met a document [`MAX_DEPTH`] below every root: what lies below
+/// `digest` is not known, so nothing that needs all of it (gc's marking, a copy's closure) may
+/// go on.
+pub fn too_deep(digest: &Digest) -> crate::error::Error {
+    crate::error::Error::Limit {
+        what: format!("indexes above {digest}"),
+        detail: format!("nest more than {MAX_DEPTH} deep, so what it references is not known"),
+    }
+}
+
 /// What a descriptor says a blob is, from its media type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -376,6 +386,23 @@ impl<'r, R: Reader> Walk<'r, R> {
             }
             to_read = next;
         }
+    }
+
+    /// Walks from those of `more` that would reach something new ([`Walk::covers`]) as further
+    /// roots (numbered after the others); returns whether there was any. Callers that add the
+    /// referrers of what they reached call it until nothing is new.
+    pub fn add_uncovered(&mut self, mut more: Vec<Descriptor>) -> bool {
+        more.retain(|d| !self.covers(d));
+        if more.is_empty() {
+            return false;
+        }
+        let first = self.roots.len();
+        self.add_roots(
+            more.into_iter()
+                .enumerate()
+                .map(|(i, d)| (Field::Root(first + i), Cow::Owned(d))),
+        );
+        true
     }
 
     /// The blob `digest`, if the walk reached it.

@@ -37,7 +37,7 @@ use serde::Serialize;
 use crate::error::{Error, IoContext, Result};
 use crate::graph::documents::{Documents, FastMap};
 use crate::graph::referrers::{fallback_tag_subject, Discovery, Referrer, Scope};
-use crate::graph::walk::{self, children_of, Field, Role, State, Walk, MAX_DEPTH};
+use crate::graph::walk::{self, children_of, Field, Role, State, Walk};
 use crate::spec::digest::Digest;
 use crate::spec::document::{Descriptor, Document};
 use crate::store::layout::{
@@ -144,12 +144,7 @@ pub fn gc(layout: &Layout, options: &Options) -> Result<Outcome> {
         let changed = !removals.is_empty() && !options.dry_run;
         if changed {
             let doomed: BTreeSet<usize> = removals.iter().map(|(i, _)| *i).collect();
-            let mut position = 0;
-            index.remove_where(|_| {
-                let remove = doomed.contains(&position);
-                position += 1;
-                remove
-            });
+            index.remove_positions(&doomed);
         }
         outcome.removed_entries = removals.into_iter().map(|(_, e)| e).collect();
         Ok((marked, changed))
@@ -232,16 +227,9 @@ fn mark(
                 .filter(|(subject, _)| kept(subject))
                 .map(|(_, referrer)| referrer.clone()),
         );
-        more.retain(|d| !walk.covers(d));
-        if more.is_empty() {
+        if !walk.add_uncovered(more) {
             break;
         }
-        let first = walk.roots().len();
-        walk.add_roots(
-            more.into_iter()
-                .enumerate()
-                .map(|(i, d)| (Field::Root(first + i), Cow::Owned(d))),
-        );
     }
     // Never delete when unsure: a kept document that cannot be read or parsed, or one nested
     // too deep to be read, references blobs gc cannot know. A missing one references nothing
@@ -251,12 +239,7 @@ fn mark(
             State::TooDeep => {
                 return Err(Error::Stopped {
                     operation: "gc",
-                    source: Box::new(Error::Limit {
-                        what: format!("indexes above {digest}"),
-                        detail: format!(
-                            "nest more than {MAX_DEPTH} deep, so what it references is not known"
-                        ),
-                    }),
+                    source: Box::new(walk::too_deep(digest)),
                 })
             }
             State::Read(loaded) => match &**loaded {

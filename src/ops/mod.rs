@@ -3,9 +3,13 @@
 
 pub mod artifact;
 pub mod catalog;
+pub mod copy;
+pub mod export;
 pub mod gc;
 pub mod image;
+pub mod import;
 pub mod inspect;
 pub mod layer;
 pub mod tag;
+pub mod transfer;
 pub mod validate;

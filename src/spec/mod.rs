@@ -2,6 +2,7 @@
 //! Bytes in, values out; nothing here does I/O.
 
 pub mod digest;
+pub mod docker_archive;
 pub mod document;
 pub mod platform;
 pub mod reference;

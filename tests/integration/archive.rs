@@ -333,6 +333,11 @@ fn an_old_docker_save_archive_is_named_as_such() {
         stderr.contains("not an OCI image layout archive"),
         "{stderr}"
     );
+    // The hint names the command that reads it, now that there is one.
+    assert!(
+        stderr.contains("hint: import it into a layout first: ocikit import FILE LAYOUT"),
+        "{stderr}"
+    );
 }
 
 /// The stderr of `ocikit ARGS ARCHIVE`, which must fail with status 2.

@@ -61,6 +61,20 @@ pub fn tool_available(tool: &str) -> bool {
     found
 }
 
+/// The temp files ocikit left in `dir` (`.ocikit-tmp-*`), by name.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("a readable directory")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .to_string()
+        })
+        .filter(|n| n.starts_with(".ocikit-tmp-"))
+        .collect()
+}
+
 /// The bytes of a layout's `index.json`.
 pub fn index_bytes(layout: &Path) -> Vec<u8> {
     std::fs::read(layout.join("index.json")).expect("index.json")

@@ -115,6 +115,27 @@ impl Storage {
         self.tool("podman", rest)
     }
 
+    /// A private storage under `dir` holding `localhost/app:1`, built from scratch with the
+    /// sample [`rootfs`]; `None` (with a note) when buildah or podman cannot run here.
+    pub fn with_app(dir: &Path) -> Option<Storage> {
+        let storage = Storage::new(dir)?;
+        let rootfs = rootfs(dir);
+        storage.build_from_scratch(&rootfs, "localhost/app:1")?;
+        Some(storage)
+    }
+
+    /// `podman save --format FORMAT -o OUT IMAGE…` (`-m` for several images); `None` when it
+    /// fails (with a note).
+    pub fn save(&self, format: &str, out: &Path, images: &[&str]) -> Option<String> {
+        let out = out.to_str().unwrap();
+        let mut args = vec!["save", "--format", format, "-o", out];
+        if images.len() > 1 {
+            args.push("-m");
+        }
+        args.extend_from_slice(images);
+        self.podman(&args)
+    }
+
     /// An image built from scratch with `rootfs` as its one layer, committed into the storage
     /// as `name`; returns the working container's name (for more commits).
     pub fn build_from_scratch(&self, rootfs: &Path, name: &str) -> Option<String> {
@@ -199,6 +220,23 @@ impl Containerd {
         args.extend(rest.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run("ctr", &args)
+    }
+}
+
+impl Containerd {
+    /// Imports the OCI archive `archive` of `localhost/app:1` (as `localhost/app`) and exports
+    /// that image again to `out`: what `ctr images export` writes.
+    pub fn round_trip(&self, archive: &Path, out: &Path) {
+        self.ctr(&[
+            "images",
+            "import",
+            "--snapshotter",
+            "native",
+            "--base-name",
+            "localhost/app",
+            archive.to_str().unwrap(),
+        ]);
+        self.ctr(&["images", "export", out.to_str().unwrap(), "localhost/app:1"]);
     }
 }
 
@@ -341,14 +379,7 @@ fn buildah_and_podman_output_is_read_without_errors() {
     let oci_dir = dir.path().join("podman-oci-dir");
     for (format, out) in [("oci-archive", &oci_archive), ("oci-dir", &oci_dir)] {
         storage
-            .podman(&[
-                "save",
-                "--format",
-                format,
-                "-o",
-                out.to_str().unwrap(),
-                "localhost/app:1",
-            ])
+            .save(format, out, &["localhost/app:1"])
             .expect("podman save");
         assert_no_errors(out, &format!("podman save --format {format}"));
     }
@@ -357,65 +388,31 @@ fn buildah_and_podman_output_is_read_without_errors() {
 #[test]
 fn containerd_export_is_read_without_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(storage) = Storage::new(dir.path()) else {
+    let Some(storage) = Storage::with_app(dir.path()) else {
         return;
     };
-    let rootfs = rootfs(dir.path());
-    if storage
-        .build_from_scratch(&rootfs, "localhost/app:1")
-        .is_none()
-    {
-        return;
-    }
     let archive = dir.path().join("podman-oci.tar");
     storage
-        .podman(&[
-            "save",
-            "--format",
-            "oci-archive",
-            "-o",
-            archive.to_str().unwrap(),
-            "localhost/app:1",
-        ])
+        .save("oci-archive", &archive, &["localhost/app:1"])
         .expect("podman save");
     let Some(containerd) = Containerd::start(dir.path()) else {
         return;
     };
-    containerd.ctr(&[
-        "images",
-        "import",
-        "--snapshotter",
-        "native",
-        "--base-name",
-        "localhost/app",
-        archive.to_str().unwrap(),
-    ]);
     let export = dir.path().join("ctr-export.tar");
-    containerd.ctr(&[
-        "images",
-        "export",
-        export.to_str().unwrap(),
-        "localhost/app:1",
-    ]);
+    containerd.round_trip(&archive, &export);
     assert_no_errors(&export, "ctr images export");
 
     // Two images whose tags are both "1": ctr puts only the tag in ref.name and the full name
     // in io.containerd.image.name. The full name selects each; the tag alone is ambiguous and
     // the error shows how to select each one.
+    let rootfs = dir.path().join("rootfs");
     std::fs::write(rootfs.join("etc/other"), "another image\n").unwrap();
     storage
         .build_from_scratch(&rootfs, "localhost/other:1")
         .expect("buildah worked a moment ago");
     let other = dir.path().join("podman-other.tar");
     storage
-        .podman(&[
-            "save",
-            "--format",
-            "oci-archive",
-            "-o",
-            other.to_str().unwrap(),
-            "localhost/other:1",
-        ])
+        .save("oci-archive", &other, &["localhost/other:1"])
         .expect("podman save");
     containerd.ctr(&[
         "images",

@@ -35,6 +35,16 @@ impl Lcg {
     }
 }
 
+/// `ocikit ARGS` started with its output discarded.
+fn quiet(args: &[String]) -> std::process::Child {
+    Command::new(ocikit_path())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// After any crash: the layout opens, index.json parses, no referenced blob is missing and no
 /// error-level finding exists (temp leftovers are warnings), and gc then cleans up.
 fn assert_intact(
@@ -174,14 +184,7 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
                 None,
             ),
         };
-        let spawn = || {
-            Command::new(ocikit_path())
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        };
+        let spawn = || quiet(&args);
         // The first trial of each kind runs to the end and is timed, so that the kills of the
         // later ones land at a random point inside the operation on any machine, fast or slow.
         if trial < OPS {
@@ -228,6 +231,40 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// Runs `gc` on `layout` in a loop until every writer has finished, each successfully (their
+/// stderr is shown when one fails); returns how many times gc ran. `dir` holds the stop file.
+fn beside_a_gc_loop(layout: &Path, dir: &Path, writers: Vec<std::process::Child>) -> u32 {
+    let stop = dir.join("stop");
+    let gc_loop = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "n=0; while [ ! -e '{}' ]; do {} gc '{}' >/dev/null || exit 1; n=$((n+1)); done; echo $n",
+            stop.display(),
+            ocikit_path().display(),
+            layout.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut failed = None;
+    for w in writers {
+        let out = w.wait_with_output().unwrap();
+        if !out.status.success() {
+            failed.get_or_insert(String::from_utf8_lossy(&out.stderr).to_string());
+        }
+    }
+    fs::write(&stop, b"").unwrap();
+    let gc_out = gc_loop.wait_with_output().unwrap();
+    if let Some(stderr) = failed {
+        panic!("a writer failed: {stderr}");
+    }
+    assert!(gc_out.status.success(), "a gc run failed");
+    String::from_utf8_lossy(&gc_out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 #[test]
 fn four_writers_and_a_gc_loop_lose_no_operation() {
     let (dir, layout) = sample_layout_copy();
@@ -258,26 +295,7 @@ fn four_writers_and_a_gc_loop_lose_no_operation() {
             Command::new("sh").arg("-c").arg(script).spawn().unwrap()
         })
         .collect();
-    let stop = dir.path().join("stop");
-    let gc_loop = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "n=0; while [ ! -e '{}' ]; do {bin} gc '{l}' >/dev/null || exit 1; n=$((n+1)); done; echo $n",
-            stop.display()
-        ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    for mut w in writers {
-        assert!(w.wait().unwrap().success(), "a writer failed");
-    }
-    fs::write(&stop, b"").unwrap();
-    let gc_out = gc_loop.wait_with_output().unwrap();
-    assert!(gc_out.status.success(), "a gc run failed");
-    let gc_runs: u32 = String::from_utf8_lossy(&gc_out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
+    let gc_runs = beside_a_gc_loop(&layout, dir.path(), writers);
     assert!(gc_runs > 0, "gc ran beside the writers");
 
     let now = names(&layout);
@@ -311,6 +329,152 @@ fn four_writers_and_a_gc_loop_lose_no_operation() {
         }
     }
     ocikit().arg("validate").arg(&layout).assert().success();
+}
+
+/// Runs `ocikit ARGS`, asserting success.
+fn ok(args: &[String]) {
+    let status = quiet(args).wait().unwrap();
+    assert!(status.success(), "{} failed", args.join(" "));
+}
+
+/// Pushes an artifact named `name` into `layout` whose one blob is 4 MiB no other trial has,
+/// so that a copy or import of it writes a blob large enough to be killed in the middle of.
+fn fresh_artifact(layout: &Path, name: &str, rng: &mut Lcg, dir: &Path) {
+    let payload = dir.join("fresh.bin");
+    let bytes: Vec<u8> = (0..4 * 1024 * 1024).map(|_| rng.next() as u8).collect();
+    fs::write(&payload, &bytes).unwrap();
+    ok(&[
+        "artifact".into(),
+        "push".into(),
+        format!("{}:{name}", layout.display()),
+        payload.display().to_string(),
+        "--artifact-type".into(),
+        "application/vnd.example.data".into(),
+    ]);
+}
+
+#[test]
+fn copies_imports_and_exports_killed_at_random_moments_leave_no_broken_layout_or_archive() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    let source = dir.path().join("source");
+    crate::helpers::init(&source);
+    let archive = dir.path().join("out.tar");
+    let mut rng = Lcg(0xa4c_41e5);
+    let trials = 63; // 3 timed runs, then 60 killed at random moments
+    let mut killed_midway = 0;
+    let mut durations = [1u64; 3];
+    for trial in 0..trials {
+        let before = names(&layout);
+        let op = trial % 3;
+        // Each copy and import brings blobs the layout does not have yet.
+        let name = format!("s{trial}");
+        let args: Vec<String> = match op {
+            0 => {
+                fresh_artifact(&source, &name, &mut rng, dir.path());
+                vec![
+                    "copy".into(),
+                    format!("{}:{name}", source.display()),
+                    format!("{l}:{name}"),
+                ]
+            }
+            1 => {
+                fresh_artifact(&source, &name, &mut rng, dir.path());
+                let file = dir.path().join("import.tar.gz");
+                ok(&[
+                    "export".into(),
+                    format!("{}:{name}", source.display()),
+                    "-o".into(),
+                    file.display().to_string(),
+                ]);
+                vec!["import".into(), file.display().to_string(), l.clone()]
+            }
+            _ => vec![
+                "export".into(),
+                "--all".into(),
+                l.clone(),
+                "-o".into(),
+                archive.display().to_string(),
+            ],
+        };
+        let spawn = || quiet(&args);
+        if trial < 3 {
+            let started = Instant::now();
+            assert!(
+                spawn().wait().unwrap().success(),
+                "trial {trial}: {} failed",
+                args.join(" ")
+            );
+            durations[op] = started.elapsed().as_micros() as u64 + 1;
+        } else {
+            let mut child = spawn();
+            std::thread::sleep(Duration::from_micros(rng.next() % durations[op]));
+            if child.try_wait().unwrap().is_none() {
+                killed_midway += 1;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert_intact(&layout, &before, None, trial, &args.join(" "));
+        // The archive under its final name is always a whole one (an earlier or this export).
+        if archive.exists() {
+            ocikit().arg("validate").arg(&archive).assert().success();
+        }
+    }
+    eprintln!(
+        "{killed_midway} of {} transfers were still running when killed",
+        trials - 3
+    );
+    assert!(killed_midway > 0, "no transfer was killed while running");
+    ocikit().arg("gc").arg(&layout).assert().success();
+    ocikit()
+        .args(["validate", "--deep"])
+        .arg(&layout)
+        .assert()
+        .success();
+}
+
+#[test]
+fn copies_and_imports_beside_a_gc_loop_lose_no_name() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    let source = dir.path().join("source");
+    crate::helpers::init(&source);
+    let s = source.display().to_string();
+    let bin = ocikit_path().display().to_string();
+    let per_writer = 12;
+    // Each writer brings new blobs every time, which gc must not sweep before they are named.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let script = format!(
+                "set -e; for i in $(seq 1 {per_writer}); do \
+                   head -c 1048576 /dev/urandom > \"{d}/w{w}-$i.bin\"; \
+                   {bin} artifact push \"{s}:w{w}-$i\" \"{d}/w{w}-$i.bin\" --artifact-type application/vnd.example.data >/dev/null; \
+                   if [ {w} = 0 ]; then {bin} copy --link copy \"{s}:w{w}-$i\" \"{l}:w{w}-$i\" >/dev/null; \
+                   else {bin} export \"{s}:w{w}-$i\" -o '{d}/w{w}.tar.zst' && {bin} import - '{l}' < '{d}/w{w}.tar.zst'; fi; \
+                 done",
+                d = dir.path().display()
+            );
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    beside_a_gc_loop(&layout, dir.path(), writers);
+    let now = names(&layout);
+    for w in 0..2 {
+        for i in 1..=per_writer {
+            assert!(now.contains(&format!("w{w}-{i}")), "w{w}-{i} lost");
+        }
+    }
+    ocikit()
+        .args(["validate", "--deep"])
+        .arg(&layout)
+        .assert()
+        .success();
 }
 
 // ---- hostile layouts ----

@@ -562,11 +562,22 @@ fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 /// Appends the PAX header (when there are records) and the entry.
 fn append<W: Write>(
     builder: &mut tar::Builder<W>,
-    mut header: Header,
+    header: Header,
     pax: &[u8],
     mtime: u64,
     data: &mut dyn Read,
 ) -> io::Result<()> {
+    let out = builder.get_mut();
+    out.write_all(&start_blocks(header, pax, mtime))?;
+    let written = io::copy(data, out)?;
+    out.write_all(&[0; 512][..crate::codec::tar::padding(written) as usize])
+}
+
+/// The blocks that start an entry: the PAX extended header holding `pax` (when there are
+/// records) with its padded data, then `header`, both checksummed. The entry's data and its
+/// padding follow them.
+fn start_blocks(mut header: Header, pax: &[u8], mtime: u64) -> Vec<u8> {
+    let mut blocks = Vec::with_capacity(1024 + pax.len());
     if !pax.is_empty() {
         let mut pax_header = Header::new_ustar();
         pax_header.set_entry_type(EntryType::XHeader);
@@ -578,10 +589,41 @@ fn append<W: Write>(
             ustar.name[..PAX_HEADER_NAME.len()].copy_from_slice(PAX_HEADER_NAME);
         }
         pax_header.set_cksum();
-        builder.append(&pax_header, pax)?;
+        blocks.extend_from_slice(pax_header.as_bytes());
+        blocks.extend_from_slice(pax);
+        blocks.resize(
+            blocks.len() + crate::codec::tar::padding(pax.len() as u64) as usize,
+            0,
+        );
     }
     header.set_cksum();
-    builder.append(&header, data)
+    blocks.extend_from_slice(header.as_bytes());
+    blocks
+}
+
+/// The blocks that start one entry written as the layer tar writes its entries (owned by root,
+/// `mtime`, ustar with a PAX record for a name or link that does not fit): for writers of
+/// other reproducible tars (layout archives). `kind` is a directory (whose `name` ends in
+/// `/`), a regular file of `size` bytes, or a symlink to `link`.
+pub(crate) fn entry_start(
+    kind: EntryType,
+    name: &str,
+    link: Option<&str>,
+    mode: u32,
+    mtime: u64,
+    size: u64,
+) -> Vec<u8> {
+    let entry = Entry {
+        path: name.to_string(),
+        mode,
+        kind: EntryKind::Directory, // not read: the header's type is `kind`
+        owner: None,
+        mtime: None,
+        xattrs: Vec::new(),
+    };
+    let mut header = new_header(kind, &entry, mtime, size);
+    let pax = extended_records(&mut header, &entry, name, link);
+    start_blocks(header, &pax, mtime)
 }
 
 /// Reads at most `remaining` bytes of a source file, remembering why a read failed so the

@@ -14,7 +14,8 @@ use crate::spec::document::media_type::OCI_INDEX;
 use crate::spec::document::{
     canonical, differential, parse_document, Annotations, Descriptor, Document, Schema, REF_NAME,
 };
-use crate::store::layout::{IndexFile, LayoutRead, LayoutWriter};
+use crate::store::destination::DocumentStore;
+use crate::store::layout::{IndexFile, LayoutRead};
 
 /// The descriptors a fallback-tag index lists; why it cannot be read otherwise.
 pub(super) fn fallback_list(
@@ -57,13 +58,13 @@ pub(crate) fn descriptor_value(descriptor: &Descriptor) -> Result<Value> {
 /// `subject` in `index`, in the conventions `format` names: an untagged entry, and the
 /// fallback index merged with what it already lists. Returns whether index.json changed.
 pub fn record(
-    writer: &LayoutWriter<'_>,
+    writer: &dyn DocumentStore,
     index: &mut IndexFile,
     subject: &Digest,
     referrer: &Descriptor,
     format: Format,
 ) -> Result<bool> {
-    Pending::read(writer.layout(), index, subject, format)?.record(writer, index, referrer)
+    Pending::read(writer.reader(), index, subject, format)?.record(writer, index, referrer)
 }
 
 /// A subject's bookkeeping, read before a referrer is recorded, so that a fallback index that
@@ -92,7 +93,7 @@ impl Pending {
     /// Records `referrer`; returns whether index.json changed.
     pub fn record(
         self,
-        writer: &LayoutWriter<'_>,
+        writer: &dyn DocumentStore,
         index: &mut IndexFile,
         referrer: &Descriptor,
     ) -> Result<bool> {
@@ -216,7 +217,7 @@ impl Fallback {
     /// Lists `referrer` unless it is listed already; returns whether index.json changed.
     fn append(
         self,
-        writer: &LayoutWriter<'_>,
+        writer: &dyn DocumentStore,
         index: &mut IndexFile,
         referrer: &Descriptor,
     ) -> Result<bool> {
@@ -234,7 +235,7 @@ impl Fallback {
                     .chain(&item[..])
                     .chain(&bytes[*end..]);
                 let media_type = media_type_of(bytes);
-                let written = writer.write_blob(&mut spliced, None)?;
+                let written = writer.write_document(&mut spliced)?;
                 replace_entry(&self.name, &self.positions, index, &media_type, written)?;
                 return Ok(true);
             }
@@ -257,7 +258,7 @@ impl Fallback {
     /// index.json changed.
     fn edit(
         self,
-        writer: &LayoutWriter<'_>,
+        writer: &dyn DocumentStore,
         index: &mut IndexFile,
         edit: impl FnOnce(&mut Vec<Value>) -> bool,
     ) -> Result<bool> {
@@ -292,7 +293,7 @@ impl Fallback {
             .and_then(Value::as_str)
             .unwrap_or(OCI_INDEX)
             .to_string();
-        let written = writer.write_blob_bytes(&canonical::to_vec(&Value::Object(object)))?;
+        let written = writer.write_document(&mut &canonical::to_vec(&Value::Object(object))[..])?;
         replace_entry(&self.name, &self.positions, index, &media_type, written)?;
         Ok(true)
     }
@@ -523,17 +524,17 @@ impl Scanner<'_> {
 /// records the result in place of the old entry (see `Fallback`); an empty list drops the
 /// tag. Returns whether index.json changed.
 pub fn edit_fallback(
-    writer: &LayoutWriter<'_>,
+    writer: &dyn DocumentStore,
     index: &mut IndexFile,
     subject: &Digest,
     edit: impl FnOnce(&mut Vec<Value>) -> bool,
 ) -> Result<bool> {
-    Fallback::read(writer.layout(), index, subject)?.edit(writer, index, edit)
+    Fallback::read(writer.reader(), index, subject)?.edit(writer, index, edit)
 }
 
 /// Removes `referrer` from `subject`'s fallback index (dropping the tag when nothing is left).
 pub fn unlist(
-    writer: &LayoutWriter<'_>,
+    writer: &dyn DocumentStore,
     index: &mut IndexFile,
     subject: &Digest,
     referrer: &Digest,

@@ -38,7 +38,7 @@ use crate::spec::platform::Platform;
 use crate::spec::reference::Reference;
 use crate::spec::time::{rfc3339, Clock};
 use crate::store::layout::{LayoutRead, LayoutWriter};
-use crate::store::transfer::copy_blob;
+use crate::store::layout::{Link, Placed};
 use crate::store::{open_or_init, open_read, Check};
 
 /// The annotation naming the image a build is based on.
@@ -411,10 +411,7 @@ fn copy_base_blobs(base: &Base, writer: &LayoutWriter<'_>) -> Result<usize> {
     let copied = base
         .layer_descriptors
         .par_iter()
-        .map(|layer| copy_blob(&*base.layout, writer, layer, true))
+        .map(|layer| writer.copy_blob(&*base.layout, &layer.digest, layer.size, Link::Auto))
         .collect::<Result<Vec<_>>>()?;
-    Ok(copied
-        .iter()
-        .filter(|c| **c != crate::store::transfer::Copied::Present)
-        .count())
+    Ok(copied.iter().filter(|c| **c != Placed::Present).count())
 }

@@ -40,6 +40,9 @@ pub enum Schema {
     Config,
     /// A descriptor on its own.
     Descriptor,
+    /// The `manifest.json` of a `docker save` archive: a list of images (moby's
+    /// `tarexport.manifestItem`, which Docker, skopeo and containerd decode with Go).
+    DockerSaveManifest,
 }
 
 /// What is wrong with a member.
@@ -262,15 +265,26 @@ const CONFIG: &[(&str, Node)] = &[
 
 const LAYOUT_HEADER: &[(&str, Node)] = &[("imageLayoutVersion", Leaf)];
 
+/// One image of a `docker save` `manifest.json`. `LayerSources` maps diff_ids (data) to
+/// descriptors, which the scan visits without naming their fields.
+const DOCKER_SAVE_ITEM: &[(&str, Node)] = &[
+    ("Config", Leaf),
+    ("RepoTags", Leaf),
+    ("Layers", Leaf),
+    ("Parent", Leaf),
+    ("LayerSources", Leaf),
+];
+
 impl Schema {
     fn node(self) -> Node {
-        Object(match self {
-            Schema::LayoutHeader => LAYOUT_HEADER,
-            Schema::Index => INDEX,
-            Schema::ManifestLike => MANIFEST_LIKE,
-            Schema::Config => CONFIG,
-            Schema::Descriptor => DESCRIPTOR,
-        })
+        match self {
+            Schema::LayoutHeader => Object(LAYOUT_HEADER),
+            Schema::Index => Object(INDEX),
+            Schema::ManifestLike => Object(MANIFEST_LIKE),
+            Schema::Config => Object(CONFIG),
+            Schema::Descriptor => Object(DESCRIPTOR),
+            Schema::DockerSaveManifest => List(DOCKER_SAVE_ITEM),
+        }
     }
 }
 

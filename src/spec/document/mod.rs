@@ -25,10 +25,10 @@ pub type Annotations = BTreeMap<String, String>;
 
 /// The annotation that names an `index.json` entry.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// The annotation that titles a file layer of an artifact.
-/// containerd's annotation for an entry's full reference (`ctr images export`).
+/// The annotation in which containerd (and Docker 25+, and `ctr images export`) keeps an
+/// entry's full reference (`docker.io/library/alpine:3.20`), `REF_NAME` holding only its tag.
 pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
-/// The title of a layer (a file's name).
+/// The annotation that titles a file layer of an artifact (a file's name).
 pub const TITLE: &str = "org.opencontainers.image.title";
 /// The annotation for creation time.
 pub const CREATED: &str = "org.opencontainers.image.created";

@@ -1,5 +1,8 @@
-//! Layout archives: OCI layouts packed as tar, tar+gzip or tar+zstd, read in place.
+//! Layout archives: OCI layouts packed as tar, tar+gzip or tar+zstd, read in place
+//! ([`Archive`]) and written as one stream ([`ArchiveWriter`]).
 
 mod read;
+mod write;
 
-pub use read::Archive;
+pub use read::{Archive, Kept, Stage};
+pub use write::{ArchiveOptions, ArchiveWriter, Finished};

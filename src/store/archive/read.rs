@@ -18,6 +18,13 @@
 //!   as the uncompressed tar; from then on, uncached entries are positioned reads of that file,
 //!   as for a plain tar.
 //!
+//! * **A stream** (stdin, or a compressed archive being imported): [`Archive::read_stream`]
+//!   reads it once, as it comes: small files are kept in memory (within the same kind of
+//!   budget), and every larger file is handed to a [`Stage`] as it passes, which stages it as
+//!   a file of its own (hashed on the way: an import stages blobs inside the destination
+//!   layout, so that keeping one is a link, not a copy) or lets it pass. Nothing is read twice
+//!   and nothing is spooled but what is kept.
+//!
 //! Memory does not grow with blob size: large entries are streamed, never held.
 //!
 //! # Read as extraction would, or refused
@@ -56,18 +63,21 @@ use crate::codec::tar::{self, path, Header, Kind, TarError};
 use sha2::Digest as _;
 
 use crate::error::{Error, LimitExceeded, Result};
+use crate::progress::Progress;
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::Compression;
 use crate::spec::document::{parse_document, Schema};
 use crate::spec::units::compact_size;
 use crate::store::layout::{
-    Ambiguity, AmbiguityKind, FileInfo, FileKind, LayoutRead, MAX_DOCUMENT_SIZE,
+    Ambiguity, AmbiguityKind, FileInfo, FileKind, LayoutRead, Staged, MAX_DOCUMENT_SIZE,
 };
 
 /// The largest entry a compressed archive's first pass keeps in memory.
 const CACHE_ENTRY_LIMIT: u64 = 1024 * 1024;
 /// The most a compressed archive's first pass keeps in memory, in all.
 const CACHE_TOTAL_LIMIT: u64 = 256 * 1024 * 1024;
+/// The most a streamed archive keeps in memory, in all (beyond that, files are staged).
+const STREAM_CACHE_TOTAL_LIMIT: u64 = 16 * 1024 * 1024;
 /// The most a compressed archive's first pass keeps of `oci-layout` and `index.json` files
 /// (each up to [`MAX_DOCUMENT_SIZE`]), apart from other entries.
 const DOCUMENTS_TOTAL_LIMIT: u64 = 4 * MAX_DOCUMENT_SIZE;
@@ -87,13 +97,60 @@ const MAX_ENTRIES: usize = 1_000_000;
 /// The most bytes of entry names indexed.
 const MAX_NAME_BYTES: usize = 64 << 20;
 
-/// A regular file in the archive: where its data lies in the uncompressed tar stream, and, for a
-/// compressed archive, its bytes when the first pass kept them.
+/// A regular file in the archive: where its data lies in the uncompressed tar stream, and
+/// where else it is when the pass that indexed it kept it.
 #[derive(Clone, Debug)]
 struct FileEntry {
     offset: u64,
     size: u64,
-    cached: Option<Arc<[u8]>>,
+    data: Data,
+}
+
+/// Where a file's bytes can be read.
+#[derive(Clone, Debug)]
+enum Data {
+    /// In the archive at the entry's offset (of the uncompressed tar: for a compressed
+    /// archive, in its spooled copy).
+    InArchive,
+    /// In memory: a small file of a compressed or streamed archive.
+    Cached(Arc<[u8]>),
+    /// In a file of its own, staged while the archive streamed past.
+    Staged(Arc<Staged>),
+    /// Passed over while the archive streamed past, because the same bytes are in this file
+    /// (a blob the destination of an import has already).
+    Elsewhere(PathBuf),
+    /// Passed over while the archive streamed past: whoever read it did not need it.
+    Dropped,
+}
+
+/// Where the larger files of a streamed archive go (see [`Archive::read_stream`]).
+pub trait Stage: Sync {
+    /// Takes the `size` bytes of the regular file `name` (normalized, from the top of the
+    /// archive) from `data`: stages them, says where the same bytes are already, or returns
+    /// `None` to let them pass. An error of `data` itself (a truncated or corrupt stream) is
+    /// reported by the archive, not here.
+    fn stage(&self, name: &str, size: u64, data: &mut dyn Read) -> Result<Option<Kept>>;
+}
+
+/// Where a [`Stage`] kept a file's bytes.
+#[derive(Debug)]
+pub enum Kept {
+    /// In a staged file of its own.
+    Staged(Staged),
+    /// Nowhere new: the same bytes are in this file already (a blob a destination has, by its
+    /// digest); the archive reads that file for it, verified like any blob.
+    Elsewhere(PathBuf),
+}
+
+/// What an archive must be to be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// An OCI layout; ambiguous entries refused.
+    Layout,
+    /// Any complete tar, ambiguities kept for `validate`.
+    Unchecked,
+    /// Any tar (a layout or a `docker save` archive); ambiguous entries refused.
+    AnyTar,
 }
 
 /// What the index knows about one name in the archive.
@@ -117,8 +174,9 @@ enum Node {
 /// threads at once (see the module documentation for how and at what cost).
 pub struct Archive {
     path: PathBuf,
-    /// The archive file, opened once; read only with positioned reads.
-    file: File,
+    /// The archive file, opened once; read only with positioned reads. `None` for an archive
+    /// read from a stream, whose files are all kept elsewhere or dropped.
+    file: Option<File>,
     compression: Compression,
     limits: Limits,
     /// Every usable entry, by normalized path from the top of the archive.
@@ -151,7 +209,7 @@ impl Archive {
     /// Opens a layout archive, decompressing under `limits`, and indexes its entries (see the
     /// module documentation). An archive whose entries readers read differently is refused.
     pub fn open(path: &Path, limits: &Limits) -> Result<Archive> {
-        let archive = Archive::open_with(path, limits, true)?;
+        let archive = Archive::open_with(path, limits, Expect::Layout)?;
         archive.check_oci_layout()?;
         Ok(archive)
     }
@@ -160,10 +218,93 @@ impl Archive {
     /// entries, for `validate`, which reports both as findings
     /// ([`LayoutRead::ambiguities`]). The archive must still be a complete, readable tar.
     pub fn open_unchecked(path: &Path, limits: &Limits) -> Result<Archive> {
-        Archive::open_with(path, limits, false)
+        Archive::open_with(path, limits, Expect::Unchecked)
     }
 
-    fn open_with(path: &Path, limits: &Limits, strict: bool) -> Result<Archive> {
+    /// Opens any tar whose entries every reader reads alike: an OCI layout archive (not yet
+    /// checked: see [`Archive::check_oci_layout`]) or a `docker save` archive from before
+    /// Docker 25, whose files are read by name ([`Archive::open_file`]). Its root is the
+    /// layout's (a single top-level directory holding `oci-layout`), else the top.
+    pub fn open_tar(path: &Path, limits: &Limits) -> Result<Archive> {
+        Archive::open_with(path, limits, Expect::AnyTar)
+    }
+
+    /// Reads an archive from a stream, once, as it comes (see the module documentation): small
+    /// files are kept in memory, larger ones are offered to `stage`. Opened as
+    /// [`Archive::open_tar`] opens a file; `name` names the stream in messages. `progress`
+    /// counts the stream's bytes.
+    pub fn read_stream(
+        input: impl Read,
+        name: &str,
+        limits: &Limits,
+        stage: &dyn Stage,
+        progress: &dyn Progress,
+    ) -> Result<Archive> {
+        let path = PathBuf::from(name);
+        let mut input = BufReader::with_capacity(
+            256 * 1024,
+            Counted {
+                inner: input,
+                progress,
+            },
+        );
+        let head = input
+            .fill_buf()
+            .map_err(|e| Error::io("cannot read", &path, e))?;
+        if head.is_empty() {
+            return Err(archive_error(&path, None, "it is empty, not a tar archive"));
+        }
+        let compression = match sniff::sniff(head) {
+            Format::Xz => return Err(unsupported_compression(&path, "xz")),
+            Format::Bzip2 => return Err(unsupported_compression(&path, "bzip2")),
+            format => format.compression().unwrap_or(Compression::None),
+        };
+        let mut scan = Scan::default();
+        let mut budget = Budget::new(STREAM_CACHE_TOTAL_LIMIT);
+        let mut take = |header: &Header, data: &mut dyn Read| -> Result<Data> {
+            if let Some(size) = budget.keep(header) {
+                let mut bytes = Vec::with_capacity(size as usize);
+                data.read_to_end(&mut bytes)
+                    .map_err(|e| stream_error(&path, compression, Some(&header.shown()), e))?;
+                return Ok(Data::Cached(Arc::from(bytes)));
+            }
+            let name = path::normalize(&header.path);
+            let Some(clean) = name.as_str().filter(|_| name.is_plain()) else {
+                return Ok(Data::Dropped); // refused as ambiguous below
+            };
+            let mut captured = Capture {
+                inner: data,
+                failure: None,
+            };
+            match stage.stage(clean, header.size, &mut captured) {
+                Ok(Some(Kept::Staged(staged))) => Ok(Data::Staged(Arc::new(staged))),
+                Ok(Some(Kept::Elsewhere(path))) => Ok(Data::Elsewhere(path)),
+                Ok(None) => Ok(Data::Dropped),
+                Err(e) => Err(match captured.failure {
+                    Some(failure) => {
+                        stream_error(&path, compression, Some(&header.shown()), failure)
+                    }
+                    None => e,
+                }),
+            }
+        };
+        match compression {
+            Compression::None => {
+                let rest = scan_tar(&path, input, compression, &mut scan, &mut take)?;
+                drain(&path, compression, rest)?;
+            }
+            Compression::Gzip | Compression::Zstd => {
+                let decoder = Decoder::new(input, compression, limits)
+                    .map_err(|e| stream_error(&path, compression, None, e))?;
+                let tar = BufReader::with_capacity(256 * 1024, decoder);
+                let rest = scan_tar(&path, tar, compression, &mut scan, &mut take)?;
+                drain(&path, compression, rest)?;
+            }
+        }
+        Archive::indexed(path, None, compression, limits, scan, Expect::AnyTar)
+    }
+
+    fn open_with(path: &Path, limits: &Limits, expect: Expect) -> Result<Archive> {
         // Checked before opening: opening a FIFO would hang.
         let is_file = std::fs::metadata(path)
             .map_err(|e| Error::io("cannot open", path, e))?
@@ -192,24 +333,48 @@ impl Archive {
         match compression {
             Compression::None => {
                 let input = PreadInput::new(&file, len);
-                scan_tar(path, input, compression, &mut scan, |_| None)?;
+                scan_tar(path, input, compression, &mut scan, |_, _| {
+                    Ok(Data::InArchive)
+                })?;
             }
             Compression::Gzip | Compression::Zstd => {
                 scan_compressed(path, &file, len, compression, limits, &mut scan)?
             }
         }
-        if strict && !scan.ambiguities.is_empty() {
+        Archive::indexed(
+            path.to_path_buf(),
+            Some(file),
+            compression,
+            limits,
+            scan,
+            expect,
+        )
+    }
+
+    /// The archive a pass over its tar made: ambiguities refused unless unchecked, the root
+    /// found.
+    fn indexed(
+        path: PathBuf,
+        file: Option<File>,
+        compression: Compression,
+        limits: &Limits,
+        scan: Scan,
+        expect: Expect,
+    ) -> Result<Archive> {
+        let path = path.as_path();
+        if expect != Expect::Unchecked && !scan.ambiguities.is_empty() {
             return Err(ambiguous(path, &scan.ambiguities, scan.unlisted));
         }
         let root = match find_root(path, &scan.entries) {
             Ok(root) => root,
-            // No oci-layout anywhere: read the top as the layout, for validate to report —
-            // unless it is a `docker save` archive (a manifest.json and no index.json), which
-            // is another format, not a broken layout.
+            // No oci-layout anywhere: read the top as the layout, for validate to report, or as
+            // the `docker save` archive it may be — though validate is told it is one (a
+            // manifest.json and no index.json: another format, not a broken layout).
             Err(_)
-                if !strict
+                if expect != Expect::Layout
                     && !scan.entries.keys().any(|k| k.ends_with(b"oci-layout"))
-                    && (!scan.entries.contains_key(&b"manifest.json"[..])
+                    && (expect == Expect::AnyTar
+                        || !scan.entries.contains_key(&b"manifest.json"[..])
                         || scan.entries.contains_key(&b"index.json"[..])) =>
             {
                 String::new()
@@ -249,7 +414,7 @@ impl Archive {
     }
 
     /// Checks that `oci-layout` says version 1.x, as [`crate::store::layout::Layout::open`] does.
-    fn check_oci_layout(&self) -> Result<()> {
+    pub fn check_oci_layout(&self) -> Result<()> {
         let name = self.full_name("oci-layout");
         let bytes = self.read_entry("oci-layout", OCI_LAYOUT_LIMIT)?;
         let value: serde_json::Value = parse_document(
@@ -325,17 +490,50 @@ impl Archive {
 
     /// A stream of a file entry's bytes.
     fn open_entry<'a>(&'a self, entry: &'a FileEntry) -> Result<Box<dyn Read + Send + 'a>> {
-        if let Some(bytes) = &entry.cached {
-            return Ok(Box::new(&bytes[..]));
+        match &entry.data {
+            Data::Cached(bytes) => return Ok(Box::new(&bytes[..])),
+            Data::Staged(staged) => return open_local(staged.path()),
+            Data::Elsewhere(path) => return open_local(path),
+            Data::Dropped => {
+                return Err(self.error(None, "a file of it was not kept when it streamed past"))
+            }
+            Data::InArchive => {}
         }
-        let file = match self.compression {
-            Compression::None => &self.file,
-            Compression::Gzip | Compression::Zstd => self.spool()?,
+        let file = match (self.compression, &self.file) {
+            (Compression::None, Some(file)) => file,
+            (Compression::Gzip | Compression::Zstd, Some(_)) => self.spool()?,
+            (_, None) => {
+                return Err(self.error(None, "it was read as a stream and cannot be read again"))
+            }
         };
         Ok(Box::new(BufReader::with_capacity(
             64 * 1024,
             RangeReader::new(file, entry.offset, entry.size),
         )))
+    }
+
+    /// Whether the archive has a file (or a link to one) named `name`, relative to its root.
+    pub fn has_file(&self, name: &str) -> Result<bool> {
+        Ok(self.resolve(name)?.is_some())
+    }
+
+    /// A stream of the file `name` (relative to the root, links followed), and its length.
+    pub fn open_file(&self, name: &str) -> Result<(u64, Box<dyn Read + Send + '_>)> {
+        let entry = self.resolve(name)?.ok_or_else(|| {
+            self.error(Some(&self.full_name(name)), "the archive has no such file")
+        })?;
+        Ok((entry.size, self.open_entry(entry)?))
+    }
+
+    /// The file `name` as staged while the archive streamed past, if it was.
+    pub fn staged_file(&self, name: &str) -> Result<Option<&Staged>> {
+        Ok(match self.resolve(name)? {
+            Some(FileEntry {
+                data: Data::Staged(staged),
+                ..
+            }) => Some(staged),
+            _ => None,
+        })
     }
 
     /// Reads the layout file `name` whole, refusing one larger than `limit`.
@@ -380,13 +578,15 @@ impl Archive {
                 e,
             )
         })?;
-        let len = self
-            .file
+        let Some(source) = &self.file else {
+            return Err(self.error(None, "it was read as a stream and cannot be read again"));
+        };
+        let len = source
             .metadata()
             .map_err(|e| Error::io("cannot read", &self.path, e))?
             .len();
         let mut decoder = decode::decompress(
-            RangeReader::new(&self.file, 0, len),
+            RangeReader::new(source, 0, len),
             self.compression,
             &self.limits,
         )?;
@@ -452,6 +652,23 @@ impl LayoutRead for Archive {
         Ok(self.resolve(&blob_name(digest))?.map(|e| e.size))
     }
 
+    /// A blob staged while the archive streamed past is a file of its own, when it hashed to
+    /// its name (one that did not is read, and refused, through the verifying reader); so is
+    /// one the stage found elsewhere.
+    fn local_blob(&self, digest: &Digest) -> Result<Option<PathBuf>> {
+        Ok(match self.resolve(&blob_name(digest))? {
+            Some(FileEntry {
+                data: Data::Staged(staged),
+                ..
+            }) if &staged.digest == digest => Some(staged.path().to_path_buf()),
+            Some(FileEntry {
+                data: Data::Elsewhere(path),
+                ..
+            }) => Some(path.clone()),
+            _ => None,
+        })
+    }
+
     fn files(&self) -> Result<Vec<FileInfo>> {
         let mut files = Vec::new();
         for (name, (_, node)) in &self.entries {
@@ -495,6 +712,12 @@ impl LayoutRead for Archive {
     fn ambiguities(&self) -> &[Ambiguity] {
         &self.ambiguities
     }
+}
+
+/// A file of its own, for reading.
+fn open_local(path: &Path) -> Result<Box<dyn Read + Send + 'static>> {
+    let file = crate::store::layout::open_regular_file(path)?;
+    Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
 }
 
 /// The error refusing an archive with entries tar readers read differently.
@@ -737,41 +960,105 @@ fn scan_compressed(
     let input = BufReader::with_capacity(256 * 1024, decoder);
     // Small files, and separately the root documents, each within their own budget, so that
     // memory stays bounded whatever the archive holds.
-    let mut cached_total = 0u64;
-    let mut documents_total = 0u64;
-    let mut input = scan_tar(path, input, compression, scan, |header| {
-        let size = header.size;
-        let document = is_root_document(&path::normalize(&header.path).clean);
-        let (budget, limit, total) = if document {
-            (
-                &mut documents_total,
-                MAX_DOCUMENT_SIZE,
-                DOCUMENTS_TOTAL_LIMIT,
-            )
-        } else {
-            (&mut cached_total, CACHE_ENTRY_LIMIT, CACHE_TOTAL_LIMIT)
+    let mut budget = Budget::new(CACHE_TOTAL_LIMIT);
+    let input = scan_tar(path, input, compression, scan, |header, data| {
+        let Some(size) = budget.keep(header) else {
+            return Ok(Data::InArchive);
         };
-        if size > limit || *budget + size > total {
-            return None;
-        }
-        *budget += size;
-        Some(size)
+        let mut bytes = Vec::with_capacity(size as usize);
+        data.read_to_end(&mut bytes)
+            .map_err(|e| stream_error(path, compression, Some(&header.shown()), e))?;
+        Ok(Data::Cached(Arc::from(bytes)))
     })?;
-    // Read to the end of the compressed stream so that truncation and checksum errors after the
-    // last entry are seen now, not on a later read.
+    drain(path, compression, input)
+}
+
+/// Reads a compressed stream to its end after the tar's end-of-archive marker, so that
+/// truncation and checksum errors after the last entry are seen now, not on a later read.
+fn drain(path: &Path, compression: Compression, mut input: impl Read) -> Result<()> {
     io::copy(&mut input, &mut io::sink()).map_err(|e| stream_error(path, compression, None, e))?;
     Ok(())
 }
 
-/// Makes the pass over a tar: every entry goes into `scan`; `cache` says, for a regular file,
-/// whether to keep its bytes (up to how many). Returns the input, positioned after the
-/// end-of-archive marker.
+/// Small files a pass keeps in memory: each up to a limit, within a budget, and the root
+/// documents (`oci-layout`, `index.json`) in a budget of their own, so that memory stays
+/// bounded whatever the archive holds.
+struct Budget {
+    files: u64,
+    files_limit: u64,
+    documents: u64,
+}
+
+impl Budget {
+    fn new(files_limit: u64) -> Budget {
+        Budget {
+            files: 0,
+            files_limit,
+            documents: 0,
+        }
+    }
+
+    /// Whether to keep the file `header` describes; its size when it is kept.
+    fn keep(&mut self, header: &Header) -> Option<u64> {
+        let size = header.size;
+        let document = is_root_document(&path::normalize(&header.path).clean);
+        let (used, limit, total) = if document {
+            (
+                &mut self.documents,
+                MAX_DOCUMENT_SIZE,
+                DOCUMENTS_TOTAL_LIMIT,
+            )
+        } else {
+            (&mut self.files, CACHE_ENTRY_LIMIT, self.files_limit)
+        };
+        if size > limit || *used + size > total {
+            return None;
+        }
+        *used += size;
+        Some(size)
+    }
+}
+
+/// Counts the bytes of a stream as they are read.
+struct Counted<'p, R> {
+    inner: R,
+    progress: &'p dyn Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// A reader that keeps its first error, so that a stream's own failure (a truncation, a
+/// decompression limit) is reported as such even when it surfaces through a writer.
+struct Capture<'a> {
+    inner: &'a mut dyn Read,
+    failure: Option<io::Error>,
+}
+
+impl Read for Capture<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.failure.is_none() {
+                self.failure = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+}
+
+/// Makes the pass over a tar: every entry goes into `scan`; `take` is given each regular
+/// file's data to say where it is kept (it may read it, or leave it to be passed over).
+/// Returns the input, positioned after the end-of-archive marker.
 fn scan_tar<I: tar::Input>(
     path: &Path,
     input: I,
     compression: Compression,
     scan: &mut Scan,
-    mut cache: impl FnMut(&Header) -> Option<u64>,
+    mut take: impl FnMut(&Header, &mut dyn Read) -> Result<Data>,
 ) -> Result<I> {
     let mut reader = tar::Reader::new(input);
     let not_a_tar = |detail: &str| {
@@ -797,18 +1084,12 @@ fn scan_tar<I: tar::Input>(
         };
         scan.count += 1;
         let header = entry.header().clone();
-        let cached = match cache(&header) {
-            Some(size) if header.kind == Kind::Regular && !header.sparse => {
-                let mut bytes = Vec::with_capacity(size as usize);
-                let shown = header.shown();
-                entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| stream_error(path, compression, Some(&shown), e))?;
-                Some(Arc::from(bytes))
-            }
-            _ => None,
+        let data = if header.kind == Kind::Regular && !header.sparse {
+            take(&header, &mut entry)?
+        } else {
+            Data::InArchive
         };
-        index_entry(scan, &header, cached).map_err(|e| archive_error(path, None, e))?;
+        index_entry(scan, &header, data).map_err(|e| archive_error(path, None, e))?;
     }
     if scan.count == 0 {
         return Err(not_a_tar("it holds no entries"));
@@ -825,7 +1106,7 @@ fn scan_tar<I: tar::Input>(
 
 /// Adds one entry to the index, as extraction would, noting what readers would read
 /// differently.
-fn index_entry(scan: &mut Scan, header: &Header, cached: Option<Arc<[u8]>>) -> Result<(), String> {
+fn index_entry(scan: &mut Scan, header: &Header, data: Data) -> Result<(), String> {
     let name = path::normalize(&header.path);
     let this = format!("{} (entry {})", quoted(&header.path), scan.count);
     let shown_clean = quoted(&name.clean);
@@ -857,7 +1138,7 @@ fn index_entry(scan: &mut Scan, header: &Header, cached: Option<Arc<[u8]>>) -> R
             Node::File(FileEntry {
                 offset: header.data_offset,
                 size: header.size,
-                cached,
+                data,
             })
         }
         Kind::Symlink if header.link.len() > MAX_NAME_LEN => Node::Other(format!(
@@ -1082,13 +1363,16 @@ fn find_root(path: &Path, entries: &HashMap<Vec<u8>, (usize, Node)>) -> Result<S
             && tops
                 .iter()
                 .any(|top| entries.contains_key(format!("{top}/manifest.json").as_bytes())));
-    let message = if docker {
-        "it has no oci-layout file; it has a manifest.json, so this looks like a `docker save` \
-         archive from before Docker 25, not an OCI image layout archive"
-    } else {
-        "it has no oci-layout file, so it is not an OCI image layout archive"
-    };
-    Err(archive_error(path, None, message))
+    if docker {
+        return Err(Error::DockerSave {
+            path: path.to_path_buf(),
+        });
+    }
+    Err(archive_error(
+        path,
+        None,
+        "it has no oci-layout file, so it is not an OCI image layout archive",
+    ))
 }
 
 #[cfg(test)]
@@ -1253,7 +1537,7 @@ mod tests {
         let archive = archive.unwrap();
         assert_eq!(archive.compression, Compression::None);
         assert!(archive.entries.values().all(|(_, n)| match n {
-            Node::File(f) => f.cached.is_none(),
+            Node::File(f) => matches!(f.data, Data::InArchive),
             _ => true,
         }));
         assert_reads_layout(&archive, &fx);
@@ -1884,11 +2168,126 @@ mod tests {
             ("abc.json".to_string(), CONFIG.to_vec()),
             ("abc/layer.tar".to_string(), b"layer".to_vec()),
         ];
-        let (_dir, archive) = open_bytes("docker.tar", &tar_of(&files, ""));
-        let (entry, message) = parts(archive.unwrap_err());
-        assert_eq!(entry, None);
+        let (dir, archive) = open_bytes("docker.tar", &tar_of(&files, ""));
+        let error = archive.unwrap_err();
+        assert!(matches!(error, Error::DockerSave { .. }), "{error:?}");
+        let message = error.to_string();
         assert!(message.contains("docker save"), "{message}");
         assert!(!message.contains("ocikit"), "no command named: {message}");
+        // Opened as any tar, its files are read by name.
+        let archive =
+            Archive::open_tar(&dir.path().join("docker.tar"), &Limits::default()).unwrap();
+        assert!(archive.has_file("manifest.json").unwrap());
+        assert!(!archive.has_file("oci-layout").unwrap());
+        let (len, mut layer) = archive.open_file("abc/layer.tar").unwrap();
+        let mut bytes = Vec::new();
+        layer.read_to_end(&mut bytes).unwrap();
+        assert_eq!((len, bytes), (5, b"layer".to_vec()));
+    }
+
+    /// A stage that keeps every file it is offered in a temp directory (hashed, as an import
+    /// stages blobs), or none.
+    struct TestStage {
+        layout: crate::store::layout::Layout,
+        keep: bool,
+        offered: Mutex<Vec<String>>,
+    }
+
+    impl Stage for TestStage {
+        fn stage(&self, name: &str, _size: u64, data: &mut dyn Read) -> Result<Option<Kept>> {
+            self.offered.lock().unwrap().push(name.to_string());
+            if !self.keep {
+                return Ok(None);
+            }
+            let writer = self.layout.writer()?;
+            writer
+                .stage(data, crate::spec::digest::Algorithm::Sha256)
+                .map(|staged| Some(Kept::Staged(staged)))
+        }
+    }
+
+    /// `bytes` read as a stream through `stage`.
+    fn stream(bytes: &[u8], stage: &TestStage) -> Result<Archive> {
+        Archive::read_stream(
+            bytes,
+            "-",
+            &Limits::default(),
+            stage,
+            &crate::progress::NoProgress,
+        )
+    }
+
+    fn test_stage(keep: bool) -> (tempfile::TempDir, TestStage) {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _) = crate::store::layout::Layout::init(&dir.path().join("l")).unwrap();
+        let stage = TestStage {
+            layout,
+            keep,
+            offered: Mutex::new(Vec::new()),
+        };
+        (dir, stage)
+    }
+
+    #[test]
+    fn a_stream_is_read_once_small_files_kept_large_ones_staged_or_dropped() {
+        let fx = fixture(big_bytes(3 * 1024 * 1024));
+        for (name, bytes) in [
+            ("plain", tar_of(&fx.files, "")),
+            ("gzip", gzip(&tar_of(&fx.files, "top/"))),
+        ] {
+            let (_dir, stage) = test_stage(true);
+            let archive = stream(&bytes[..], &stage).unwrap();
+            assert_reads_layout(&archive, &fx);
+            archive.check_oci_layout().unwrap();
+            let offered = stage.offered.lock().unwrap().clone();
+            assert_eq!(
+                offered.len(),
+                1,
+                "{name}: only the layer is large: {offered:?}"
+            );
+            let local = archive.local_blob(&fx.layer).unwrap().unwrap();
+            assert_eq!(std::fs::read(&local).unwrap(), fx.layer_bytes, "{name}");
+            drop(archive);
+            assert!(
+                !local.exists(),
+                "{name}: a staged file goes with the archive"
+            );
+
+            // Dropped files cannot be read, and say why.
+            let (_dir, stage) = test_stage(false);
+            let archive = stream(&bytes[..], &stage).unwrap();
+            let error = archive.open_blob(&fx.layer, None).err().unwrap();
+            assert!(error.to_string().contains("not kept"), "{error}");
+            assert_eq!(read_blob(&archive, &fx.manifest), fx.manifest_bytes);
+        }
+    }
+
+    #[test]
+    fn a_stream_is_refused_as_a_file_is() {
+        let fx = fixture(b"layer".to_vec());
+        let mut tar = ::tar::Builder::new(Vec::new());
+        for (name, bytes) in &fx.files {
+            raw_entry(&mut tar, ::tar::EntryType::Regular, name, None, bytes);
+        }
+        raw_entry(
+            &mut tar,
+            ::tar::EntryType::Regular,
+            "./index.json",
+            None,
+            b"{}",
+        );
+        let duplicated = tar.into_inner().unwrap();
+        let (_dir, stage) = test_stage(true);
+        let error = stream(&duplicated[..], &stage).unwrap_err();
+        assert!(
+            error.to_string().contains("tar readers disagree"),
+            "{error}"
+        );
+        // Cut short: truncated.
+        let plain = tar_of(&fx.files, "");
+        let cut = &plain[..plain.len() - 1024];
+        let error = stream(cut, &stage).unwrap_err();
+        assert!(error.to_string().contains("truncated"), "{error}");
     }
 
     #[test]

@@ -232,6 +232,16 @@ impl IndexFile {
         before - self.entries.len()
     }
 
+    /// Removes the entries at `positions`; returns how many went.
+    pub fn remove_positions(&mut self, positions: &std::collections::BTreeSet<usize>) -> usize {
+        let mut position = 0;
+        self.remove_where(|_| {
+            let remove = positions.contains(&position);
+            position += 1;
+            remove
+        })
+    }
+
     /// Sets annotation `key` of entry `i` to `value`, creating `annotations` when needed.
     pub fn set_annotation(&mut self, i: usize, key: &str, value: &str) -> Result<()> {
         let mut entry = self.raw_entry(i).ok_or_else(|| no_entry(i))?;

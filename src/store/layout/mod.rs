@@ -1,12 +1,18 @@
 //! OCI image layouts on disk: the blob store, `index.json`, locks, and the read interface shared
 //! with layout archives.
 
+mod copy;
 pub mod index;
 pub mod lock;
+pub(crate) mod syncing;
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+pub use copy::{Link, Placed};
 
 use crate::error::{Error, IoContext, Result};
 use crate::spec::digest::{Algorithm, Digest, HashingWriter, Mismatch, VerifyingReader};
@@ -14,8 +20,13 @@ use crate::spec::document::{parse_document, Descriptor, Schema};
 pub use index::IndexFile;
 use lock::{LockGuard, Mode};
 
-/// The content of `oci-layout` that ocikit writes.
+/// The version ocikit writes in `oci-layout`.
 pub const LAYOUT_VERSION: &str = "1.0.0";
+
+/// The content of `oci-layout` that ocikit writes, in a directory or an archive.
+pub fn layout_header() -> String {
+    format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#)
+}
 /// Prefix of the temp files ocikit writes inside a layout (removed by `gc` after a crash).
 pub const TEMP_PREFIX: &str = ".ocikit-tmp-";
 
@@ -45,17 +56,20 @@ pub trait LayoutRead: Send + Sync {
     /// Larger than `limit` is an error.
     fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>>;
 
-    /// Where the blob's file is on disk, for a layout whose blobs are files (a directory), so
-    /// that a copy can hard-link it; `None` for an archive.
-    fn local_blob_path(&self, _digest: &Digest) -> Option<PathBuf> {
-        None
-    }
-
     /// What readers read differently in this layout's bytes (an archive's duplicate or unclear
     /// entry names), for `validate` to report. Only a layout opened unchecked has any: every
     /// other opening refuses them. None for a directory.
     fn ambiguities(&self) -> &[Ambiguity] {
         &[]
+    }
+
+    /// The blob as a file of its own on this host, which a destination on the same file system
+    /// can link instead of copying ([`LayoutWriter::copy_blob`]): a layout's blob file, or a
+    /// blob an import staged (and hashed). `None` when the blob lives inside something else
+    /// (an archive read in place), or is known not to match its digest. Whether the file is
+    /// there is not checked here.
+    fn local_blob(&self, _digest: &Digest) -> Result<Option<PathBuf>> {
+        Ok(None)
     }
 
     /// The parsed `index.json`.
@@ -253,8 +267,7 @@ impl Layout {
         };
         // index.json before oci-layout: a crash in between leaves no half-made "layout".
         layout.write_file_atomic("index.json", &IndexFile::empty().to_bytes())?;
-        let header = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
-        layout.write_file_atomic("oci-layout", header.as_bytes())?;
+        layout.write_file_atomic("oci-layout", layout_header().as_bytes())?;
         Ok((layout, InitOutcome::Created))
     }
 
@@ -412,6 +425,8 @@ impl Layout {
         Ok(LayoutWriter {
             layout: self,
             _blobs_lock: guard,
+            unsynced: Mutex::new(BTreeSet::new()),
+            cannot: copy::Cannot::default(),
         })
     }
 
@@ -489,10 +504,6 @@ impl LayoutRead for Layout {
         self.list(true)
     }
 
-    fn local_blob_path(&self, digest: &Digest) -> Option<PathBuf> {
-        self.readable_blob_path(digest).ok()
-    }
-
     fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         match read_small_file(&self.root.join(name), limit) {
             Ok(bytes) => Ok(Some(bytes)),
@@ -533,6 +544,10 @@ impl LayoutRead for Layout {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("cannot read", &path, e)),
         }
+    }
+
+    fn local_blob(&self, digest: &Digest) -> Result<Option<PathBuf>> {
+        Ok(Some(self.readable_blob_path(digest)?))
     }
 }
 
@@ -594,6 +609,11 @@ fn too_large_document(digest: &Digest, size: u64) -> Error {
 pub struct LayoutWriter<'a> {
     layout: &'a Layout,
     _blobs_lock: LockGuard,
+    /// Blob directories that gained an entry whose rename is not yet synced: synced once,
+    /// before the next `index.json` update, rather than once per blob.
+    unsynced: Mutex<BTreeSet<PathBuf>>,
+    /// Link modes [`Link::Auto`] found impossible here: not tried again for the next blob.
+    cannot: copy::Cannot,
 }
 
 /// What a blob write produced.
@@ -655,6 +675,20 @@ impl PendingBlob<'_> {
         Ok(file)
     }
 
+    /// fsyncs the temp file and closes it, keeping it inside the layout under its temp name
+    /// until the [`Staged`] blob is linked into place or dropped (see [`Staged`]).
+    pub fn stage(self) -> Result<Staged> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .ctx("cannot sync temp file", self.temp.path())?;
+        Ok(Staged {
+            path: self.temp.into_temp_path(),
+            digest: self.digest,
+            size: self.size,
+        })
+    }
+
     /// fsyncs the temp file and renames it into `blobs/`. A blob that already exists is left
     /// alone (content addressing: same name, same bytes, verified when read).
     pub fn commit(self) -> Result<WrittenBlob> {
@@ -685,10 +719,55 @@ impl PendingBlob<'_> {
     }
 }
 
+/// A blob written to a temp file inside a layout, hashed and synced but not in `blobs/`: an
+/// import stages what an archive holds while it reads the stream, before it knows which
+/// entries it will keep. Held without an open file (a large archive stages thousands); the
+/// file goes when this is dropped, and a crash leaves it for `gc`, like any temp file.
+#[derive(Debug)]
+pub struct Staged {
+    path: tempfile::TempPath,
+    /// The digest of its bytes (of the algorithm it was staged with).
+    pub digest: Digest,
+    pub size: u64,
+}
+
+impl Staged {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl LayoutWriter<'_> {
     /// The layout being written.
     pub fn layout(&self) -> &Layout {
         self.layout
+    }
+
+    /// Streams `content` into a temp file of the layout, hashed with `algorithm` on the way
+    /// (see [`Staged`]). A failure is reported as a write failure: a caller whose reader can
+    /// fail in ways of its own (a decoder, a tar entry cut short) keeps that error and reports
+    /// it instead.
+    pub fn stage(&self, content: &mut dyn Read, algorithm: Algorithm) -> Result<Staged> {
+        let mut sink = self.blob_sink(algorithm)?;
+        io::copy(content, &mut sink).ctx("cannot write blob to", &sink.path)?;
+        sink.finish()?.stage()
+    }
+
+    /// Notes that `dir` gained an entry by a rename that is not synced yet.
+    fn unsynced(&self, dir: PathBuf) {
+        self.unsynced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dir);
+    }
+
+    /// Syncs every blob directory a deferred rename changed, so that what `index.json` is
+    /// about to reference is durable first.
+    fn sync_blob_dirs(&self) -> Result<()> {
+        let dirs =
+            std::mem::take(&mut *self.unsynced.lock().unwrap_or_else(PoisonError::into_inner));
+        dirs.iter().try_for_each(|dir| sync_dir(dir))
     }
 
     /// Streams `content` into the store: temp file inside the layout, hashed on the way, fsync,
@@ -737,74 +816,18 @@ impl LayoutWriter<'_> {
         })
     }
 
-    /// Stores the blob `digest` of `size` bytes as a hard link to `source` (a blob file of
-    /// another layout on the same file system), after checking that the file's bytes are that
-    /// blob: linked under a temp name inside the layout, hashed, renamed into `blobs/`. A
-    /// blob already present is left alone. `Ok(None)` when the file cannot be linked here
-    /// (another file system, links not allowed, not a regular file): the caller copies it.
-    pub fn link_blob(
-        &self,
-        source: &Path,
-        digest: &Digest,
-        size: u64,
-    ) -> Result<Option<WrittenBlob>> {
-        let written = WrittenBlob {
-            digest: digest.clone(),
-            size,
-        };
-        let target = self.layout.blob_path(digest);
-        match fs::symlink_metadata(&target) {
-            Ok(meta) if meta.is_file() => return Ok(Some(written)),
-            Ok(_) => return Err(not_regular(&target)),
-            Err(_) => {}
-        }
-        if !fs::symlink_metadata(source).is_ok_and(|m| m.is_file()) {
-            return Ok(None);
-        }
-        let linked = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .make_in(&self.layout.root, |path| fs::hard_link(source, path));
-        let temp = match linked {
-            Ok(temp) => temp,
-            Err(_) => return Ok(None),
-        };
-        let file = match open_regular_file(temp.path()) {
-            Ok(file) => file,
-            Err(_) => return Ok(None),
-        };
-        let mut reader = VerifyingReader::new(file, digest.clone(), Some(size));
-        if let Err(e) = io::copy(&mut reader, &mut io::sink()) {
-            return Err(match Mismatch::from_io(&e) {
-                Some(m) => Error::CorruptBlob {
-                    digest: digest.clone(),
-                    layout: source.display().to_string(),
-                    detail: m.to_string(),
-                },
-                None => Error::io("cannot read", source, e),
-            });
-        }
-        let dir = target
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.layout.root.join("blobs"));
-        fs::create_dir_all(&dir).ctx("cannot create directory", &dir)?;
-        temp.persist(&target)
-            .map_err(|e| Error::io("cannot move blob into place at", &target, e.error))?;
-        sync_dir(&dir)?;
-        Ok(Some(written))
-    }
-
     /// Stores `bytes` as a sha256 blob.
     pub fn write_blob_bytes(&self, bytes: &[u8]) -> Result<WrittenBlob> {
         self.write_blob(&mut &bytes[..], None)
     }
 
     /// Reads `index.json`, applies `change` (which returns whether it changed anything) and
-    /// writes it back atomically, under the index lock.
+    /// writes it back atomically, under the index lock. Blobs placed before are durable first.
     pub fn update_index<T>(
         &self,
         change: impl FnOnce(&mut IndexFile) -> Result<(T, bool)>,
     ) -> Result<T> {
+        self.sync_blob_dirs()?;
         self.layout.update_index(change)
     }
 }
@@ -903,7 +926,7 @@ fn not_regular(path: &Path) -> Error {
 /// Opens a file only if it is a regular file: `O_NOFOLLOW` so no symlink leads out of the
 /// layout, `O_NONBLOCK` so a FIFO cannot hang the open, then `fstat` on the open descriptor (no
 /// window between the check and the use).
-fn open_regular_file(path: &Path) -> Result<File> {
+pub(crate) fn open_regular_file(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)

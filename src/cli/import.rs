@@ -1,0 +1,79 @@
+//! `ocikit import`
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use ocikit::ops::import::{ArchiveKind, Input, Options};
+
+use super::output::print_json;
+use super::progress::Bar;
+use super::transfer::{count, hint, placements, report};
+
+/// Import an archive into a layout directory.
+///
+/// FILE is an OCI image layout tar, or a docker save archive (Docker 25+ and `ctr images
+/// export` write an OCI layout too; older ones, and podman's and skopeo's docker-archive, are
+/// converted: each image gets an OCI manifest over its config and layers, unchanged, with
+/// layers left uncompressed as Docker wrote them, and each RepoTags entry becomes a name).
+/// Plain, gzip or zstd, told from its bytes; - reads stdin, once, as it comes. LAYOUT is
+/// created when missing; what it has is kept: blobs it has are not written again, and a name
+/// it gives to another image is an error unless --force. The archive is never extracted: its
+/// entries are read by the hardened tar reader under the decompression limits, and an archive
+/// with absolute or `..` names, links leading out of it, devices, or entries that tar readers
+/// read differently (duplicate names, links to replaced entries) is refused. Every blob is
+/// verified before it is kept, and index.json is updated last, so a failed import leaves the
+/// layout's names as they were.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The archive, or - for stdin.
+    #[arg(value_name = "FILE")]
+    file: String,
+    /// The layout directory to import into.
+    layout: String,
+    /// Move a name the layout gives to another image to the imported one.
+    #[arg(long)]
+    force: bool,
+    /// Print what was imported as JSON: {kind, created, images, referrers, blobs, names,
+    /// warnings}; kind is oci or docker-save.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    limits: super::LimitArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let layout = super::args::whole_layout(&args.layout, "import")?;
+    let input = if args.file == "-" {
+        if std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "refusing to read an archive from a terminal; redirect stdin or give FILE"
+            );
+        }
+        Input::Stream(Box::new(std::io::stdin()), "stdin".into())
+    } else {
+        Input::File(PathBuf::from(&args.file))
+    };
+    let options = Options::new(args.force, args.limits.limits());
+    let bar = Bar::new("importing");
+    let imported = ocikit::ops::import::import(input, &layout.layout, &options, &bar)
+        .map_err(|e| hint(e, "moves the name"))?;
+    drop(bar);
+    if args.json {
+        print_json(&imported)?;
+    }
+    let written = &imported.written;
+    eprintln!(
+        "Imported {} and {} ({}) into {}{}: {}",
+        count(written.images.len(), "image"),
+        count(written.referrers, "referrer"),
+        match imported.kind {
+            ArchiveKind::Oci => "an OCI layout archive",
+            ArchiveKind::DockerSave => "a docker save archive, converted",
+        },
+        layout.layout.display(),
+        if imported.created { " (new)" } else { "" },
+        placements(&written.blobs)
+    );
+    report(written);
+    Ok(super::EXIT_OK)
+}
