@@ -18,3 +18,5 @@ pub mod tar;
 
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+use crate::spec::document::media_type::Compression;

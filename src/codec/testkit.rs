@@ -3,7 +3,9 @@
 
 use std::io::Write;
 
-use crate::spec::document::media_type::Compression;
+// `Compression` comes from the parent module, so that the integration tests can include this
+// file as it is (`#[path]`): one kit for the unit and the integration tests.
+use super::Compression;
 
 /// The size of a tar block.
 pub const BLOCK: usize = 512;
@@ -54,11 +56,11 @@ pub fn header(name: &[u8], typeflag: u8, size: u64, link: &[u8]) -> [u8; BLOCK] 
 pub struct Tar(pub Vec<u8>);
 
 impl Tar {
-    pub fn raw(mut self, header: [u8; BLOCK], data: &[u8]) -> Tar {
-        self.0.extend_from_slice(&header);
+    /// `header` (one block, or a header with its extension blocks) and `data`, padded to a block.
+    pub fn raw(mut self, header: impl AsRef<[u8]>, data: &[u8]) -> Tar {
+        self.0.extend_from_slice(header.as_ref());
         self.0.extend_from_slice(data);
-        self.0
-            .resize(self.0.len() + padding(data.len() as u64) as usize, 0);
+        self.0.resize(self.0.len().div_ceil(BLOCK) * BLOCK, 0);
         self
     }
     pub fn file(self, name: &str, data: &[u8]) -> Tar {

@@ -16,6 +16,7 @@ use crate::helpers::{
     tool_available,
 };
 use crate::producers::{run, skopeo, Containerd, Storage};
+use crate::testkit::Tar;
 
 /// Runs `ocikit import FILE LAYOUT ARGS --json`, asserting success.
 fn import(file: &Path, layout: &Path, args: &[&str]) -> Value {
@@ -244,32 +245,17 @@ enum Entry<'a> {
     CharDevice(&'a str),
 }
 
-/// A tar of `entries`, names written as given (no normalization).
+/// A tar of `entries`, names written as given (no normalization), built with the test kit.
 fn tar_of(entries: &[Entry<'_>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in entries {
-        let mut header = tar::Header::new_gnu();
-        let (name, kind, link, data): (&str, tar::EntryType, Option<&str>, &[u8]) = match entry {
-            Entry::File(n, d) => (n, tar::EntryType::Regular, None, d),
-            Entry::Symlink(n, t) => (n, tar::EntryType::Symlink, Some(t), b""),
-            Entry::HardLink(n, t) => (n, tar::EntryType::Link, Some(t), b""),
-            Entry::CharDevice(n) => (n, tar::EntryType::Char, None, b""),
-        };
-        let gnu = header.as_gnu_mut().unwrap();
-        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
-        if let Some(link) = link {
-            gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        }
-        header.set_entry_type(kind);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.extend_from_slice(&[0; 1024]);
-    out
+    entries
+        .iter()
+        .fold(Tar::default(), |tar, entry| match entry {
+            Entry::File(name, data) => tar.file(name, data),
+            Entry::Symlink(name, target) => tar.node(name, b'2', target),
+            Entry::HardLink(name, target) => tar.node(name, b'1', target),
+            Entry::CharDevice(name) => tar.node(name, b'3', ""),
+        })
+        .end()
 }
 
 /// The sample's files, as (name, bytes).

@@ -19,4 +19,11 @@ mod producers;
 mod referrers;
 mod safety;
 mod testdata;
+/// The crate's test kit of hand-built tars and frames, shared with its unit tests (one kit).
+#[path = "../../src/codec/testkit.rs"]
+#[allow(dead_code)]
+mod testkit;
 mod validate;
+
+/// Seen by `testkit` as `super::Compression`.
+use ocikit::spec::document::media_type::Compression;

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use ocikit::codec::layer::{compress_bytes, CompressOptions, CompressWriter, Compression};
+use ocikit::codec::layer::{CompressOptions, CompressWriter, Compression};
 use ocikit::ops::validate::{validate_layout, Finding, Level, Options, Report};
 use ocikit::progress::NoProgress;
 use ocikit::spec::digest::Digest;
@@ -15,94 +15,9 @@ use serde_json::json;
 
 use crate::fixtures::{descriptor_value, tag, write_document};
 use crate::helpers::{ocikit, sample_layout, tool_available};
+use crate::testkit::{compress, gnu_sparse, header, zstd_raw_frame, Tar, BLOCK};
 
-// ---- tars built by hand, hostile ones included ----
-
-const BLOCK: usize = 512;
-
-fn set_checksum(h: &mut [u8; BLOCK]) {
-    h[148..156].fill(b' ');
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-}
-
-/// A ustar header for `name` (any bytes: `..`, absolute…), of type `typeflag`.
-fn header(name: &str, typeflag: u8, size: u64, link: &str) -> [u8; BLOCK] {
-    let mut h = [0u8; BLOCK];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[100..108].copy_from_slice(b"0000644\0");
-    h[108..116].copy_from_slice(b"0000000\0");
-    h[116..124].copy_from_slice(b"0000000\0");
-    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
-    h[136..148].copy_from_slice(b"00000000000\0");
-    h[156] = typeflag;
-    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    set_checksum(&mut h);
-    h
-}
-
-fn pad(out: &mut Vec<u8>) {
-    out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
-}
-
-#[derive(Default)]
-struct Tar(Vec<u8>);
-
-impl Tar {
-    fn raw(mut self, header: &[u8], data: &[u8]) -> Tar {
-        self.0.extend_from_slice(header);
-        self.0.extend_from_slice(data);
-        pad(&mut self.0);
-        self
-    }
-    fn file(self, name: &str, data: &[u8]) -> Tar {
-        self.raw(&header(name, b'0', data.len() as u64, ""), data)
-    }
-    fn node(self, name: &str, typeflag: u8, link: &str) -> Tar {
-        self.raw(&header(name, typeflag, 0, link), b"")
-    }
-    /// The end-of-archive marker, padded to a 10 KiB record.
-    fn end(mut self) -> Vec<u8> {
-        let len = (self.0.len() + 2 * BLOCK).div_ceil(10240) * 10240;
-        self.0.resize(len, 0);
-        self.0
-    }
-}
-
-/// A GNU sparse entry: two 512-byte regions of a 1 MiB file.
-fn gnu_sparse(name: &str) -> Vec<u8> {
-    let mut h = header(name, b'S', 1024, "");
-    h[257..265].copy_from_slice(b"ustar  \0");
-    for (i, (offset, len)) in [(0u64, 512u64), (65536, 512)].into_iter().enumerate() {
-        let at = 386 + 24 * i;
-        h[at..at + 12].copy_from_slice(format!("{offset:011o}\0").as_bytes());
-        h[at + 12..at + 24].copy_from_slice(format!("{len:011o}\0").as_bytes());
-    }
-    h[483..495].copy_from_slice(format!("{:011o}\0", 1u64 << 20).as_bytes());
-    set_checksum(&mut h);
-    let mut out = h.to_vec();
-    out.resize(out.len() + 1024, b'd');
-    out
-}
-
-fn compress(tar: &[u8], c: Compression) -> Vec<u8> {
-    compress_bytes(tar, &CompressOptions::new(c)).expect("compress in memory")
-}
-
-/// A zstd frame of raw blocks whose header declares `window_descriptor`
-/// (exponent << 3 | mantissa: the window is 2^(10 + exponent) plus mantissa eighths).
-fn zstd_raw_frame(window_descriptor: u8, content: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, window_descriptor];
-    let chunks: Vec<&[u8]> = content.chunks(1024).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let block = u32::from(i + 1 == chunks.len()) | ((chunk.len() as u32) << 3);
-        frame.extend_from_slice(&block.to_le_bytes()[..3]);
-        frame.extend_from_slice(chunk);
-    }
-    frame
-}
+// ---- tars built by hand (the crate's one test kit), hostile ones included ----
 
 /// A tar of the usual sample entries, with `extra` entries after them.
 fn tar_with(extra: Tar) -> Vec<u8> {
@@ -440,7 +355,8 @@ fn t8_reserved_and_non_regular_whiteouts() {
 
 #[test]
 fn t9_sparse_entry_is_a_warning() {
-    let tar = tar_with(Tar::default().raw(&gnu_sparse("holes"), b""));
+    let tar =
+        tar_with(Tar::default().raw(gnu_sparse("holes", &[(0, 512), (65536, 512)], 1 << 20), b""));
     let report = check_tar(&tar, Compression::Gzip);
     let f = only(&report, "T9");
     assert_eq!(
@@ -455,7 +371,7 @@ fn t10_decompression_bombs_under_the_default_caps() {
     // 200 MiB of zeros: ~200 KiB of gzip (about 1030:1) and a few KiB of zstd.
     for c in [Compression::Gzip, Compression::Zstd] {
         let mut w = CompressWriter::new(Vec::new(), &CompressOptions::new(c)).expect("compressor");
-        w.write_all(&header("zeros", b'0', 200 << 20, ""))
+        w.write_all(&header(b"zeros", b'0', 200 << 20, b""))
             .expect("write");
         let chunk = vec![0u8; 1 << 20];
         for _ in 0..201 {
