@@ -43,11 +43,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let reference = super::args::whole_layout(&args.layout, "gc")?;
     let layout = ocikit::store::open_write(&reference)?;
-    let options = Options {
-        dry_run: args.dry_run,
-        keep_orphans: args.keep_orphans,
-        prune_untagged: args.prune_untagged,
-    };
+    let mut options = Options::default();
+    options.dry_run = args.dry_run;
+    options.keep_orphans = args.keep_orphans;
+    options.prune_untagged = args.prune_untagged;
     let outcome = ocikit::ops::gc::gc(&layout, &options)?;
     if args.json {
         print_json(&outcome)?;

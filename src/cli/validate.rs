@@ -203,14 +203,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let limits = args.limits.limits();
         let layout =
             ocikit::store::open_read(&reference, ocikit::store::Check::Unchecked, &limits)?;
-        let options = Options {
-            deep: args.deep,
-            strict: args.strict,
-            names: args.names.clone(),
-            allow_foreign: args.allow_foreign,
-            allow: allow.clone(),
-            limits,
-        };
+        let mut options = Options::default();
+        options.deep = args.deep;
+        options.strict = args.strict;
+        options.names = args.names.clone();
+        options.allow_foreign = args.allow_foreign;
+        options.allow = allow.clone();
+        options.limits = limits;
         {
             // Only --deep reads enough to need a bar; it is cleared before the report prints.
             let bar = args.deep.then(|| super::progress::Bar::new("validating"));
@@ -222,11 +221,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
     };
     report.allow(&allow)?;
-    let options = RenderOptions {
-        color: format == Format::Text && color_wanted(),
-        verbose: args.verbose,
-        document: args.document.is_some(),
-    };
+    let mut options = RenderOptions::default();
+    options.color = format == Format::Text && color_wanted();
+    options.verbose = args.verbose;
+    options.document = args.document.is_some();
     let mut out = stdout();
     report::render(&report, format, &options, &mut out)?;
     out.flush()?;

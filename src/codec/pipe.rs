@@ -18,6 +18,7 @@ const AHEAD: usize = 4;
 
 /// What was copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Copied {
     /// The digest of the bytes read.
     pub digest: Digest,

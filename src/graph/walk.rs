@@ -215,6 +215,7 @@ impl Reader for &Documents<'_> {
 
 /// What a walk follows.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Options {
     /// Narrow every index to the child this platform selects ([`select`]).
     pub platform: Option<Platform>,

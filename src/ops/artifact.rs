@@ -1140,6 +1140,7 @@ impl<R: Read> Read for HashingReader<R> {
 /// What `artifact_to_image` did.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Converted {
     /// The pre-release artifact manifest.
     pub from: Descriptor,

@@ -47,6 +47,7 @@ use crate::store::layout::{
 
 /// How to collect.
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct Options {
     /// Report what would go, change nothing.
     pub dry_run: bool,
@@ -110,6 +111,7 @@ pub struct Entry {
 /// What gc did (or would do).
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Outcome {
     pub dry_run: bool,
     pub removed_blobs: Vec<Blob>,

@@ -41,6 +41,7 @@ pub struct Inspection {
 /// The parts of a config people look at.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ConfigSummary {
     pub digest: Digest,
     pub media_type: String,
@@ -68,6 +69,7 @@ pub struct ConfigSummary {
 /// One layer (or artifact blob).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct LayerSummary {
     pub digest: Digest,
     pub media_type: String,
@@ -90,6 +92,7 @@ pub struct LayerSummary {
 /// One manifest of an index.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ChildSummary {
     pub digest: Digest,
     pub media_type: String,

@@ -19,6 +19,7 @@ use crate::store::layout::LayoutWriter;
 
 /// A layer stored in a layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BuiltLayer {
     /// The descriptor of the compressed blob (media type, digest, size), for a manifest.
     pub descriptor: Descriptor,

@@ -150,9 +150,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         compression: args.compression.map(Into::into),
         level: args.level,
         threads: args.threads,
-        scan: ScanOptions {
-            owner: args.owner,
-            devices: args.devices,
+        scan: {
+            let mut scan = ScanOptions::default();
+            scan.owner = args.owner;
+            scan.devices = args.devices;
+            scan
         },
         base,
         platform: args.platform,

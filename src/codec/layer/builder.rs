@@ -171,6 +171,7 @@ impl Entry {
 
 /// How to build a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LayerOptions {
     /// Compression of the stored blob.
     pub compress: CompressOptions,

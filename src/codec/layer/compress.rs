@@ -44,6 +44,7 @@ const MAX_DEFAULT_WORKERS: u32 = 8;
 
 /// How to compress a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompressOptions {
     /// The algorithm; `None` passes the bytes through.
     pub compression: Compression,

@@ -31,6 +31,7 @@ pub const DEVICE_REFUSED: &str =
 
 /// How to read a directory into entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ScanOptions {
     /// Every entry owned by this uid and gid instead of its own.
     pub owner: Option<(u64, u64)>,

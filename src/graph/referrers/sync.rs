@@ -13,6 +13,7 @@ use crate::spec::digest::Digest;
 /// What `sync` changed.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct SyncReport {
     /// How many referrers the layout has (each once).
     pub referrers: usize,

@@ -81,6 +81,7 @@ pub struct BuildSpec {
 /// What `build` wrote.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Built {
     /// The new manifest, as its `index.json` entry records it (without the name).
     pub manifest: Descriptor,

@@ -25,6 +25,7 @@ use crate::store::layout::{AmbiguityKind, LayoutRead};
 
 /// What to validate and how.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Options {
     /// Also decompress layers, check diff_ids and the tar rules (`T*`).
     pub deep: bool,
@@ -44,6 +45,7 @@ pub struct Options {
 /// Counts of what was checked.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Stats {
     /// Blobs whose content was hashed.
     pub blobs: usize,
@@ -61,6 +63,7 @@ pub struct Stats {
 /// The outcome of a validation.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Report {
     /// What was validated (a path).
     pub target: String,

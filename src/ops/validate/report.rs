@@ -144,6 +144,7 @@ impl std::str::FromStr for Format {
 
 /// How to render.
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct RenderOptions {
     /// Color levels with ANSI escapes (text only; the caller decides: a terminal, no `NO_COLOR`).
     pub color: bool,

@@ -251,10 +251,8 @@ fn names_match_entries_with_bad_annotations() {
         )
     });
     let layout = Layout::open_unchecked(&fx.root).unwrap();
-    let options = Options {
-        names: vec!["app:zstd".into()],
-        ..Options::default()
-    };
+    let mut options = Options::default();
+    options.names = vec!["app:zstd".into()];
     let report = validate_layout(&layout, &options, &NoProgress).expect("app:zstd is found");
     assert!(
         report.findings.iter().any(|f| f.rule == "A1"),

@@ -56,11 +56,9 @@ fn layout_with(dir: &Path, blob: &[u8], media_type: &str, diff_id: &Digest) -> L
 }
 
 fn deep(layout: &Layout, strict: bool) -> Report {
-    let options = Options {
-        deep: true,
-        strict,
-        ..Options::default()
-    };
+    let mut options = Options::default();
+    options.deep = true;
+    options.strict = strict;
     validate_layout(layout, &options, &NoProgress).expect("validation runs")
 }
 

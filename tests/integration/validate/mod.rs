@@ -532,11 +532,9 @@ impl Fx {
 
 fn validate(root: &Path, strict: bool, allow_foreign: bool) -> Report {
     let layout = Layout::open_unchecked(root).expect("open the layout");
-    let options = Options {
-        strict,
-        allow_foreign,
-        ..Options::default()
-    };
+    let mut options = Options::default();
+    options.strict = strict;
+    options.allow_foreign = allow_foreign;
     validate_layout(&layout, &options, &NoProgress).expect("validation runs")
 }
 
@@ -762,11 +760,9 @@ fn archive_difference(
     drop(builder);
     let archive = ocikit::store::archive::Archive::open_unchecked(&tar_path, &Default::default())
         .expect("open the archive");
-    let options = Options {
-        strict,
-        allow_foreign,
-        ..Options::default()
-    };
+    let mut options = Options::default();
+    options.strict = strict;
+    options.allow_foreign = allow_foreign;
     let archived = validate_layout(&archive, &options, &NoProgress).expect("validation runs");
     let want: BTreeSet<_> = report.findings.iter().map(key).collect();
     let got: BTreeSet<_> = archived.findings.iter().map(key).collect();
