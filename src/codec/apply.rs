@@ -1,0 +1,567 @@
+//! The one layer applier: a layer blob (tar, compressed or not) written onto a directory.
+//! `artifact pull` (a directory layer, [`Policy::Refuse`](crate::codec::extract::Policy)) and
+//! `unpack` (an image's layers, `Policy::Chroot`, with OCI whiteouts) both go through it, so
+//! the hardening of each part lands once for both:
+//!
+//! - the bytes are decompressed by the one decoder ([`crate::codec::decode`], under the
+//!   caller's bomb [`decode::Limits`]) and hashed on the way (the diff_id, returned);
+//! - entries come from the one tar reader ([`crate::codec::tar`]: extension headers capped, so
+//!   a 1 GiB PAX or GNU long-name header is an error before anything is allocated);
+//! - names are normalised by [`crate::codec::tar::path`] and placed by the caller's
+//!   [`Names`] (pull refuses `..` and absolute names and strips its title; unpack takes
+//!   the clean name);
+//! - every write goes through [`Root`], which resolves on disk and never follows a link out
+//!   (a hard link to a symlink is that symlink placed at the new path).
+//!
+//! Directory metadata is set once the layer is written, deepest first, so a read-only
+//! directory is filled before it closes and a directory's mtime is not changed by its
+//! children. The caller checks the blob's digest (its reader) and the diff_id (returned).
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::codec::decode;
+use crate::codec::extract::{self, Found, Metadata, Root, Special};
+use crate::codec::tar::{self, Header, Kind, TarError};
+use crate::error::{Error, LimitExceeded, Result};
+use crate::spec::digest::{Algorithm, Digest, Hasher, Mismatch};
+use crate::spec::document::media_type::Compression;
+
+/// The OCI whiteout prefix: `.wh.NAME` hides `NAME` of lower layers.
+pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// The opaque whiteout: hides every lower child of its directory.
+pub const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
+
+/// What becomes of device nodes and FIFOs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Specials {
+    /// An error naming the entry.
+    Refuse,
+    /// Made (device nodes need privilege).
+    Make,
+    /// FIFOs made, device nodes skipped with a warning.
+    SkipDevices,
+}
+
+/// How a layer is applied.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The decompression-bomb policy.
+    pub limits: decode::Limits,
+    /// Permission bits kept from the headers (`0o777`, or `0o7777` with setuid/setgid/sticky).
+    pub mode_bits: u32,
+    /// OCI whiteouts are applied (and not written); an entry that is not a directory replaces
+    /// a directory there.
+    pub whiteouts: bool,
+    /// Owners (uid/gid) from the headers are applied.
+    pub owners: bool,
+    /// Modification times from the headers are applied.
+    pub mtimes: bool,
+    /// Extended attributes (PAX `SCHILY.xattr.*`) are applied where the file system allows.
+    pub xattrs: bool,
+    pub specials: Specials,
+}
+
+impl Options {
+    /// For files to be read on the host (`artifact pull`): permission bits only, no owners,
+    /// times, attributes, whiteouts or special files.
+    pub fn plain(limits: decode::Limits) -> Options {
+        Options {
+            limits,
+            mode_bits: 0o777,
+            whiteouts: false,
+            owners: false,
+            mtimes: false,
+            xattrs: false,
+            specials: Specials::Refuse,
+        }
+    }
+
+    /// For an image's root file system (`unpack`): whiteouts, times, attributes, and owners and
+    /// device nodes as `privileged` says.
+    pub fn rootfs(limits: decode::Limits, privileged: bool) -> Options {
+        Options {
+            limits,
+            mode_bits: 0o7777,
+            whiteouts: true,
+            owners: privileged,
+            mtimes: true,
+            xattrs: true,
+            specials: if privileged {
+                Specials::Make
+            } else {
+                Specials::SkipDevices
+            },
+        }
+    }
+}
+
+/// What a name of the tar is being placed as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// An entry of this kind.
+    Entry(Kind),
+    /// The target of a hard link.
+    LinkTarget,
+}
+
+/// Where the names of a tar go below the root.
+pub trait Names {
+    /// The path below the root for `raw` (a name or hard-link target as stored); `Ok(None)`
+    /// skips the entry. An error refuses the layer.
+    fn place(&mut self, raw: &[u8], role: Role) -> Result<Option<PathBuf>>;
+}
+
+/// Names as an image's root file system reads them: the clean name (`./`, `//`, a leading
+/// `/`, `..` resolved lexically and never above the root); a NUL byte is refused.
+pub struct Clean<'a> {
+    /// The layer, for messages.
+    pub layer: &'a Digest,
+}
+
+impl Names for Clean<'_> {
+    fn place(&mut self, raw: &[u8], role: Role) -> Result<Option<PathBuf>> {
+        let name = tar::path::normalize(raw);
+        if name.nul {
+            return Err(entry_error(
+                self.layer,
+                raw,
+                "contains a NUL byte; refusing it".into(),
+            ));
+        }
+        if name.clean.is_empty() && role != Role::Entry(Kind::Directory) {
+            return Err(entry_error(
+                self.layer,
+                raw,
+                "names the root directory itself; refusing it".into(),
+            ));
+        }
+        Ok(Some(PathBuf::from(OsStr::from_bytes(&name.clean))))
+    }
+}
+
+/// What [`apply`] did.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// The digest of the uncompressed stream, all of it (the layer's diff_id).
+    pub diff_id: Option<Digest>,
+    /// Uncompressed bytes.
+    pub size: u64,
+    /// Entries written (whiteouts included).
+    pub entries: u64,
+    /// What could not be done and was skipped (at most a few; the rest counted).
+    pub warnings: Vec<String>,
+}
+
+/// Most warnings kept by [`Applied::warnings`]; past it one line counts the rest.
+const MAX_WARNINGS: usize = 20;
+
+/// A message about one tar entry of a layer.
+fn entry_error(layer: &Digest, raw: &[u8], reason: String) -> Error {
+    Error::InvalidInput {
+        what: format!(
+            "the tar entry {:?} of layer {layer}",
+            tar::path::display(raw)
+        ),
+        reason,
+    }
+}
+
+/// Reads the tar in `blob` (compressed with `compression`) and writes its entries below
+/// `root`, placed by `names`. `layer` names the layer in errors; `layout` names where the blob
+/// is read from (for corruption found by the blob's own verifying reader). Reads `blob` to
+/// its end, so a verifying reader checks its digest.
+pub fn apply(
+    root: &Root,
+    blob: &mut dyn Read,
+    compression: Compression,
+    layer: &Digest,
+    layout: &str,
+    options: &Options,
+    names: &mut dyn Names,
+) -> Result<Applied> {
+    let read_error = |e: io::Error| -> Error {
+        if let Some(m) = Mismatch::from_io(&e) {
+            return Error::CorruptBlob {
+                digest: layer.clone(),
+                layout: layout.to_string(),
+                detail: m.to_string(),
+            };
+        }
+        if let Some(exceeded) = LimitExceeded::in_io(&e) {
+            return Error::DecompressionLimit {
+                what: format!("layer {layer}"),
+                source: exceeded.clone(),
+            };
+        }
+        Error::InvalidInput {
+            what: format!("layer {layer}"),
+            reason: format!("cannot be read as a {} tar: {e}", compression.name()),
+        }
+    };
+    let decoder = decode::decompress(blob, compression, &options.limits)?;
+    let hashing = Hashing {
+        inner: decoder,
+        hasher: Hasher::new(Algorithm::Sha256),
+        size: 0,
+    };
+    let mut reader = tar::Reader::new(BufReader::with_capacity(256 * 1024, hashing));
+    let mut state = State {
+        root,
+        layer,
+        options,
+        upper: HashSet::new(),
+        ancestors: HashSet::new(),
+        directories: Vec::new(),
+        applied: Applied::default(),
+        skipped_warnings: 0,
+    };
+    loop {
+        let mut entry = match reader.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(TarError::Io(e)) => return Err(read_error(e)),
+            Err(TarError::Malformed { offset, message }) => {
+                return Err(Error::InvalidInput {
+                    what: format!("layer {layer}"),
+                    reason: format!("is not a well-formed tar (at byte {offset}): {message}"),
+                })
+            }
+        };
+        let header = entry.header().clone();
+        state.applied.entries += 1;
+        state.entry(&header, &mut entry, names, &read_error)?;
+    }
+    state.close_directories()?;
+    // What follows the end of the tar is part of the diff_id; what follows the compressed
+    // stream is part of the blob, whose reader checks its digest at its end.
+    let mut hashing = reader.into_inner();
+    io::copy(&mut hashing, &mut io::sink()).map_err(read_error)?;
+    let hashing = hashing.into_inner();
+    let mut applied = state.applied;
+    applied.size = hashing.size;
+    applied.diff_id = Some(hashing.hasher.finish());
+    let mut rest = hashing.inner.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(read_error)?;
+    Ok(applied)
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Hasher,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Extended attributes: (name, value).
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One layer being applied.
+struct State<'a> {
+    root: &'a Root,
+    layer: &'a Digest,
+    options: &'a Options,
+    /// Clean names this layer wrote (whiteouts do not touch them).
+    upper: HashSet<Vec<u8>>,
+    /// Directories above names this layer wrote.
+    ancestors: HashSet<Vec<u8>>,
+    /// Directories and their metadata, set once the layer is written.
+    directories: Vec<(PathBuf, Metadata, Xattrs)>,
+    applied: Applied,
+    skipped_warnings: usize,
+}
+
+impl State<'_> {
+    fn warn(&mut self, message: String) {
+        if self.applied.warnings.len() < MAX_WARNINGS {
+            self.applied.warnings.push(message);
+        } else {
+            self.skipped_warnings += 1;
+        }
+    }
+
+    fn refused(&self, raw: &[u8], e: Error) -> Error {
+        match e {
+            Error::Extract { reason, .. } => {
+                entry_error(self.layer, raw, format!("{reason}; refusing it"))
+            }
+            e => e,
+        }
+    }
+
+    fn metadata(&self, header: &Header, with_mode: bool) -> Metadata {
+        let owner = match (u32::try_from(header.uid), u32::try_from(header.gid)) {
+            (Ok(uid), Ok(gid)) if self.options.owners => Some((uid, gid)),
+            _ => None,
+        };
+        let mtime = self.options.mtimes.then(|| {
+            if header.mtime >= 0 {
+                UNIX_EPOCH + Duration::from_secs(header.mtime as u64)
+            } else {
+                UNIX_EPOCH - Duration::from_secs(header.mtime.unsigned_abs())
+            }
+        });
+        let mode = with_mode.then_some(header.mode as u32 & self.options.mode_bits);
+        Metadata { mode, mtime, owner }
+    }
+
+    fn entry<R: tar::Input>(
+        &mut self,
+        header: &Header,
+        entry: &mut tar::Entry<'_, R>,
+        names: &mut dyn Names,
+        read_error: &dyn Fn(io::Error) -> Error,
+    ) -> Result<()> {
+        let raw = header.path.as_slice();
+        if self.options.whiteouts {
+            let clean = tar::path::normalize(raw).clean;
+            let (dir, base) = match clean.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&clean[..i], &clean[i + 1..]),
+                None => (&clean[..0], &clean[..]),
+            };
+            if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
+                let dir = dir.to_vec();
+                if base == OPAQUE_WHITEOUT {
+                    return self.opaque(&dir).map_err(|e| self.refused(raw, e));
+                }
+                if hidden.starts_with(WHITEOUT_PREFIX) || hidden.is_empty() {
+                    // `.wh..wh.*` (aufs bookkeeping) other than the opaque marker: nothing.
+                    return Ok(());
+                }
+                let mut path = dir;
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(hidden);
+                return self.whiteout(&path).map_err(|e| self.refused(raw, e));
+            }
+        }
+        let Some(path) = names.place(raw, Role::Entry(header.kind))? else {
+            return Ok(());
+        };
+        if self.options.whiteouts {
+            let clean = path.as_os_str().as_bytes().to_vec();
+            let mut end = clean.len();
+            while let Some(i) = clean[..end].iter().rposition(|&b| b == b'/') {
+                if !self.ancestors.insert(clean[..i].to_vec()) {
+                    break;
+                }
+                end = i;
+            }
+            self.upper.insert(clean);
+            if header.kind != Kind::Directory
+                && self.root.lstat(&path).map_err(|e| self.refused(raw, e))?
+                    == Some(Found::Directory)
+            {
+                self.root.remove(&path).map_err(|e| self.refused(raw, e))?;
+            }
+        }
+        let root = self.root;
+        let shown = root.path().join(&path);
+        match header.kind {
+            Kind::Directory => {
+                root.mkdir(&path).map_err(|e| self.refused(raw, e))?;
+                let metadata = self.metadata(header, true);
+                let xattrs = if self.options.xattrs {
+                    header.xattrs.clone()
+                } else {
+                    Vec::new()
+                };
+                self.directories.push((path, metadata, xattrs));
+            }
+            Kind::Regular | Kind::Contiguous => {
+                let metadata = self.metadata(header, true);
+                let mode = metadata.mode.unwrap_or(0o644);
+                let mut file = root
+                    .create_file(&path, mode)
+                    .map_err(|e| self.refused(raw, e))?;
+                copy_data(entry, &mut file, &shown, read_error)?;
+                if self.options.xattrs {
+                    for (name, value) in &header.xattrs {
+                        if let Err(e) = extract::set_file_xattr(&file, name, value, &shown) {
+                            self.warn(e.to_string());
+                        }
+                    }
+                }
+                if metadata.owner.is_some() || metadata.mtime.is_some() {
+                    extract::set_file_metadata(&file, &metadata, &shown)?;
+                }
+            }
+            Kind::Symlink => {
+                let target = PathBuf::from(OsStr::from_bytes(&header.link));
+                root.symlink(&target, &path)
+                    .map_err(|e| self.refused(raw, e))?;
+                let metadata = self.metadata(header, false);
+                if metadata.owner.is_some() || metadata.mtime.is_some() {
+                    root.set_metadata(&path, &metadata)
+                        .map_err(|e| self.refused(raw, e))?;
+                }
+            }
+            Kind::HardLink => {
+                let Some(source) = names.place(&header.link, Role::LinkTarget)? else {
+                    return Ok(());
+                };
+                root.hard_link(&source, &path)
+                    .map_err(|e| self.refused(raw, e))?;
+            }
+            Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => {
+                let special = match header.kind {
+                    Kind::Fifo => Special::Fifo,
+                    kind => {
+                        let (major, minor) = (
+                            u32::try_from(header.devmajor),
+                            u32::try_from(header.devminor),
+                        );
+                        let (Ok(major), Ok(minor)) = (major, minor) else {
+                            return Err(entry_error(
+                                self.layer,
+                                raw,
+                                "has device numbers out of range; refusing it".into(),
+                            ));
+                        };
+                        if kind == Kind::CharDevice {
+                            Special::Char(major, minor)
+                        } else {
+                            Special::Block(major, minor)
+                        }
+                    }
+                };
+                match (self.options.specials, special) {
+                    (Specials::Refuse, _) => {
+                        return Err(Error::Unsupported {
+                            what: format!(
+                                "the tar entry {:?} of layer {}",
+                                tar::path::display(raw),
+                                self.layer
+                            ),
+                            reason: format!(
+                                "is a {} entry (device, FIFO…); refusing it",
+                                header.kind.describe()
+                            ),
+                        })
+                    }
+                    (Specials::SkipDevices, Special::Char(..) | Special::Block(..)) => {
+                        self.warn(format!(
+                            "skipped the {} {} of layer {} (making device nodes needs root)",
+                            header.kind.describe(),
+                            tar::path::display(raw),
+                            self.layer
+                        ));
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                let metadata = self.metadata(header, true);
+                root.make_special(&path, special, metadata.mode.unwrap_or(0o644))
+                    .map_err(|e| self.refused(raw, e))?;
+                root.set_metadata(&path, &metadata)
+                    .map_err(|e| self.refused(raw, e))?;
+            }
+            Kind::Other(_) => {
+                return Err(Error::Unsupported {
+                    what: format!(
+                        "the tar entry {:?} of layer {}",
+                        tar::path::display(raw),
+                        self.layer
+                    ),
+                    reason: format!("is a {}; refusing it", header.kind.describe()),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// `.wh.NAME`: removes `path` as lower layers left it. A name this layer wrote stays (a
+    /// whiteout applies to lower layers only); a directory above names this layer wrote
+    /// keeps those and loses the rest.
+    fn whiteout(&mut self, path: &[u8]) -> Result<()> {
+        if self.upper.contains(path) {
+            return Ok(());
+        }
+        if self.ancestors.contains(path) {
+            return self.opaque(path);
+        }
+        self.root.remove(Path::new(OsStr::from_bytes(path)))?;
+        Ok(())
+    }
+
+    /// `.wh..wh..opq` in `dir`: removes every child of `dir` that lower layers left, wherever
+    /// the marker stands in the tar (what this layer wrote stays, also below).
+    fn opaque(&mut self, dir: &[u8]) -> Result<()> {
+        let mut todo = vec![dir.to_vec()];
+        while let Some(dir) = todo.pop() {
+            let children = self.root.read_dir(Path::new(OsStr::from_bytes(&dir)))?;
+            for (name, is_dir) in children {
+                let mut child = dir.clone();
+                if !child.is_empty() {
+                    child.push(b'/');
+                }
+                child.extend_from_slice(name.as_bytes());
+                if self.upper.contains(&child) || self.ancestors.contains(&child) {
+                    if is_dir {
+                        todo.push(child);
+                    }
+                    continue;
+                }
+                self.root.remove(Path::new(OsStr::from_bytes(&child)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the metadata of the layer's directories, deepest first.
+    fn close_directories(&mut self) -> Result<()> {
+        let mut directories = std::mem::take(&mut self.directories);
+        directories.sort_by_key(|(path, ..)| std::cmp::Reverse(path.components().count()));
+        for (path, metadata, xattrs) in &directories {
+            for (name, value) in xattrs {
+                if let Err(e) = self.root.set_dir_xattr(path, name, value) {
+                    self.warn(e.to_string());
+                }
+            }
+            self.root.set_metadata(path, metadata)?;
+        }
+        if self.skipped_warnings > 0 {
+            let more = self.skipped_warnings;
+            self.applied
+                .warnings
+                .push(format!("… and {more} more of the same kinds"));
+        }
+        Ok(())
+    }
+}
+
+/// Copies an entry's data to `out`.
+fn copy_data(
+    entry: &mut dyn BufRead,
+    out: &mut std::fs::File,
+    shown: &Path,
+    read_error: &dyn Fn(io::Error) -> Error,
+) -> Result<()> {
+    use std::io::Write;
+    loop {
+        let buf = match entry.fill_buf() {
+            Ok([]) => return Ok(()),
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(e)),
+        };
+        let n = buf.len();
+        out.write_all(buf)
+            .map_err(|e| Error::io("cannot write", shown, e))?;
+        entry.consume(n);
+    }
+}
