@@ -565,3 +565,242 @@ fn copy_data(
         entry.consume(n);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::extract::{Policy, Resolver};
+    use crate::codec::testkit::{header, Tar};
+    use std::fs;
+
+    struct Scene {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn scene() -> Scene {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&root).unwrap();
+        fs::create_dir(&outside).unwrap();
+        Scene {
+            _tmp: tmp,
+            root,
+            outside,
+        }
+    }
+
+    /// Applies `tar` as one layer of a root file system, with each resolver.
+    fn layer(scene: &Scene, resolver: Resolver, tar: Vec<u8>) -> Result<Applied> {
+        let root = Root::open(&scene.root, Policy::Chroot)
+            .unwrap()
+            .with_resolver(resolver)
+            .unwrap_or_else(|_| {
+                Root::open(&scene.root, Policy::Chroot)
+                    .unwrap()
+                    .with_resolver(Resolver::Walk)
+                    .unwrap()
+            });
+        let digest = Digest::sha256_of(&tar);
+        let options = Options::rootfs(decode::Limits::default(), false);
+        let applied = apply(
+            &root,
+            &mut &tar[..],
+            Compression::None,
+            &digest,
+            "test",
+            &options,
+            &mut Clean { layer: &digest },
+        )?;
+        assert_eq!(applied.diff_id, Some(digest));
+        Ok(applied)
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                e.path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn each(case: impl Fn(&Scene, Resolver)) {
+        for resolver in [Resolver::Openat2, Resolver::Walk] {
+            let scene = scene();
+            case(&scene, resolver);
+            assert_eq!(
+                listing(&scene.outside),
+                Vec::<String>::new(),
+                "{resolver:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn whiteouts_remove_names_of_lower_layers_only() {
+        each(|s, r| {
+            let lower = Tar::default()
+                .node("a/", b'5', "")
+                .file("a/x", b"1")
+                .file("a/y", b"2")
+                .file("b", b"3")
+                .file("d", b"lower d")
+                .end();
+            layer(s, r, lower).unwrap();
+            let upper = Tar::default()
+                .file("a/.wh.x", b"")
+                .file("c", b"same layer")
+                // A whiteout of a name the same layer adds leaves it, before or after.
+                .file(".wh.c", b"")
+                .file(".wh.d", b"")
+                .file("d", b"upper d")
+                .file(".wh.missing", b"")
+                .end();
+            layer(s, r, upper).unwrap();
+            assert_eq!(listing(&s.root), ["a", "a/y", "b", "c", "d"]);
+            assert_eq!(fs::read_to_string(s.root.join("d")).unwrap(), "upper d");
+        });
+    }
+
+    #[test]
+    fn an_opaque_marker_hides_lower_children_wherever_it_stands() {
+        for marker_first in [true, false] {
+            each(|s, r| {
+                let lower = Tar::default()
+                    .file("d/old", b"1")
+                    .file("d/sub/old2", b"2")
+                    .file("keep/k", b"3")
+                    .end();
+                layer(s, r, lower).unwrap();
+                let mut upper = Tar::default();
+                if marker_first {
+                    upper = upper.file("d/.wh..wh..opq", b"");
+                }
+                upper = upper
+                    .file("d/new", b"n")
+                    .node("d/sub/", b'5', "")
+                    .file("d/sub/new2", b"n2");
+                if !marker_first {
+                    upper = upper.file("d/.wh..wh..opq", b"");
+                }
+                layer(s, r, upper.end()).unwrap();
+                assert_eq!(
+                    listing(&s.root),
+                    ["d", "d/new", "d/sub", "d/sub/new2", "keep", "keep/k"],
+                    "marker first: {marker_first}"
+                );
+            });
+        }
+    }
+
+    #[test]
+    fn links_planted_by_an_earlier_layer_stay_inside() {
+        each(|s, r| {
+            let lower = Tar::default()
+                .node("outside/", b'5', "")
+                .node("up", b'2', "../../..")
+                .node("abs", b'2', "/")
+                .node("esc", b'2', "../outside")
+                .node("deep/er/s", b'2', "../../../outside")
+                .node("lib", b'2', "usr/lib")
+                .node("usr/lib/", b'5', "")
+                .end();
+            layer(s, r, lower).unwrap();
+            let upper = Tar::default()
+                .file("up/a", b"1")
+                .file("abs/outside/b", b"2")
+                .file("esc/c", b"3")
+                // A hard link to a deep symlink is that symlink at the new path.
+                .node("h", b'1', "deep/er/s")
+                .file("h/d", b"4")
+                .file("../../e", b"5")
+                .file("/abs/f", b"6")
+                .file("lib/libx.so", b"7")
+                .end();
+            layer(s, r, upper).unwrap();
+            for (path, content) in [
+                ("a", "1"),
+                ("outside/b", "2"),
+                ("outside/c", "3"),
+                ("outside/d", "4"),
+                ("e", "5"),
+                ("f", "6"),
+                ("usr/lib/libx.so", "7"),
+            ] {
+                assert_eq!(
+                    fs::read_to_string(s.root.join(path))
+                        .unwrap_or_else(|e| panic!("{path}: {e}: {:?}", listing(&s.root))),
+                    content,
+                    "{path}"
+                );
+            }
+            assert_eq!(
+                fs::read_link(s.root.join("h")).unwrap(),
+                Path::new("../../../outside")
+            );
+        });
+    }
+
+    #[test]
+    fn a_file_replaces_a_lower_directory_and_modes_and_times_are_kept() {
+        each(|s, r| {
+            layer(s, r, Tar::default().file("x/inner", b"1").end()).unwrap();
+            let mut h = header(b"x", b'0', 1, b"");
+            h[100..108].copy_from_slice(b"0004755\0");
+            h[136..148].copy_from_slice(b"00000001750\0");
+            crate::codec::testkit::set_checksum(&mut h);
+            let mut dir = header(b"dir/", b'5', 0, b"");
+            dir[100..108].copy_from_slice(b"0000700\0");
+            dir[136..148].copy_from_slice(b"00000000144\0");
+            crate::codec::testkit::set_checksum(&mut dir);
+            let upper = Tar::default()
+                .raw(h, b"f")
+                .raw(dir, b"")
+                .file("dir/child", b"c")
+                .end();
+            layer(s, r, upper).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            let x = fs::symlink_metadata(s.root.join("x")).unwrap();
+            assert!(x.is_file());
+            assert_eq!(x.mode() & 0o7777, 0o4755);
+            assert_eq!(x.mtime(), 0o1750);
+            let dir = fs::symlink_metadata(s.root.join("dir")).unwrap();
+            assert_eq!(dir.mode() & 0o7777, 0o700);
+            assert_eq!(dir.mtime(), 100, "set after its children");
+        });
+    }
+
+    #[test]
+    fn devices_are_skipped_with_a_warning_without_privilege_and_fifos_made() {
+        each(|s, r| {
+            let tar = Tar::default()
+                .node("dev/null", b'3', "")
+                .node("fifo", b'6', "")
+                .end();
+            let applied = layer(s, r, tar).unwrap();
+            assert!(applied.warnings[0].contains("needs root"), "{applied:?}");
+            assert_eq!(listing(&s.root), ["fifo"]);
+        });
+    }
+
+    #[test]
+    fn a_huge_extension_header_is_refused_before_anything_is_allocated() {
+        let s = scene();
+        let tar = Tar::default()
+            .raw(header(b"././@LongLink", b'L', 1 << 30, b""), b"")
+            .0;
+        let e = layer(&s, Resolver::Walk, tar).unwrap_err().to_string();
+        assert!(e.contains("larger than the 1048576 bytes"), "{e}");
+    }
+}

@@ -915,10 +915,10 @@ fn artifact_with_layers(layout: &Path, name: &str, layers: &[(&[u8], &str, Value
 }
 
 /// A tar entry written as given: (name, type, link target, content).
-type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+pub(crate) type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
 
 /// A tar with entries written as given (no normalization).
-fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+pub(crate) fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, kind, link, data) in entries {
         let mut header = tar::Header::new_ustar();

@@ -19,4 +19,5 @@ mod producers;
 mod referrers;
 mod safety;
 mod testdata;
+mod unpack;
 mod validate;
