@@ -22,10 +22,11 @@ use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::codec::decode;
-use crate::codec::extract::{self, Found, Metadata, Root, Special};
+use crate::codec::extract::{self, Metadata, Root, Special};
 use crate::codec::tar::{self, Header, Kind, TarError};
 use crate::error::{Error, LimitExceeded, Result};
 use crate::spec::digest::{Algorithm, Digest, Hasher, Mismatch};
@@ -54,8 +55,8 @@ pub struct Options {
     pub limits: decode::Limits,
     /// Permission bits kept from the headers (`0o777`, or `0o7777` with setuid/setgid/sticky).
     pub mode_bits: u32,
-    /// OCI whiteouts are applied (and not written); an entry that is not a directory replaces
-    /// a directory there.
+    /// OCI whiteouts are applied (and not written). (An entry that is not a directory replaces
+    /// a directory there when the root is [`Root::replacing_directories`].)
     pub whiteouts: bool,
     /// Owners (uid/gid) from the headers are applied.
     pub owners: bool,
@@ -177,7 +178,7 @@ fn entry_error(layer: &Digest, raw: &[u8], reason: String) -> Error {
 /// its end, so a verifying reader checks its digest.
 pub fn apply(
     root: &Root,
-    blob: &mut dyn Read,
+    blob: &mut (dyn Read + Send),
     compression: Compression,
     layer: &Digest,
     layout: &str,
@@ -204,64 +205,131 @@ pub fn apply(
         }
     };
     let decoder = decode::decompress(blob, compression, &options.limits)?;
-    let hashing = Hashing {
-        inner: decoder,
-        hasher: Hasher::new(Algorithm::Sha256),
-        size: 0,
-    };
-    let mut reader = tar::Reader::new(BufReader::with_capacity(256 * 1024, hashing));
-    let mut state = State {
-        root,
-        layer,
-        options,
-        upper: HashSet::new(),
-        ancestors: HashSet::new(),
-        directories: Vec::new(),
-        applied: Applied::default(),
-        skipped_warnings: 0,
-    };
-    loop {
-        let mut entry = match reader.next_entry() {
-            Ok(Some(entry)) => entry,
-            Ok(None) => break,
-            Err(TarError::Io(e)) => return Err(read_error(e)),
-            Err(TarError::Malformed { offset, message }) => {
-                return Err(Error::InvalidInput {
-                    what: format!("layer {layer}"),
-                    reason: format!("is not a well-formed tar (at byte {offset}): {message}"),
-                })
+    // One thread decompresses and hashes a few chunks ahead; this one reads the tar and writes.
+    std::thread::scope(|scope| {
+        let (send, chunks) = sync_channel::<io::Result<Vec<u8>>>(AHEAD);
+        let producer = scope.spawn(move || -> io::Result<(Digest, u64)> {
+            let mut decoder = decoder;
+            let mut hasher = Hasher::new(Algorithm::Sha256);
+            let mut size = 0u64;
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let n = match fill(&mut decoder, &mut chunk) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let kind = e.kind();
+                        let message = e.to_string();
+                        // The reader gets the error itself; the join only says it failed.
+                        let _ = send.send(Err(e));
+                        return Err(io::Error::new(kind, message));
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&chunk[..n]);
+                size += n as u64;
+                chunk.truncate(n);
+                if send.send(Ok(chunk)).is_err() {
+                    return Err(io::Error::other("the tar reader stopped"));
+                }
             }
+            drop(send);
+            // What follows the compressed stream is part of the blob, whose reader checks its
+            // digest at its end.
+            let mut rest = decoder.into_inner();
+            io::copy(&mut rest, &mut io::sink())?;
+            Ok((hasher.finish(), size))
+        });
+        let input = Chunks {
+            chunks,
+            current: Vec::new(),
+            at: 0,
         };
-        let header = entry.header().clone();
-        state.applied.entries += 1;
-        state.entry(&header, &mut entry, names, &read_error)?;
+        let mut reader = tar::Reader::new(BufReader::with_capacity(256 * 1024, input));
+        let mut state = State {
+            root,
+            layer,
+            options,
+            upper: HashSet::new(),
+            ancestors: HashSet::new(),
+            directories: Vec::new(),
+            applied: Applied::default(),
+            skipped_warnings: 0,
+        };
+        loop {
+            let mut entry = match reader.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(TarError::Io(e)) => return Err(read_error(e)),
+                Err(TarError::Malformed { offset, message }) => {
+                    return Err(Error::InvalidInput {
+                        what: format!("layer {layer}"),
+                        reason: format!("is not a well-formed tar (at byte {offset}): {message}"),
+                    })
+                }
+            };
+            let header = entry.header().clone();
+            state.applied.entries += 1;
+            state.entry(&header, &mut entry, names, &read_error)?;
+        }
+        state.close_directories()?;
+        // What follows the end of the tar is part of the diff_id.
+        let mut input = reader.into_inner();
+        io::copy(&mut input, &mut io::sink()).map_err(read_error)?;
+        drop(input);
+        let (diff_id, size) = match producer.join() {
+            Ok(result) => result.map_err(read_error)?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let mut applied = state.applied;
+        applied.size = size;
+        applied.diff_id = Some(diff_id);
+        Ok(applied)
+    })
+}
+
+/// The size of the chunks decompressed ahead.
+const CHUNK: usize = 1024 * 1024;
+/// How many chunks may wait to be read.
+const AHEAD: usize = 4;
+
+/// Reads into `buf` until it is full or the stream ends; returns how much was read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    state.close_directories()?;
-    // What follows the end of the tar is part of the diff_id; what follows the compressed
-    // stream is part of the blob, whose reader checks its digest at its end.
-    let mut hashing = reader.into_inner();
-    io::copy(&mut hashing, &mut io::sink()).map_err(read_error)?;
-    let hashing = hashing.into_inner();
-    let mut applied = state.applied;
-    applied.size = hashing.size;
-    applied.diff_id = Some(hashing.hasher.finish());
-    let mut rest = hashing.inner.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(read_error)?;
-    Ok(applied)
+    Ok(filled)
 }
 
-/// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: Hasher,
-    size: u64,
+/// The decompressed stream, as the chunks the decompressing thread sends.
+struct Chunks {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
 }
 
-impl<R: Read> Read for Hashing<R> {
+impl Read for Chunks {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
         Ok(n)
     }
 }
@@ -362,12 +430,6 @@ impl State<'_> {
                 end = i;
             }
             self.upper.insert(clean);
-            if header.kind != Kind::Directory
-                && self.root.lstat(&path).map_err(|e| self.refused(raw, e))?
-                    == Some(Found::Directory)
-            {
-                self.root.remove(&path).map_err(|e| self.refused(raw, e))?;
-            }
         }
         let root = self.root;
         let shown = root.path().join(&path);
@@ -602,7 +664,8 @@ mod tests {
                     .unwrap()
                     .with_resolver(Resolver::Walk)
                     .unwrap()
-            });
+            })
+            .replacing_directories();
         let digest = Digest::sha256_of(&tar);
         let options = Options::rootfs(decode::Limits::default(), false);
         let applied = apply(

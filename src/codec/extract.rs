@@ -113,6 +113,9 @@ pub struct Root {
     resolver: Resolver,
     /// Links placed under `Refuse`, judged again by `finish`.
     placed: Mutex<Vec<Placed>>,
+    /// Whether an entry that is not a directory replaces a directory in its place (with all it
+    /// holds), as a later layer's file replaces an earlier layer's directory.
+    replace_directories: bool,
 }
 
 /// A link placed under `Refuse`.
@@ -317,15 +320,6 @@ pub fn set_file_xattr(file: &File, name: &[u8], value: &[u8], shown: &Path) -> R
     .map_err(|e| Error::io("cannot set an extended attribute of", shown, e.into()))
 }
 
-/// What [`Root::lstat`] finds at a path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Found {
-    Directory,
-    Symlink,
-    /// A regular file, device, FIFO or socket.
-    Other,
-}
-
 /// A special file [`Root::make_special`] makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Special {
@@ -362,6 +356,7 @@ impl Root {
             policy,
             resolver: Resolver::Walk,
             placed: Mutex::new(Vec::new()),
+            replace_directories: false,
         };
         if root.open2(&[]).is_ok() {
             root.resolver = Resolver::Openat2;
@@ -378,6 +373,14 @@ impl Root {
         }
         self.resolver = resolver;
         Ok(self)
+    }
+
+    /// From now on a file, link or special file written where a directory is replaces it and
+    /// everything below it (for the layers of an image, where a later layer's entry replaces an
+    /// earlier one's); by default that is an error.
+    pub fn replacing_directories(mut self) -> Root {
+        self.replace_directories = true;
+        self
     }
 
     /// How paths are resolved.
@@ -588,26 +591,6 @@ impl Root {
                 .map_err(|e| self.io("cannot set the time of", path, e.into()))?;
         }
         Ok(())
-    }
-
-    /// What is at `path`, its last component not followed; `None` when nothing is there or a
-    /// directory on the way is missing or not a directory.
-    pub fn lstat(&self, path: &Path) -> Result<Option<Found>> {
-        let (_, all) = self.steps(path)?;
-        let Some((Step::Name(name), parent)) = all.split_last() else {
-            return Ok(Some(Found::Directory));
-        };
-        let dir = match self.dir(parent, Missing::Fail) {
-            Ok(dir) => dir,
-            Err(Stop::Missing(_) | Stop::Dangling(_) | Stop::NotDir(_)) => return Ok(None),
-            Err(stop) => return Err(self.stopped(path, stop)),
-        };
-        let st = stat_at(dir.as_fd(), name).map_err(|e| self.io("cannot read", path, e))?;
-        Ok(st.map(|st| match kind(st.st_mode) {
-            FileType::Directory => Found::Directory,
-            FileType::Symlink => Found::Symlink,
-            _ => Found::Other,
-        }))
     }
 
     /// The entries of the directory `path` (links on the way followed inside the root), each
@@ -845,6 +828,9 @@ impl Root {
     fn clear(&self, dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<()> {
         match stat_at(dir, name).map_err(|e| self.io("cannot read", path, e))? {
             None => Ok(()),
+            Some(st) if kind(st.st_mode) == FileType::Directory && self.replace_directories => {
+                self.remove_tree(dir, name, path)
+            }
             Some(st) if kind(st.st_mode) == FileType::Directory => {
                 Err(self.refused(path, "would replace a directory".into()))
             }

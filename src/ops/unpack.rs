@@ -163,7 +163,7 @@ pub fn unpack(
         plan.push((layer, compression));
     }
     let created = prepare(dir)?;
-    let root = Root::open(dir, Policy::Chroot)?;
+    let root = Root::open(dir, Policy::Chroot)?.replacing_directories();
     let mut apply_options = apply::Options::rootfs(options.limits, options.devices);
     apply_options.owners = options.owners;
     progress.total(plan.iter().map(|(l, _)| l.size).sum());
