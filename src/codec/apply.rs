@@ -26,6 +26,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::codec::decode;
+use crate::codec::pipe::fill;
 use crate::codec::extract::{self, Metadata, Root, Special};
 use crate::codec::tar::{self, Header, Kind, TarError};
 use crate::error::{Error, LimitExceeded, Result};
@@ -293,20 +294,6 @@ pub fn apply(
 const CHUNK: usize = 1024 * 1024;
 /// How many chunks may wait to be read.
 const AHEAD: usize = 4;
-
-/// Reads into `buf` until it is full or the stream ends; returns how much was read.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
 
 /// The decompressed stream, as the chunks the decompressing thread sends.
 struct Chunks {

@@ -11,7 +11,7 @@
 //! removed (the directory too, when unpack made it), unless the caller keeps it.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -21,7 +21,7 @@ use crate::codec::decode;
 use crate::codec::extract::{Policy, Root};
 use crate::error::{Error, Result};
 use crate::graph::resolve::resolve;
-use crate::progress::Progress;
+use crate::progress::{Counted, Progress};
 use crate::spec::digest::Digest;
 use crate::spec::document::media_type::{self, Compression, Kind};
 use crate::spec::document::{parse_document, Document, ImageConfig, Schema};
@@ -255,10 +255,7 @@ fn open_and_apply(
     progress: &dyn Progress,
 ) -> Result<Applied> {
     let blob = layout.open_blob(&layer.digest, Some(layer.size))?;
-    let mut counted = Counted {
-        inner: blob,
-        progress,
-    };
+    let mut counted = Counted::new(blob, progress);
     let mut names = Clean {
         layer: &layer.digest,
     };
@@ -283,19 +280,5 @@ fn check_diff_id(applied: Applied, layer: &Digest, i: usize, want: &Digest) -> R
                 got.as_ref().map(|d| d.to_string()).unwrap_or_default()
             ),
         }),
-    }
-}
-
-/// A reader that tells `progress` how many bytes passed.
-struct Counted<'a, R> {
-    inner: R,
-    progress: &'a dyn Progress,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
     }
 }
