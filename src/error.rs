@@ -187,6 +187,17 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// An operation that writes a tree failed part way, and what it wrote was left in place
+    /// as asked (`unpack` keeping a partial root file system).
+    #[error("{source}; {} is left partly written ({done} of {total} layers applied)", .dir.display())]
+    Partial {
+        dir: PathBuf,
+        done: usize,
+        total: usize,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A value ocikit made could not be serialized (a bug, if it ever happens).
     #[error("cannot serialize {what}: {source}")]
     Serialize {
@@ -263,7 +274,7 @@ impl Error {
             Error::Limit { .. }
             | Error::ManifestTooLarge { .. }
             | Error::DecompressionLimit { .. } => ErrorKind::Limit,
-            Error::Stopped { source, .. } => source.kind(),
+            Error::Stopped { source, .. } | Error::Partial { source, .. } => source.kind(),
         }
     }
 }

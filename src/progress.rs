@@ -16,3 +16,23 @@ impl Progress for NoProgress {
     fn total(&self, _bytes: u64) {}
     fn advance(&self, _bytes: u64) {}
 }
+
+/// A reader that reports the bytes it passes to a [`Progress`].
+pub struct Counted<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<'a, R> Counted<'a, R> {
+    pub fn new(inner: R, progress: &'a dyn Progress) -> Counted<'a, R> {
+        Counted { inner, progress }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}

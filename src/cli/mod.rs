@@ -22,6 +22,7 @@ mod referrers;
 mod rm;
 mod tag;
 mod transfer;
+mod unpack;
 mod validate;
 
 use std::process::ExitCode;
@@ -80,6 +81,7 @@ enum Command {
     Copy(copy::Args),
     Export(export::Args),
     Import(import::Args),
+    Unpack(unpack::Args),
     Completions(completions::Args),
     #[command(hide = true)]
     GenerateMan(man::Args),
@@ -108,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Copy(args) => copy::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
+        Command::Unpack(args) => unpack::run(args),
         Command::Completions(args) => completions::run(args),
         Command::GenerateMan(args) => man::run(args),
     };

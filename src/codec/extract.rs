@@ -113,6 +113,9 @@ pub struct Root {
     resolver: Resolver,
     /// Links placed under `Refuse`, judged again by `finish`.
     placed: Mutex<Vec<Placed>>,
+    /// Whether an entry that is not a directory replaces a directory in its place (with all it
+    /// holds), as a later layer's file replaces an earlier layer's directory.
+    replace_directories: bool,
 }
 
 /// A link placed under `Refuse`.
@@ -258,6 +261,75 @@ fn read_link(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBuf> {
     Ok(PathBuf::from(OsString::from_vec(target.into_bytes())))
 }
 
+/// Both times of a file set to `time`.
+fn timestamps(time: SystemTime) -> Timestamps {
+    let time = match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: d.subsec_nanos().into(),
+        },
+        Err(before) => {
+            let d = before.duration();
+            let (sec, nsec) = (d.as_secs() as i64, i64::from(d.subsec_nanos()));
+            if nsec == 0 {
+                Timespec {
+                    tv_sec: -sec,
+                    tv_nsec: 0,
+                }
+            } else {
+                Timespec {
+                    tv_sec: -sec - 1,
+                    tv_nsec: 1_000_000_000 - nsec,
+                }
+            }
+        }
+    };
+    Timestamps {
+        last_access: time,
+        last_modification: time,
+    }
+}
+
+/// Sets what `metadata` gives on a file [`Root::create_file`] returned (owner first: a change
+/// of owner clears setuid and setgid bits, which the mode then sets again). `shown` names the
+/// file in errors.
+pub fn set_file_metadata(file: &File, metadata: &Metadata, shown: &Path) -> Result<()> {
+    if let Some((uid, gid)) = metadata.owner {
+        rustix::fs::fchown(file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|e| Error::io("cannot change the owner of", shown, e.into()))?;
+    }
+    if let Some(mode) = metadata.mode {
+        rustix::fs::fchmod(file, Mode::from_raw_mode(mode))
+            .map_err(|e| Error::io("cannot set the mode of", shown, e.into()))?;
+    }
+    if let Some(mtime) = metadata.mtime {
+        rustix::fs::futimens(file, &timestamps(mtime))
+            .map_err(|e| Error::io("cannot set the time of", shown, e.into()))?;
+    }
+    Ok(())
+}
+
+/// Sets the extended attribute `name` of an open file.
+pub fn set_file_xattr(file: &File, name: &[u8], value: &[u8], shown: &Path) -> Result<()> {
+    rustix::fs::fsetxattr(
+        file,
+        OsStr::from_bytes(name),
+        value,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .map_err(|e| Error::io("cannot set an extended attribute of", shown, e.into()))
+}
+
+/// A special file [`Root::make_special`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Special {
+    Fifo,
+    /// A character device (major, minor).
+    Char(u32, u32),
+    /// A block device (major, minor).
+    Block(u32, u32),
+}
+
 /// Opens `name` in `dir` as a directory without following it.
 fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
@@ -284,6 +356,7 @@ impl Root {
             policy,
             resolver: Resolver::Walk,
             placed: Mutex::new(Vec::new()),
+            replace_directories: false,
         };
         if root.open2(&[]).is_ok() {
             root.resolver = Resolver::Openat2;
@@ -300,6 +373,14 @@ impl Root {
         }
         self.resolver = resolver;
         Ok(self)
+    }
+
+    /// From now on a file, link or special file written where a directory is replaces it and
+    /// everything below it (for the layers of an image, where a later layer's entry replaces an
+    /// earlier one's); by default that is an error.
+    pub fn replacing_directories(mut self) -> Root {
+        self.replace_directories = true;
+        self
     }
 
     /// How paths are resolved.
@@ -506,35 +587,95 @@ impl Root {
                 .map_err(|e| self.io("cannot set the mode of", path, e.into()))?;
         }
         if let Some(mtime) = metadata.mtime {
-            let time = match mtime.duration_since(UNIX_EPOCH) {
-                Ok(d) => Timespec {
-                    tv_sec: d.as_secs() as i64,
-                    tv_nsec: d.subsec_nanos().into(),
-                },
-                Err(before) => {
-                    let d = before.duration();
-                    let (sec, nsec) = (d.as_secs() as i64, i64::from(d.subsec_nanos()));
-                    if nsec == 0 {
-                        Timespec {
-                            tv_sec: -sec,
-                            tv_nsec: 0,
-                        }
-                    } else {
-                        Timespec {
-                            tv_sec: -sec - 1,
-                            tv_nsec: 1_000_000_000 - nsec,
-                        }
-                    }
-                }
-            };
-            let times = Timestamps {
-                last_access: time,
-                last_modification: time,
-            };
-            rustix::fs::utimensat(&dir, &name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            rustix::fs::utimensat(&dir, &name, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| self.io("cannot set the time of", path, e.into()))?;
         }
         Ok(())
+    }
+
+    /// The entries of the directory `path` (links on the way followed inside the root), each
+    /// with whether it is a directory itself; empty when there is no such directory.
+    pub fn read_dir(&self, path: &Path) -> Result<Vec<(OsString, bool)>> {
+        let (_, all) = self.steps(path)?;
+        let dir = match self.dir(&all, Missing::Fail) {
+            Ok(dir) => dir,
+            Err(Stop::Missing(_) | Stop::Dangling(_) | Stop::NotDir(_)) => return Ok(Vec::new()),
+            Err(stop) => return Err(self.stopped(path, stop)),
+        };
+        let failed = |e: Errno| self.io("cannot list", path, e.into());
+        // Resolved descriptors are O_PATH, which cannot be listed.
+        let listing = rustix::fs::openat(
+            &dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(rustix::fs::Dir::new)
+        .map_err(failed)?;
+        let mut children = Vec::new();
+        for entry in listing {
+            let entry = entry.map_err(failed)?;
+            let child = OsStr::from_bytes(entry.file_name().to_bytes());
+            if child == "." || child == ".." {
+                continue;
+            }
+            let is_dir = match entry.file_type() {
+                FileType::Unknown => stat_at(dir.as_fd(), child)
+                    .map_err(|e| self.io("cannot read", path, e))?
+                    .is_some_and(|st| kind(st.st_mode) == FileType::Directory),
+                t => t == FileType::Directory,
+            };
+            children.push((child.to_os_string(), is_dir));
+        }
+        Ok(children)
+    }
+
+    /// Makes the FIFO or device node `path` (making missing parents) with `mode`, replacing a
+    /// file or link there but not a directory. Only under `Chroot` (an image's root file system;
+    /// a device node needs privilege): under `Refuse` it is an error.
+    pub fn make_special(&self, path: &Path, special: Special, mode: u32) -> Result<()> {
+        if self.policy == Policy::Refuse {
+            return Err(self.refused(path, "is a device node or FIFO".into()));
+        }
+        let (dir, name) = self.parent(path, Missing::Create)?;
+        self.clear(dir.as_fd(), &name, path)?;
+        let (file_type, dev) = match special {
+            Special::Fifo => (FileType::Fifo, 0),
+            Special::Char(major, minor) => {
+                (FileType::CharacterDevice, rustix::fs::makedev(major, minor))
+            }
+            Special::Block(major, minor) => {
+                (FileType::BlockDevice, rustix::fs::makedev(major, minor))
+            }
+        };
+        rustix::fs::mknodat(&dir, &name, file_type, Mode::from_raw_mode(mode), dev)
+            .map_err(|e| self.io("cannot create", path, e.into()))
+    }
+
+    /// Sets the extended attribute `name` of the directory `path` (its last component not
+    /// followed).
+    pub fn set_dir_xattr(&self, path: &Path, name: &[u8], value: &[u8]) -> Result<()> {
+        let (_, all) = self.steps(path)?;
+        let (dir, last) = match all.split_last() {
+            Some((Step::Name(last), parent)) => (
+                self.dir(parent, Missing::Fail)
+                    .map_err(|stop| self.stopped(path, stop))?,
+                last.clone(),
+            ),
+            _ => (
+                self.dir(&all, Missing::Fail)
+                    .map_err(|stop| self.stopped(path, stop))?,
+                OsString::from("."),
+            ),
+        };
+        let fd = rustix::fs::openat(
+            &dir,
+            &last,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.io("cannot open", path, e.into()))?;
+        set_file_xattr(&File::from(fd), name, value, &self.path.join(path))
     }
 
     /// Removes `path` — a directory with everything in it — without following a link at its
@@ -687,6 +828,9 @@ impl Root {
     fn clear(&self, dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<()> {
         match stat_at(dir, name).map_err(|e| self.io("cannot read", path, e))? {
             None => Ok(()),
+            Some(st) if kind(st.st_mode) == FileType::Directory && self.replace_directories => {
+                self.remove_tree(dir, name, path)
+            }
             Some(st) if kind(st.st_mode) == FileType::Directory => {
                 Err(self.refused(path, "would replace a directory".into()))
             }

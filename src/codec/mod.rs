@@ -7,8 +7,11 @@
 //! - [`layer`]: deterministic compression and reproducible layer tars (writing);
 //! - [`extract`]: escape-safe extraction to disk (every path resolved on disk, never
 //!   following a link out of the root);
+//! - [`apply`]: the one layer applier (decoder, tar reader, names, [`extract`] root; OCI
+//!   whiteouts for an image's root file system);
 //! - [`pipe`]: copying a stream while hashing it, reading and writing on two threads.
 
+pub mod apply;
 pub mod decode;
 pub mod extract;
 pub mod layer;

@@ -136,7 +136,7 @@ pub fn copy_hashed(
 }
 
 /// Reads until `buf` is full or the stream ends; returns how much was read.
-fn fill(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match stream.read(&mut buf[done..]) {

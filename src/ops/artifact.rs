@@ -11,15 +11,17 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::codec::apply;
+use crate::codec::decode;
 use crate::codec::extract::{Metadata, Policy, Root};
 use crate::codec::layer::{encode_layer, Entry, LayerOptions};
+use crate::codec::tar::Kind;
 use crate::error::{Error, IoContext, Result};
 use crate::graph::referrers::{self, descriptor_value, Format};
 use crate::graph::resolve::{resolve, resolve_in, Resolved};
@@ -823,18 +825,6 @@ fn open_content<'a>(
     ))
 }
 
-/// Turns a read error of a verified stream into a sentence naming the blob.
-fn read_error(layout_name: &str, digest: &Digest, e: io::Error) -> Error {
-    match Mismatch::from_io(&e) {
-        Some(m) => Error::CorruptBlob {
-            digest: digest.clone(),
-            layout: layout_name.to_string(),
-            detail: m.to_string(),
-        },
-        None => Error::io("cannot read blob", digest.to_string(), e),
-    }
-}
-
 /// The components of a relative path, refusing what could leave the directory it is joined to.
 fn safe_components(text: &str, what: &str) -> Result<Vec<String>> {
     let refuse = |reason: &str| {
@@ -951,19 +941,28 @@ fn unpack_layer(
         .ctx("cannot create a temp directory in", root.path())?;
     let stage = Root::open(staging.path(), Policy::Refuse)?;
     let digest = &descriptor.digest;
-    let decompressed = crate::codec::layer::decompress(&mut *content, compression)?;
-    let mut tar_hash = HashingReader::new(decompressed);
-    let mut modes: Vec<(PathBuf, u32)> = Vec::new();
-    {
-        let mut archive = tar::Archive::new(&mut tar_hash);
-        let entries = archive
-            .entries()
-            .map_err(|e| read_error(layout_name, digest, e))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| read_error(layout_name, digest, e))?;
-            extract_entry(layout_name, &stage, name, &mut entry, &mut modes, digest)?;
-        }
-    }
+    // The titled directory itself is 0755 unless the tar says otherwise.
+    stage.set_metadata(
+        Path::new(""),
+        &Metadata {
+            mode: Some(0o755),
+            ..Metadata::default()
+        },
+    )?;
+    let options = apply::Options::plain(decode::Limits::default());
+    let mut names = Titled {
+        title: name,
+        digest,
+    };
+    let applied = apply::apply(
+        &stage,
+        content,
+        compression,
+        digest,
+        layout_name,
+        &options,
+        &mut names,
+    )?;
     stage.finish().map_err(|e| {
         let entry = match &e {
             Error::Extract { path, .. } => format!("{name}/{}", path.display()),
@@ -971,12 +970,10 @@ fn unpack_layer(
         };
         refused(&format!("tar entry {entry:?} of layer {digest}"), e)
     })?;
-    // Read to the end so both digests are checked.
-    io::copy(&mut tar_hash, &mut io::sink()).map_err(|e| read_error(layout_name, digest, e))?;
-    let tar_digest = tar_hash.finish();
-    // A decompressor may stop at the end of its stream; the blob's digest is checked at its end.
-    io::copy(content, &mut io::sink()).map_err(|e| read_error(layout_name, digest, e))?;
-    if let Some(want) = descriptor.annotation(ORAS_CONTENT_DIGEST) {
+    if let (Some(want), Some(tar_digest)) = (
+        descriptor.annotation(ORAS_CONTENT_DIGEST),
+        applied.diff_id.as_ref(),
+    ) {
         if want != tar_digest.as_str() {
             return Err(Error::CorruptBlob {
                 digest: digest.clone(),
@@ -984,18 +981,6 @@ fn unpack_layer(
                 detail: format!("its tar hashes to {tar_digest}, but its {ORAS_CONTENT_DIGEST} annotation says {want}"),
             });
         }
-    }
-    // Directory modes last, deepest first, so a read-only directory is filled before it closes.
-    if !modes.iter().any(|(path, _)| path.as_os_str().is_empty()) {
-        modes.push((PathBuf::new(), 0o755));
-    }
-    modes.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
-    for (path, mode) in &modes {
-        let metadata = Metadata {
-            mode: Some(*mode),
-            ..Metadata::default()
-        };
-        stage.set_metadata(path, &metadata)?;
     }
     stage.sync()?;
     let target: PathBuf = components.iter().collect();
@@ -1026,112 +1011,47 @@ fn unpack_layer(
     Ok(())
 }
 
-/// Extracts one tar entry into `stage`, the titled directory; every entry must lie under
-/// `title/`. Directory modes are collected in `modes`, to be set once the tree is written.
-fn extract_entry<R: Read>(
-    layout_name: &str,
-    stage: &Root,
-    title: &str,
-    entry: &mut tar::Entry<'_, R>,
-    modes: &mut Vec<(PathBuf, u32)>,
-    digest: &Digest,
-) -> Result<()> {
-    let raw_path = entry.path_bytes().into_owned();
-    let path = String::from_utf8_lossy(&raw_path).into_owned();
-    let what = format!("tar entry {path:?} of layer {digest}");
-    let inside = |name: &str, of: &str| -> Result<PathBuf> {
-        let components = safe_components(name, of)?;
-        if components[0] != title {
+/// The names of a directory layer: every entry must lie under `title/`, which is stripped (the
+/// staging directory stands for it); names with `..` or a leading `/` are refused, since tools
+/// read those differently.
+struct Titled<'a> {
+    title: &'a str,
+    digest: &'a Digest,
+}
+
+impl apply::Names for Titled<'_> {
+    fn place(&mut self, raw: &[u8], role: apply::Role) -> Result<Option<PathBuf>> {
+        let name = String::from_utf8_lossy(raw);
+        let digest = self.digest;
+        let of = match role {
+            apply::Role::Entry(_) => format!("in layer {digest}, the tar entry"),
+            apply::Role::LinkTarget => {
+                format!("in layer {digest}, the hard link target of a tar entry")
+            }
+        };
+        let components = safe_components(&name, &of)?;
+        if components[0] != self.title {
             return Err(Error::InvalidInput {
                 what: format!("{of} {name:?}"),
                 reason: format!(
-                    "is not inside {title:?}, the directory the layer is titled; refusing it"
+                    "is not inside {:?}, the directory the layer is titled; refusing it",
+                    self.title
                 ),
             });
         }
-        Ok(components[1..].iter().collect())
-    };
-    let rest = inside(&path, &format!("in layer {digest}, the tar entry"))?;
-    let header = entry.header();
-    let mode = header.mode().unwrap_or(0o644) & 0o777;
-    let kind = header.entry_type();
-    let header_only = kind.is_pax_local_extensions() || kind.is_pax_global_extensions();
-    if rest.as_os_str().is_empty() && !kind.is_dir() && !header_only {
-        return Err(Error::InvalidInput {
-            what: format!("the {what}"),
-            reason: format!(
-                "is a {kind:?} entry, but it names the directory the layer is titled; refusing it"
-            ),
-        });
-    }
-    match kind {
-        tar::EntryType::Directory => {
-            stage.mkdir(&rest).map_err(|e| refused(&what, e))?;
-            modes.push((rest, mode));
+        let rest: PathBuf = components[1..].iter().collect();
+        if let apply::Role::Entry(kind) = role {
+            if rest.as_os_str().is_empty() && kind != Kind::Directory {
+                return Err(Error::InvalidInput {
+                    what: format!("the tar entry {name:?} of layer {digest}"),
+                    reason: format!(
+                        "is a {} entry, but it names the directory the layer is titled; refusing it",
+                        kind.describe()
+                    ),
+                });
+            }
         }
-        tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let mut file = stage
-                .create_file(&rest, mode)
-                .map_err(|e| refused(&what, e))?;
-            io::copy(entry, &mut file).map_err(|e| read_error(layout_name, digest, e))?;
-        }
-        tar::EntryType::Symlink => {
-            let target = entry
-                .link_name_bytes()
-                .map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(&l)))
-                .unwrap_or_default();
-            stage
-                .symlink(&target, &rest)
-                .map_err(|e| refused(&what, e))?;
-        }
-        tar::EntryType::Link => {
-            let link = entry
-                .link_name_bytes()
-                .map(|l| String::from_utf8_lossy(&l).into_owned())
-                .unwrap_or_default();
-            let source = inside(
-                &link,
-                &format!("in layer {digest}, the hard link target of the tar entry {path:?}"),
-            )?;
-            stage
-                .hard_link(&source, &rest)
-                .map_err(|e| refused(&what, e))?;
-        }
-        tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
-        other => {
-            return Err(Error::Unsupported {
-                what: format!("the {what}"),
-                reason: format!("is a {other:?} entry (device, FIFO…); refusing it"),
-            })
-        }
-    }
-    Ok(())
-}
-
-/// A reader that hashes (sha256) what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: crate::spec::digest::Hasher,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: crate::spec::digest::Hasher::new(Algorithm::Sha256),
-        }
-    }
-
-    fn finish(self) -> Digest {
-        self.hasher.finish()
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+        Ok(Some(rest))
     }
 }
 

@@ -12,4 +12,5 @@ pub mod inspect;
 pub mod layer;
 pub mod tag;
 pub mod transfer;
+pub mod unpack;
 pub mod validate;

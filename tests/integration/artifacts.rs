@@ -915,10 +915,10 @@ fn artifact_with_layers(layout: &Path, name: &str, layers: &[(&[u8], &str, Value
 }
 
 /// A tar entry written as given: (name, type, link target, content).
-type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+pub(crate) type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
 
 /// A tar with entries written as given (no normalization).
-fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+pub(crate) fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, kind, link, data) in entries {
         let mut header = tar::Header::new_ustar();
@@ -1594,5 +1594,41 @@ fn umoci_gc_keeps_the_blobs_of_attached_artifacts_in_either_convention() {
             .unwrap()
             .iter()
             .any(|r| r["digest"] == digest.as_str()));
+    }
+}
+
+#[test]
+fn pull_refuses_a_huge_pax_or_gnu_long_name_header_with_an_error_not_an_abort() {
+    for kind in [tar::EntryType::GNULongName, tar::EntryType::XHeader] {
+        let (dir, layout, _) = fresh();
+        // A header that claims 1 GiB of name, followed by a little of it: the one tar reader
+        // refuses it from its size field, before allocating anything.
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+        header.set_entry_type(kind);
+        header.set_size(1 << 30);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        tar.extend_from_slice(&[b'a'; 4096]);
+        artifact_with_layers(
+            &layout,
+            "a",
+            &[(
+                &tar,
+                "application/vnd.oci.image.layer.v1.tar",
+                json!({"org.opencontainers.image.title": "d", "io.deis.oras.content.unpack": "true"}),
+            )],
+        );
+        let out = dir.path().join("out");
+        ocikit()
+            .args(["artifact", "pull", &format!("{}:a", l(&layout)), "-o"])
+            .arg(&out)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("header of 1073741824 bytes"))
+            .stderr(predicate::str::contains("is larger than the 1048576 bytes"))
+            .stderr(predicate::str::contains("is not a well-formed tar"));
+        assert_eq!(tree(&out), [""], "{kind:?}: nothing is left behind");
     }
 }

@@ -16,7 +16,7 @@ const EPOCH: &str = "1700000000";
 
 /// A root filesystem with what layers hold (see `producers::rootfs`), a FIFO, a long name, a
 /// 3 MiB compressible file and 6 MiB of a binary, so gzip layers are several blocks long.
-fn tree(dir: &Path) -> PathBuf {
+pub(crate) fn tree(dir: &Path) -> PathBuf {
     let root = rootfs(dir);
     let long = format!("usr/share/{}", "long-directory-name/".repeat(8));
     std::fs::create_dir_all(root.join(&long)).unwrap();
@@ -45,7 +45,7 @@ fn tree(dir: &Path) -> PathBuf {
 
 /// `ocikit image build TARGET ARGS…` with SOURCE_DATE_EPOCH and rayon's thread count set;
 /// returns the manifest digest.
-fn build(target: &str, args: &[&str], threads: &str) -> String {
+pub(crate) fn build(target: &str, args: &[&str], threads: &str) -> String {
     let out = ocikit()
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .env("RAYON_NUM_THREADS", threads)
@@ -797,7 +797,7 @@ fn skopeo_and_umoci_read_what_image_build_and_index_wrote() {
 
 /// What a tree holds, path by path: type, mode, size, content hash, link target, and mtime for
 /// files and links (clamped to `clamp`).
-fn describe(root: &Path, clamp: i64) -> BTreeMap<String, String> {
+pub(crate) fn describe(root: &Path, clamp: i64) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root).min_depth(1) {
         let entry = entry.unwrap();
@@ -833,7 +833,7 @@ fn describe(root: &Path, clamp: i64) -> BTreeMap<String, String> {
 }
 
 /// The unpacked tree must be the source's, with mtimes clamped (its own are taken as they are).
-fn assert_same_tree(source: &Path, unpacked: &Path, clamp: i64) {
+pub(crate) fn assert_same_tree(source: &Path, unpacked: &Path, clamp: i64) {
     let (want, got) = (describe(source, clamp), describe(unpacked, i64::MAX));
     for (path, what) in &want {
         assert_eq!(got.get(path), Some(what), "{path}");

@@ -23,6 +23,7 @@ mod testdata;
 #[path = "../../src/codec/testkit.rs"]
 #[allow(dead_code)]
 mod testkit;
+mod unpack;
 mod validate;
 
 /// Seen by `testkit` as `super::Compression`.

@@ -831,3 +831,76 @@ fn a_full_or_read_only_file_system_is_a_clear_error_and_leaves_nothing() {
     mount.remount("rw");
     assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
 }
+
+/// Every path below `dir` (not `dir` itself) with its size and mtime, for "nothing changed
+/// there".
+fn stamped(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.path().symlink_metadata().unwrap();
+            format!(
+                "{} {} {:?}",
+                e.path().display(),
+                meta.len(),
+                meta.modified().ok()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn unpacks_killed_at_random_moments_write_only_inside_dir_and_leave_the_layout_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = crate::images::tree(dir.path());
+    fs::remove_file(root.join("run-fifo")).unwrap();
+    let layout = dir.path().join("layout");
+    crate::images::build(
+        &format!("{}:app", layout.display()),
+        &["--layer", &root.display().to_string()],
+        "2",
+    );
+    let reference = format!("{}:app", layout.display());
+    let layout_before = stamped(&layout);
+    let outside_before = stamped(dir.path());
+    let mut rng = Lcg(0x0b5_7a11);
+    let mut duration = 1u64;
+    let mut killed_midway = 0;
+    let trials = 21;
+    for trial in 0..trials {
+        let out = dir.path().join(format!("out-{trial}"));
+        let args = vec![
+            "unpack".to_string(),
+            reference.clone(),
+            out.display().to_string(),
+        ];
+        if trial == 0 {
+            let started = Instant::now();
+            assert!(quiet(&args).wait().unwrap().success());
+            duration = started.elapsed().as_micros() as u64 + 1;
+        } else {
+            let mut child = quiet(&args);
+            std::thread::sleep(Duration::from_micros(rng.next() % duration));
+            if child.try_wait().unwrap().is_none() {
+                killed_midway += 1;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert_eq!(stamped(&layout), layout_before, "trial {trial}: the layout");
+        let outside: Vec<String> = stamped(dir.path())
+            .into_iter()
+            .filter(|p| !p.starts_with(&dir.path().join("out-").display().to_string()))
+            .collect();
+        assert_eq!(outside, outside_before, "trial {trial}: beside DIR");
+    }
+    eprintln!(
+        "{killed_midway} of {} unpacks were still running when killed",
+        trials - 1
+    );
+    assert!(killed_midway > 0, "no unpack was killed while running");
+}

@@ -22,7 +22,7 @@
 //! - flushing: a sync flush ends a deflate block or a zstd block early, so `flush` only flushes
 //!   the writer underneath, and everything is written out by [`CompressWriter::finish`].
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use super::gzip;
 use crate::error::{Error, Result};
@@ -202,20 +202,6 @@ impl<W: Write> Write for CompressWriter<W> {
     }
 }
 
-/// A reader of the decompressed bytes of `reader`, under the default decompression limits:
-/// [`crate::codec::decode::decompress`], boxed, for callers that do not choose the limits.
-pub fn decompress<'a, R: Read + Send + 'a>(
-    reader: R,
-    compression: Compression,
-) -> Result<Box<dyn Read + Send + 'a>> {
-    let limits = crate::codec::decode::Limits::default();
-    Ok(Box::new(crate::codec::decode::decompress(
-        reader,
-        compression,
-        &limits,
-    )?))
-}
-
 /// Compresses `bytes` in memory (for small inputs and tests).
 pub fn compress_bytes(bytes: &[u8], options: &CompressOptions) -> Result<Vec<u8>> {
     let mut writer = CompressWriter::new(Vec::new(), options)?;
@@ -228,6 +214,7 @@ pub fn compress_bytes(bytes: &[u8], options: &CompressOptions) -> Result<Vec<u8>
 mod tests {
     use super::*;
     use crate::codec::decode::Limits;
+    use std::io::Read;
 
     const ALL: [Compression; 3] = [Compression::None, Compression::Gzip, Compression::Zstd];
 

@@ -27,7 +27,7 @@ pub mod scan;
 pub use builder::{
     encode_layer, encode_layer_with, write_tar, Content, Entry, EntryKind, LayerOptions, LayerSink,
 };
-pub use compress::{compress_bytes, decompress, CompressOptions, CompressWriter, Compression};
+pub use compress::{compress_bytes, CompressOptions, CompressWriter, Compression};
 pub use scan::{scan, Scan, ScanOptions};
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::graph::documents::document_kind;
 use crate::graph::referrers::fallback_tag_subject;
 use crate::graph::resolve::match_name;
 use crate::graph::walk::{self, Child, Event, Field, Reader, Role, State, Step, MAX_DEPTH};
-use crate::progress::Progress;
+use crate::progress::{Counted, Progress};
 use crate::spec::digest::{Digest, Hasher};
 use crate::spec::document::media_type::{self as mt, Kind};
 use crate::spec::document::{Descriptor, Schema};
@@ -866,7 +866,7 @@ impl Walk<'_> {
                 };
                 let layer = layers.get(*digest).filter(|_| deep);
                 let outcome = layout.open_blob_raw(digest).and_then(|raw| {
-                    let mut counted = Counted { inner: raw, progress };
+                    let mut counted = Counted::new(raw, progress);
                     match layer {
                         Some(check) => deep::check_layer(&mut counted, algorithm, check, &limits, &mut findings, &place),
                         None => deep::hash_stream(&mut counted, algorithm),
@@ -953,19 +953,5 @@ fn kind_name(kind: FileKind) -> &'static str {
         FileKind::Directory => "directory",
         FileKind::Symlink => "symlink",
         FileKind::Other => "device, FIFO or socket",
-    }
-}
-
-/// A reader that reports the bytes it passes to a [`Progress`].
-struct Counted<'a, R> {
-    inner: R,
-    progress: &'a dyn Progress,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
     }
 }

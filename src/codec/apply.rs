@@ -1,0 +1,856 @@
+//! The one layer applier: a layer blob (tar, compressed or not) written onto a directory.
+//! `artifact pull` (a directory layer, [`Policy::Refuse`](crate::codec::extract::Policy)) and
+//! `unpack` (an image's layers, `Policy::Chroot`, with OCI whiteouts) both go through it, so
+//! the hardening of each part lands once for both:
+//!
+//! - the bytes are decompressed by the one decoder ([`crate::codec::decode`], under the
+//!   caller's bomb [`decode::Limits`]) and hashed on the way (the diff_id, returned);
+//! - entries come from the one tar reader ([`crate::codec::tar`]: extension headers capped, so
+//!   a 1 GiB PAX or GNU long-name header is an error before anything is allocated);
+//! - names are normalised by [`crate::codec::tar::path`] and placed by the caller's
+//!   [`Names`] (pull refuses `..` and absolute names and strips its title; unpack takes
+//!   the clean name);
+//! - every write goes through [`Root`], which resolves on disk and never follows a link out
+//!   (a hard link to a symlink is that symlink placed at the new path).
+//!
+//! Directory metadata is set once the layer is written, deepest first, so a read-only
+//! directory is filled before it closes and a directory's mtime is not changed by its
+//! children. The caller checks the blob's digest (its reader) and the diff_id (returned).
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::codec::decode;
+use crate::codec::extract::{self, Metadata, Root, Special};
+use crate::codec::pipe::fill;
+use crate::codec::tar::{self, Header, Kind, TarError};
+use crate::error::{Error, LimitExceeded, Result};
+use crate::spec::digest::{Algorithm, Digest, Hasher, Mismatch};
+use crate::spec::document::media_type::Compression;
+
+/// The OCI whiteout prefix: `.wh.NAME` hides `NAME` of lower layers.
+pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// The opaque whiteout: hides every lower child of its directory.
+pub const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
+
+/// What becomes of device nodes and FIFOs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Specials {
+    /// An error naming the entry.
+    Refuse,
+    /// Made (device nodes need privilege).
+    Make,
+    /// FIFOs made, device nodes skipped with a warning.
+    SkipDevices,
+}
+
+/// How a layer is applied.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The decompression-bomb policy.
+    pub limits: decode::Limits,
+    /// Permission bits kept from the headers (`0o777`, or `0o7777` with setuid/setgid/sticky).
+    pub mode_bits: u32,
+    /// OCI whiteouts are applied (and not written). (An entry that is not a directory replaces
+    /// a directory there when the root is [`Root::replacing_directories`].)
+    pub whiteouts: bool,
+    /// Owners (uid/gid) from the headers are applied.
+    pub owners: bool,
+    /// Modification times from the headers are applied.
+    pub mtimes: bool,
+    /// Extended attributes (PAX `SCHILY.xattr.*`) are applied where the file system allows.
+    pub xattrs: bool,
+    pub specials: Specials,
+}
+
+impl Options {
+    /// For files to be read on the host (`artifact pull`): permission bits only, no owners,
+    /// times, attributes, whiteouts or special files.
+    pub fn plain(limits: decode::Limits) -> Options {
+        Options {
+            limits,
+            mode_bits: 0o777,
+            whiteouts: false,
+            owners: false,
+            mtimes: false,
+            xattrs: false,
+            specials: Specials::Refuse,
+        }
+    }
+
+    /// For an image's root file system (`unpack`): whiteouts, times, attributes, and owners and
+    /// device nodes as `privileged` says.
+    pub fn rootfs(limits: decode::Limits, privileged: bool) -> Options {
+        Options {
+            limits,
+            mode_bits: 0o7777,
+            whiteouts: true,
+            owners: privileged,
+            mtimes: true,
+            xattrs: true,
+            specials: if privileged {
+                Specials::Make
+            } else {
+                Specials::SkipDevices
+            },
+        }
+    }
+}
+
+/// What a name of the tar is being placed as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// An entry of this kind.
+    Entry(Kind),
+    /// The target of a hard link.
+    LinkTarget,
+}
+
+/// Where the names of a tar go below the root.
+pub trait Names {
+    /// The path below the root for `raw` (a name or hard-link target as stored); `Ok(None)`
+    /// skips the entry. An error refuses the layer.
+    fn place(&mut self, raw: &[u8], role: Role) -> Result<Option<PathBuf>>;
+}
+
+/// Names as an image's root file system reads them: the clean name (`./`, `//`, a leading
+/// `/`, `..` resolved lexically and never above the root); a NUL byte is refused.
+pub struct Clean<'a> {
+    /// The layer, for messages.
+    pub layer: &'a Digest,
+}
+
+impl Names for Clean<'_> {
+    fn place(&mut self, raw: &[u8], role: Role) -> Result<Option<PathBuf>> {
+        let name = tar::path::normalize(raw);
+        if name.nul {
+            return Err(entry_error(
+                self.layer,
+                raw,
+                "contains a NUL byte; refusing it".into(),
+            ));
+        }
+        if name.clean.is_empty() && role != Role::Entry(Kind::Directory) {
+            return Err(entry_error(
+                self.layer,
+                raw,
+                "names the root directory itself; refusing it".into(),
+            ));
+        }
+        Ok(Some(PathBuf::from(OsStr::from_bytes(&name.clean))))
+    }
+}
+
+/// What [`apply`] did.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// The digest of the uncompressed stream, all of it (the layer's diff_id).
+    pub diff_id: Option<Digest>,
+    /// Uncompressed bytes.
+    pub size: u64,
+    /// Entries written (whiteouts included).
+    pub entries: u64,
+    /// What could not be done and was skipped (at most a few; the rest counted).
+    pub warnings: Vec<String>,
+}
+
+/// Most warnings kept by [`Applied::warnings`]; past it one line counts the rest.
+const MAX_WARNINGS: usize = 20;
+
+/// A message about one tar entry of a layer.
+fn entry_error(layer: &Digest, raw: &[u8], reason: String) -> Error {
+    Error::InvalidInput {
+        what: format!(
+            "the tar entry {:?} of layer {layer}",
+            tar::path::display(raw)
+        ),
+        reason,
+    }
+}
+
+/// Reads the tar in `blob` (compressed with `compression`) and writes its entries below
+/// `root`, placed by `names`. `layer` names the layer in errors; `layout` names where the blob
+/// is read from (for corruption found by the blob's own verifying reader). Reads `blob` to
+/// its end, so a verifying reader checks its digest.
+pub fn apply(
+    root: &Root,
+    blob: &mut (dyn Read + Send),
+    compression: Compression,
+    layer: &Digest,
+    layout: &str,
+    options: &Options,
+    names: &mut dyn Names,
+) -> Result<Applied> {
+    let read_error = |e: io::Error| -> Error {
+        if let Some(m) = Mismatch::from_io(&e) {
+            return Error::CorruptBlob {
+                digest: layer.clone(),
+                layout: layout.to_string(),
+                detail: m.to_string(),
+            };
+        }
+        if let Some(exceeded) = LimitExceeded::in_io(&e) {
+            return Error::DecompressionLimit {
+                what: format!("layer {layer}"),
+                source: exceeded.clone(),
+            };
+        }
+        Error::InvalidInput {
+            what: format!("layer {layer}"),
+            reason: format!("cannot be read as a {} tar: {e}", compression.name()),
+        }
+    };
+    let decoder = decode::decompress(blob, compression, &options.limits)?;
+    // One thread decompresses and hashes a few chunks ahead; this one reads the tar and writes.
+    std::thread::scope(|scope| {
+        let (send, chunks) = sync_channel::<io::Result<Vec<u8>>>(AHEAD);
+        let producer = scope.spawn(move || -> io::Result<(Digest, u64)> {
+            let mut decoder = decoder;
+            let mut hasher = Hasher::new(Algorithm::Sha256);
+            let mut size = 0u64;
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let n = match fill(&mut decoder, &mut chunk) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let kind = e.kind();
+                        let message = e.to_string();
+                        // The reader gets the error itself; the join only says it failed.
+                        let _ = send.send(Err(e));
+                        return Err(io::Error::new(kind, message));
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&chunk[..n]);
+                size += n as u64;
+                chunk.truncate(n);
+                if send.send(Ok(chunk)).is_err() {
+                    return Err(io::Error::other("the tar reader stopped"));
+                }
+            }
+            drop(send);
+            // What follows the compressed stream is part of the blob, whose reader checks its
+            // digest at its end.
+            let mut rest = decoder.into_inner();
+            io::copy(&mut rest, &mut io::sink())?;
+            Ok((hasher.finish(), size))
+        });
+        let input = Chunks {
+            chunks,
+            current: Vec::new(),
+            at: 0,
+        };
+        let mut reader = tar::Reader::new(BufReader::with_capacity(256 * 1024, input));
+        let mut state = State {
+            root,
+            layer,
+            options,
+            upper: HashSet::new(),
+            ancestors: HashSet::new(),
+            directories: Vec::new(),
+            applied: Applied::default(),
+            skipped_warnings: 0,
+        };
+        loop {
+            let mut entry = match reader.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(TarError::Io(e)) => return Err(read_error(e)),
+                Err(TarError::Malformed { offset, message }) => {
+                    return Err(Error::InvalidInput {
+                        what: format!("layer {layer}"),
+                        reason: format!("is not a well-formed tar (at byte {offset}): {message}"),
+                    })
+                }
+            };
+            let header = entry.header().clone();
+            state.applied.entries += 1;
+            state.entry(&header, &mut entry, names, &read_error)?;
+        }
+        state.close_directories()?;
+        // What follows the end of the tar is part of the diff_id.
+        let mut input = reader.into_inner();
+        io::copy(&mut input, &mut io::sink()).map_err(read_error)?;
+        drop(input);
+        let (diff_id, size) = match producer.join() {
+            Ok(result) => result.map_err(read_error)?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let mut applied = state.applied;
+        applied.size = size;
+        applied.diff_id = Some(diff_id);
+        Ok(applied)
+    })
+}
+
+/// The size of the chunks decompressed ahead.
+const CHUNK: usize = 1024 * 1024;
+/// How many chunks may wait to be read.
+const AHEAD: usize = 4;
+
+/// The decompressed stream, as the chunks the decompressing thread sends.
+struct Chunks {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Extended attributes: (name, value).
+type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One layer being applied.
+struct State<'a> {
+    root: &'a Root,
+    layer: &'a Digest,
+    options: &'a Options,
+    /// Clean names this layer wrote (whiteouts do not touch them).
+    upper: HashSet<Vec<u8>>,
+    /// Directories above names this layer wrote.
+    ancestors: HashSet<Vec<u8>>,
+    /// Directories and their metadata, set once the layer is written.
+    directories: Vec<(PathBuf, Metadata, Xattrs)>,
+    applied: Applied,
+    skipped_warnings: usize,
+}
+
+impl State<'_> {
+    fn warn(&mut self, message: String) {
+        if self.applied.warnings.len() < MAX_WARNINGS {
+            self.applied.warnings.push(message);
+        } else {
+            self.skipped_warnings += 1;
+        }
+    }
+
+    fn refused(&self, raw: &[u8], e: Error) -> Error {
+        match e {
+            Error::Extract { reason, .. } => {
+                entry_error(self.layer, raw, format!("{reason}; refusing it"))
+            }
+            e => e,
+        }
+    }
+
+    fn metadata(&self, header: &Header, with_mode: bool) -> Metadata {
+        let owner = match (u32::try_from(header.uid), u32::try_from(header.gid)) {
+            (Ok(uid), Ok(gid)) if self.options.owners => Some((uid, gid)),
+            _ => None,
+        };
+        let mtime = self.options.mtimes.then(|| {
+            if header.mtime >= 0 {
+                UNIX_EPOCH + Duration::from_secs(header.mtime as u64)
+            } else {
+                UNIX_EPOCH - Duration::from_secs(header.mtime.unsigned_abs())
+            }
+        });
+        let mode = with_mode.then_some(header.mode as u32 & self.options.mode_bits);
+        Metadata { mode, mtime, owner }
+    }
+
+    fn entry<R: tar::Input>(
+        &mut self,
+        header: &Header,
+        entry: &mut tar::Entry<'_, R>,
+        names: &mut dyn Names,
+        read_error: &dyn Fn(io::Error) -> Error,
+    ) -> Result<()> {
+        let raw = header.path.as_slice();
+        if self.options.whiteouts {
+            let clean = tar::path::normalize(raw).clean;
+            let (dir, base) = match clean.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&clean[..i], &clean[i + 1..]),
+                None => (&clean[..0], &clean[..]),
+            };
+            if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
+                let dir = dir.to_vec();
+                if base == OPAQUE_WHITEOUT {
+                    return self.opaque(&dir).map_err(|e| self.refused(raw, e));
+                }
+                if hidden.starts_with(WHITEOUT_PREFIX) || hidden.is_empty() {
+                    // `.wh..wh.*` (aufs bookkeeping) other than the opaque marker: nothing.
+                    return Ok(());
+                }
+                let mut path = dir;
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(hidden);
+                return self.whiteout(&path).map_err(|e| self.refused(raw, e));
+            }
+        }
+        let Some(path) = names.place(raw, Role::Entry(header.kind))? else {
+            return Ok(());
+        };
+        if self.options.whiteouts {
+            let clean = path.as_os_str().as_bytes().to_vec();
+            let mut end = clean.len();
+            while let Some(i) = clean[..end].iter().rposition(|&b| b == b'/') {
+                if !self.ancestors.insert(clean[..i].to_vec()) {
+                    break;
+                }
+                end = i;
+            }
+            self.upper.insert(clean);
+        }
+        let root = self.root;
+        let shown = root.path().join(&path);
+        match header.kind {
+            Kind::Directory => {
+                root.mkdir(&path).map_err(|e| self.refused(raw, e))?;
+                let metadata = self.metadata(header, true);
+                let xattrs = if self.options.xattrs {
+                    header.xattrs.clone()
+                } else {
+                    Vec::new()
+                };
+                self.directories.push((path, metadata, xattrs));
+            }
+            Kind::Regular | Kind::Contiguous => {
+                let metadata = self.metadata(header, true);
+                let mode = metadata.mode.unwrap_or(0o644);
+                let mut file = root
+                    .create_file(&path, mode)
+                    .map_err(|e| self.refused(raw, e))?;
+                copy_data(entry, &mut file, &shown, read_error)?;
+                if self.options.xattrs {
+                    for (name, value) in &header.xattrs {
+                        if let Err(e) = extract::set_file_xattr(&file, name, value, &shown) {
+                            self.warn(e.to_string());
+                        }
+                    }
+                }
+                if metadata.owner.is_some() || metadata.mtime.is_some() {
+                    extract::set_file_metadata(&file, &metadata, &shown)?;
+                }
+            }
+            Kind::Symlink => {
+                let target = PathBuf::from(OsStr::from_bytes(&header.link));
+                root.symlink(&target, &path)
+                    .map_err(|e| self.refused(raw, e))?;
+                let metadata = self.metadata(header, false);
+                if metadata.owner.is_some() || metadata.mtime.is_some() {
+                    root.set_metadata(&path, &metadata)
+                        .map_err(|e| self.refused(raw, e))?;
+                }
+            }
+            Kind::HardLink => {
+                let Some(source) = names.place(&header.link, Role::LinkTarget)? else {
+                    return Ok(());
+                };
+                root.hard_link(&source, &path)
+                    .map_err(|e| self.refused(raw, e))?;
+            }
+            Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => {
+                let special = match header.kind {
+                    Kind::Fifo => Special::Fifo,
+                    kind => {
+                        let (major, minor) = (
+                            u32::try_from(header.devmajor),
+                            u32::try_from(header.devminor),
+                        );
+                        let (Ok(major), Ok(minor)) = (major, minor) else {
+                            return Err(entry_error(
+                                self.layer,
+                                raw,
+                                "has device numbers out of range; refusing it".into(),
+                            ));
+                        };
+                        if kind == Kind::CharDevice {
+                            Special::Char(major, minor)
+                        } else {
+                            Special::Block(major, minor)
+                        }
+                    }
+                };
+                match (self.options.specials, special) {
+                    (Specials::Refuse, _) => {
+                        return Err(Error::Unsupported {
+                            what: format!(
+                                "the tar entry {:?} of layer {}",
+                                tar::path::display(raw),
+                                self.layer
+                            ),
+                            reason: format!(
+                                "is a {} entry (device, FIFO…); refusing it",
+                                header.kind.describe()
+                            ),
+                        })
+                    }
+                    (Specials::SkipDevices, Special::Char(..) | Special::Block(..)) => {
+                        self.warn(format!(
+                            "skipped the {} {} of layer {} (making device nodes needs root)",
+                            header.kind.describe(),
+                            tar::path::display(raw),
+                            self.layer
+                        ));
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                let metadata = self.metadata(header, true);
+                root.make_special(&path, special, metadata.mode.unwrap_or(0o644))
+                    .map_err(|e| self.refused(raw, e))?;
+                root.set_metadata(&path, &metadata)
+                    .map_err(|e| self.refused(raw, e))?;
+            }
+            Kind::Other(_) => {
+                return Err(Error::Unsupported {
+                    what: format!(
+                        "the tar entry {:?} of layer {}",
+                        tar::path::display(raw),
+                        self.layer
+                    ),
+                    reason: format!("is a {}; refusing it", header.kind.describe()),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// `.wh.NAME`: removes `path` as lower layers left it. A name this layer wrote stays (a
+    /// whiteout applies to lower layers only); a directory above names this layer wrote
+    /// keeps those and loses the rest.
+    fn whiteout(&mut self, path: &[u8]) -> Result<()> {
+        if self.upper.contains(path) {
+            return Ok(());
+        }
+        if self.ancestors.contains(path) {
+            return self.opaque(path);
+        }
+        self.root.remove(Path::new(OsStr::from_bytes(path)))?;
+        Ok(())
+    }
+
+    /// `.wh..wh..opq` in `dir`: removes every child of `dir` that lower layers left, wherever
+    /// the marker stands in the tar (what this layer wrote stays, also below).
+    fn opaque(&mut self, dir: &[u8]) -> Result<()> {
+        let mut todo = vec![dir.to_vec()];
+        while let Some(dir) = todo.pop() {
+            let children = self.root.read_dir(Path::new(OsStr::from_bytes(&dir)))?;
+            for (name, is_dir) in children {
+                let mut child = dir.clone();
+                if !child.is_empty() {
+                    child.push(b'/');
+                }
+                child.extend_from_slice(name.as_bytes());
+                if self.upper.contains(&child) || self.ancestors.contains(&child) {
+                    if is_dir {
+                        todo.push(child);
+                    }
+                    continue;
+                }
+                self.root.remove(Path::new(OsStr::from_bytes(&child)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the metadata of the layer's directories, deepest first.
+    fn close_directories(&mut self) -> Result<()> {
+        let mut directories = std::mem::take(&mut self.directories);
+        directories.sort_by_key(|(path, ..)| std::cmp::Reverse(path.components().count()));
+        for (path, metadata, xattrs) in &directories {
+            for (name, value) in xattrs {
+                if let Err(e) = self.root.set_dir_xattr(path, name, value) {
+                    self.warn(e.to_string());
+                }
+            }
+            self.root.set_metadata(path, metadata)?;
+        }
+        if self.skipped_warnings > 0 {
+            let more = self.skipped_warnings;
+            self.applied
+                .warnings
+                .push(format!("… and {more} more of the same kinds"));
+        }
+        Ok(())
+    }
+}
+
+/// Copies an entry's data to `out`.
+fn copy_data(
+    entry: &mut dyn BufRead,
+    out: &mut std::fs::File,
+    shown: &Path,
+    read_error: &dyn Fn(io::Error) -> Error,
+) -> Result<()> {
+    use std::io::Write;
+    loop {
+        let buf = match entry.fill_buf() {
+            Ok([]) => return Ok(()),
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(e)),
+        };
+        let n = buf.len();
+        out.write_all(buf)
+            .map_err(|e| Error::io("cannot write", shown, e))?;
+        entry.consume(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::extract::{Policy, Resolver};
+    use crate::codec::testkit::{header, Tar};
+    use std::fs;
+
+    struct Scene {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn scene() -> Scene {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&root).unwrap();
+        fs::create_dir(&outside).unwrap();
+        Scene {
+            _tmp: tmp,
+            root,
+            outside,
+        }
+    }
+
+    /// Applies `tar` as one layer of a root file system, with each resolver.
+    fn layer(scene: &Scene, resolver: Resolver, tar: Vec<u8>) -> Result<Applied> {
+        let root = Root::open(&scene.root, Policy::Chroot)
+            .unwrap()
+            .with_resolver(resolver)
+            .unwrap_or_else(|_| {
+                Root::open(&scene.root, Policy::Chroot)
+                    .unwrap()
+                    .with_resolver(Resolver::Walk)
+                    .unwrap()
+            })
+            .replacing_directories();
+        let digest = Digest::sha256_of(&tar);
+        let options = Options::rootfs(decode::Limits::default(), false);
+        let applied = apply(
+            &root,
+            &mut &tar[..],
+            Compression::None,
+            &digest,
+            "test",
+            &options,
+            &mut Clean { layer: &digest },
+        )?;
+        assert_eq!(applied.diff_id, Some(digest));
+        Ok(applied)
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                e.path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn each(case: impl Fn(&Scene, Resolver)) {
+        for resolver in [Resolver::Openat2, Resolver::Walk] {
+            let scene = scene();
+            case(&scene, resolver);
+            assert_eq!(
+                listing(&scene.outside),
+                Vec::<String>::new(),
+                "{resolver:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn whiteouts_remove_names_of_lower_layers_only() {
+        each(|s, r| {
+            let lower = Tar::default()
+                .node("a/", b'5', "")
+                .file("a/x", b"1")
+                .file("a/y", b"2")
+                .file("b", b"3")
+                .file("d", b"lower d")
+                .end();
+            layer(s, r, lower).unwrap();
+            let upper = Tar::default()
+                .file("a/.wh.x", b"")
+                .file("c", b"same layer")
+                // A whiteout of a name the same layer adds leaves it, before or after.
+                .file(".wh.c", b"")
+                .file(".wh.d", b"")
+                .file("d", b"upper d")
+                .file(".wh.missing", b"")
+                .end();
+            layer(s, r, upper).unwrap();
+            assert_eq!(listing(&s.root), ["a", "a/y", "b", "c", "d"]);
+            assert_eq!(fs::read_to_string(s.root.join("d")).unwrap(), "upper d");
+        });
+    }
+
+    #[test]
+    fn an_opaque_marker_hides_lower_children_wherever_it_stands() {
+        for marker_first in [true, false] {
+            each(|s, r| {
+                let lower = Tar::default()
+                    .file("d/old", b"1")
+                    .file("d/sub/old2", b"2")
+                    .file("keep/k", b"3")
+                    .end();
+                layer(s, r, lower).unwrap();
+                let mut upper = Tar::default();
+                if marker_first {
+                    upper = upper.file("d/.wh..wh..opq", b"");
+                }
+                upper = upper
+                    .file("d/new", b"n")
+                    .node("d/sub/", b'5', "")
+                    .file("d/sub/new2", b"n2");
+                if !marker_first {
+                    upper = upper.file("d/.wh..wh..opq", b"");
+                }
+                layer(s, r, upper.end()).unwrap();
+                assert_eq!(
+                    listing(&s.root),
+                    ["d", "d/new", "d/sub", "d/sub/new2", "keep", "keep/k"],
+                    "marker first: {marker_first}"
+                );
+            });
+        }
+    }
+
+    #[test]
+    fn links_planted_by_an_earlier_layer_stay_inside() {
+        each(|s, r| {
+            let lower = Tar::default()
+                .node("outside/", b'5', "")
+                .node("up", b'2', "../../..")
+                .node("abs", b'2', "/")
+                .node("esc", b'2', "../outside")
+                .node("deep/er/s", b'2', "../../../outside")
+                .node("lib", b'2', "usr/lib")
+                .node("usr/lib/", b'5', "")
+                .end();
+            layer(s, r, lower).unwrap();
+            let upper = Tar::default()
+                .file("up/a", b"1")
+                .file("abs/outside/b", b"2")
+                .file("esc/c", b"3")
+                // A hard link to a deep symlink is that symlink at the new path.
+                .node("h", b'1', "deep/er/s")
+                .file("h/d", b"4")
+                .file("../../e", b"5")
+                .file("/abs/f", b"6")
+                .file("lib/libx.so", b"7")
+                .end();
+            layer(s, r, upper).unwrap();
+            for (path, content) in [
+                ("a", "1"),
+                ("outside/b", "2"),
+                ("outside/c", "3"),
+                ("outside/d", "4"),
+                ("e", "5"),
+                ("f", "6"),
+                ("usr/lib/libx.so", "7"),
+            ] {
+                assert_eq!(
+                    fs::read_to_string(s.root.join(path))
+                        .unwrap_or_else(|e| panic!("{path}: {e}: {:?}", listing(&s.root))),
+                    content,
+                    "{path}"
+                );
+            }
+            assert_eq!(
+                fs::read_link(s.root.join("h")).unwrap(),
+                Path::new("../../../outside")
+            );
+        });
+    }
+
+    #[test]
+    fn a_file_replaces_a_lower_directory_and_modes_and_times_are_kept() {
+        each(|s, r| {
+            layer(s, r, Tar::default().file("x/inner", b"1").end()).unwrap();
+            let mut h = header(b"x", b'0', 1, b"");
+            h[100..108].copy_from_slice(b"0004755\0");
+            h[136..148].copy_from_slice(b"00000001750\0");
+            crate::codec::testkit::set_checksum(&mut h);
+            let mut dir = header(b"dir/", b'5', 0, b"");
+            dir[100..108].copy_from_slice(b"0000700\0");
+            dir[136..148].copy_from_slice(b"00000000144\0");
+            crate::codec::testkit::set_checksum(&mut dir);
+            let upper = Tar::default()
+                .raw(h, b"f")
+                .raw(dir, b"")
+                .file("dir/child", b"c")
+                .end();
+            layer(s, r, upper).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            let x = fs::symlink_metadata(s.root.join("x")).unwrap();
+            assert!(x.is_file());
+            assert_eq!(x.mode() & 0o7777, 0o4755);
+            assert_eq!(x.mtime(), 0o1750);
+            let dir = fs::symlink_metadata(s.root.join("dir")).unwrap();
+            assert_eq!(dir.mode() & 0o7777, 0o700);
+            assert_eq!(dir.mtime(), 100, "set after its children");
+        });
+    }
+
+    #[test]
+    fn devices_are_skipped_with_a_warning_without_privilege_and_fifos_made() {
+        each(|s, r| {
+            let tar = Tar::default()
+                .node("dev/null", b'3', "")
+                .node("fifo", b'6', "")
+                .end();
+            let applied = layer(s, r, tar).unwrap();
+            assert!(applied.warnings[0].contains("needs root"), "{applied:?}");
+            assert_eq!(listing(&s.root), ["fifo"]);
+        });
+    }
+
+    #[test]
+    fn a_huge_extension_header_is_refused_before_anything_is_allocated() {
+        let s = scene();
+        let tar = Tar::default()
+            .raw(header(b"././@LongLink", b'L', 1 << 30, b""), b"")
+            .0;
+        let e = layer(&s, Resolver::Walk, tar).unwrap_err().to_string();
+        assert!(e.contains("larger than the 1048576 bytes"), "{e}");
+    }
+}
