@@ -53,6 +53,8 @@ use crate::store::layout::{Layout, LayoutRead, LayoutWriter, PendingBlob};
 /// The annotation containerd and Docker 25 keep a full image name in: a new name does not
 /// inherit it.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// BuildKit's annotation on an index member that is an attestation, not an image.
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
 /// What to convert to.
 #[derive(Clone, Debug, Default)]
@@ -491,6 +493,11 @@ impl Converter<'_> {
                         ),
                     });
                 }
+                if child_descriptor.annotation(REFERENCE_TYPE) == Some("attestation-manifest") {
+                    // BuildKit's attestations describe the image by its old digest: kept as
+                    // they are (their config is an image config, their layers statements).
+                    continue;
+                }
                 let new = self.visit(&child_descriptor, depth + 1, false, writer)?;
                 let mut new_type = new.media_type.clone();
                 if self.spec.to_oci && new_type == DOCKER_MANIFEST {
@@ -694,14 +701,9 @@ impl Converter<'_> {
     /// What to do with layer `i` of the manifest `what`, from its descriptor alone.
     fn action(&self, layer: &Descriptor, i: usize, what: &str) -> Result<Action> {
         let spec = self.spec;
+        // Not a filesystem layer (an in-toto statement of an attestation manifest, say):
+        // nothing to recompress, nothing to retype.
         let Some(compression) = layer_compression(&layer.media_type) else {
-            if spec.compression.is_some() {
-                return Err(Error::UnexpectedMediaType {
-                    what: format!("layer {i} ({}) of {what}", layer.digest),
-                    media_type: layer.media_type.clone(),
-                    expected: "which is not a layer media type; it cannot be recompressed".into(),
-                });
-            }
             return Ok(Action::Keep);
         };
         let nondistributable = is_nondistributable(&layer.media_type);
