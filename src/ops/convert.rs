@@ -869,3 +869,180 @@ fn copy_referrer(
         ..referrer.clone()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::codec::layer::{sample_entries, LayerOptions};
+    use crate::ops::layer::build_layer;
+    use crate::progress::NoProgress;
+    use crate::spec::document::media_type::{
+        DOCKER_LAYER_FOREIGN_GZIP, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, OCI_LAYER_GZIP,
+        OCI_LAYER_NONDIST_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD,
+    };
+
+    fn converter<'a>(layout: &'a Layout, spec: &'a ConvertSpec) -> Converter<'a> {
+        Converter {
+            layout,
+            spec,
+            documents: HashMap::new(),
+            jobs: BTreeMap::new(),
+            done: HashMap::new(),
+            rewritten: HashMap::new(),
+            changes: Vec::new(),
+            layer_changes: Vec::new(),
+            kept: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn each_layer_gets_its_action_from_its_media_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _) = Layout::init(dir.path()).unwrap();
+        let present = build_layer(
+            &layout.writer().unwrap(),
+            &sample_entries(),
+            &LayerOptions::new(Compression::Gzip),
+        )
+        .unwrap()
+        .descriptor;
+        let absent = Digest::sha256_of(b"not in the layout");
+        let layer = |media_type: &str, digest: &Digest| {
+            Descriptor::new(media_type, digest.clone(), present.size)
+        };
+        let zstd = ConvertSpec {
+            compression: Some(Compression::Zstd),
+            ..ConvertSpec::default()
+        };
+        let to_oci = ConvertSpec {
+            to_oci: true,
+            ..ConvertSpec::default()
+        };
+        let recompress = |media_type: &str, drop_urls| Action::Recompress {
+            from: Compression::Gzip,
+            media_type: media_type.into(),
+            drop_urls,
+        };
+        let retype = |media_type: &str, drop_urls| Action::Retype {
+            media_type: media_type.into(),
+            drop_urls,
+        };
+        let d = &present.digest;
+        for (spec, media_type, digest, want) in [
+            (&zstd, OCI_LAYER_GZIP, d, recompress(OCI_LAYER_ZSTD, false)),
+            (
+                &zstd,
+                DOCKER_LAYER_GZIP,
+                d,
+                recompress(DOCKER_LAYER_ZSTD, false),
+            ),
+            (&zstd, OCI_LAYER_ZSTD, d, Action::Keep),
+            (&zstd, OCI_LAYER_NONDIST_GZIP, &absent, Action::Keep),
+            (&zstd, "application/vnd.in-toto+json", d, Action::Keep),
+            (&to_oci, DOCKER_LAYER_GZIP, d, retype(OCI_LAYER_GZIP, false)),
+            (
+                &to_oci,
+                DOCKER_LAYER_FOREIGN_GZIP,
+                d,
+                retype(OCI_LAYER_GZIP, true),
+            ),
+            (
+                &to_oci,
+                OCI_LAYER_NONDIST_GZIP,
+                d,
+                retype(OCI_LAYER_GZIP, true),
+            ),
+            (&to_oci, OCI_LAYER_TAR, d, Action::Keep),
+        ] {
+            let got = converter(&layout, spec)
+                .action(&layer(media_type, digest), 0, "m")
+                .unwrap();
+            assert_eq!(got, want, "{media_type}");
+        }
+        let err = converter(&layout, &to_oci)
+            .action(&layer(OCI_LAYER_NONDIST_GZIP, &absent), 3, "m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("non-distributable layer 3") && err.contains(absent.as_str()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn recompressing_checks_the_diff_id_and_keeps_nothing_on_a_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _) = Layout::init(dir.path()).unwrap();
+        let writer = layout.writer().unwrap();
+        let built = build_layer(
+            &writer,
+            &sample_entries(),
+            &LayerOptions::new(Compression::Gzip),
+        )
+        .unwrap();
+        let job = |diff_id: &Digest| Job {
+            layer: built.descriptor.clone(),
+            from: Compression::Gzip,
+            diff_id: diff_id.clone(),
+        };
+        let options = CompressOptions::new(Compression::Zstd);
+        let limits = Limits::default();
+        let blobs = || {
+            std::fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count()
+        };
+        let before = blobs();
+        let wrong = Digest::sha256_of(b"another tar");
+        let err = recompress(
+            &layout,
+            &writer,
+            &job(&wrong),
+            &options,
+            &limits,
+            &NoProgress,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("diff_id") && err.contains(wrong.as_str()),
+            "{err}"
+        );
+        let pending = recompress(
+            &layout,
+            &writer,
+            &job(&built.diff_id),
+            &options,
+            &limits,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(blobs(), before, "nothing in blobs/ before the commit");
+        let written = pending.commit().unwrap();
+        let again = build_layer(
+            &writer,
+            &sample_entries(),
+            &LayerOptions::new(Compression::Zstd),
+        )
+        .unwrap();
+        assert_eq!(
+            written.digest, again.descriptor.digest,
+            "the same as a zstd build"
+        );
+    }
+
+    #[test]
+    fn retarget_keeps_the_other_fields() {
+        let mut entry = json!({"mediaType": "a", "digest": "sha256:x", "size": 1,
+                               "platform": {"os": "linux"}, "x-vendor": true});
+        let to = Descriptor::new(OCI_MANIFEST, Digest::sha256_of(b"m"), 9);
+        retarget(&mut entry, &to);
+        assert_eq!(entry["mediaType"], OCI_MANIFEST);
+        assert_eq!(entry["size"], 9);
+        assert_eq!(entry["platform"]["os"], "linux");
+        assert_eq!(entry["x-vendor"], true);
+    }
+}
