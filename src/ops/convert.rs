@@ -226,17 +226,7 @@ pub fn convert(
         });
     }
 
-    let mut converter = Converter {
-        layout,
-        spec,
-        documents: HashMap::new(),
-        jobs: BTreeMap::new(),
-        done: HashMap::new(),
-        rewritten: HashMap::new(),
-        changes: Vec::new(),
-        layer_changes: Vec::new(),
-        kept: BTreeSet::new(),
-    };
+    let mut converter = Converter::new(layout, spec);
     // Pass 1: read every document, decide every layer's action, refuse what cannot be done.
     converter.visit(&from, 0, true, None)?;
     let discovery = Discovery::new(layout, Scope::default())?;
@@ -394,7 +384,21 @@ struct Converter<'a> {
     kept: BTreeSet<Digest>,
 }
 
-impl Converter<'_> {
+impl<'a> Converter<'a> {
+    fn new(layout: &'a Layout, spec: &'a ConvertSpec) -> Converter<'a> {
+        Converter {
+            layout,
+            spec,
+            documents: HashMap::new(),
+            jobs: BTreeMap::new(),
+            done: HashMap::new(),
+            rewritten: HashMap::new(),
+            changes: Vec::new(),
+            layer_changes: Vec::new(),
+            kept: BTreeSet::new(),
+        }
+    }
+
     fn bytes(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         if let Some(bytes) = self.documents.get(&descriptor.digest) {
             return Ok(bytes.clone());
@@ -883,20 +887,6 @@ mod tests {
         OCI_LAYER_NONDIST_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD,
     };
 
-    fn converter<'a>(layout: &'a Layout, spec: &'a ConvertSpec) -> Converter<'a> {
-        Converter {
-            layout,
-            spec,
-            documents: HashMap::new(),
-            jobs: BTreeMap::new(),
-            done: HashMap::new(),
-            rewritten: HashMap::new(),
-            changes: Vec::new(),
-            layer_changes: Vec::new(),
-            kept: BTreeSet::new(),
-        }
-    }
-
     #[test]
     fn each_layer_gets_its_action_from_its_media_type() {
         let dir = tempfile::tempdir().unwrap();
@@ -956,12 +946,12 @@ mod tests {
             ),
             (&to_oci, OCI_LAYER_TAR, d, Action::Keep),
         ] {
-            let got = converter(&layout, spec)
+            let got = Converter::new(&layout, spec)
                 .action(&layer(media_type, digest), 0, "m")
                 .unwrap();
             assert_eq!(got, want, "{media_type}");
         }
-        let err = converter(&layout, &to_oci)
+        let err = Converter::new(&layout, &to_oci)
             .action(&layer(OCI_LAYER_NONDIST_GZIP, &absent), 3, "m")
             .unwrap_err()
             .to_string();

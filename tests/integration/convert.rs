@@ -55,6 +55,21 @@ fn named(layout: &Path, name: &str) -> String {
         .unwrap_or_else(|| panic!("no entry named {name}"))
 }
 
+/// `ocikit convert ARGS…` must fail (exit 2) with every one of `said` in its message, and
+/// leave `layout` as it was: index.json, blobs, no temp file.
+fn refused(layout: &Path, args: &[&str], said: &[&str]) {
+    let before = index_bytes(layout);
+    let blobs = blob_names(layout);
+    let out = ocikit().arg("convert").args(args).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    for text in said {
+        assert!(stderr.contains(text), "{text:?} not in {stderr}");
+    }
+    assert_eq!(index_bytes(layout), before, "index.json unchanged");
+    assert_eq!(blob_names(layout), blobs, "no blob added");
+    assert!(crate::helpers::temp_files(layout).is_empty());
+}
+
 #[test]
 fn gzip_to_zstd_and_back_keeps_diff_ids_and_config_and_moves_the_name() {
     let (_dir, layout) = sample_layout_copy();
@@ -389,21 +404,15 @@ fn a_non_distributable_layer_is_made_ordinary_when_present_and_refused_when_abse
     tag(&writer, &absent, "absent");
     drop(writer);
 
-    let before = index_bytes(&path);
-    let blobs = blob_names(&path);
-    ocikit()
-        .args([
-            "convert",
-            &format!("{}:absent", l(&path)),
-            "--distributable",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(missing))
-        .stderr(predicate::str::contains("non-distributable layer 0"))
-        .stderr(predicate::str::contains("https://example.com/l"));
-    assert_eq!(index_bytes(&path), before, "nothing written");
-    assert_eq!(blob_names(&path), blobs);
+    refused(
+        &path,
+        &[&format!("{}:absent", l(&path)), "--distributable"],
+        &[
+            missing,
+            "non-distributable layer 0",
+            "https://example.com/l",
+        ],
+    );
 
     let report = convert(&format!("{}:present", l(&path)), &["--distributable"], "2");
     let after = json_blob(&path, report["to"]["digest"].as_str().unwrap());
@@ -496,34 +505,24 @@ fn a_diff_id_mismatch_or_a_bomb_limit_is_refused_and_nothing_is_written() {
     let bomb = image(json!([good.diff_id, big.diff_id]), vec![&good, &big]);
     tag(&writer, &bomb, "bomb");
     drop(writer);
-    let before = index_bytes(&path);
-    let blobs = blob_names(&path);
-    ocikit()
-        .args([
-            "convert",
-            &format!("{}:wrong", l(&path)),
+    let wrong_ref = format!("{}:wrong", l(&path));
+    refused(
+        &path,
+        &[&wrong_ref, "--compression", "zstd"],
+        &[good.descriptor.digest.as_str(), "diff_id"],
+    );
+    let bomb_ref = format!("{}:bomb", l(&path));
+    refused(
+        &path,
+        &[
+            &bomb_ref,
             "--compression",
             "zstd",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(good.descriptor.digest.as_str()))
-        .stderr(predicate::str::contains("diff_id"));
-    ocikit()
-        .args([
-            "convert",
-            &format!("{}:bomb", l(&path)),
-            "--compression",
-            "zstd",
-        ])
-        .args(["--max-uncompressed", "1M"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(big.descriptor.digest.as_str()))
-        .stderr(predicate::str::contains("--max-uncompressed"));
-    assert_eq!(index_bytes(&path), before, "index.json unchanged");
-    assert_eq!(blob_names(&path), blobs, "no blob added");
-    assert!(crate::helpers::temp_files(&path).is_empty());
+            "--max-uncompressed",
+            "1M",
+        ],
+        &[big.descriptor.digest.as_str(), "--max-uncompressed"],
+    );
 }
 
 #[test]

@@ -254,6 +254,16 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// `sh -c SCRIPT` started with its stderr kept (shown if it fails).
+fn shell(script: &str) -> std::process::Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Runs `gc` on `layout` in a loop until every writer has finished, each successfully (their
 /// stderr is shown when one fails); returns how many times gc ran. `dir` holds the stop file.
 fn beside_a_gc_loop(layout: &Path, dir: &Path, writers: Vec<std::process::Child>) -> u32 {
@@ -478,12 +488,7 @@ fn copies_and_imports_beside_a_gc_loop_lose_no_name() {
                  done",
                 d = dir.path().display()
             );
-            Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            shell(&script)
         })
         .collect();
     beside_a_gc_loop(&layout, dir.path(), writers);
@@ -514,17 +519,12 @@ fn conversions_beside_a_gc_loop_lose_no_name_and_no_blob() {
                 "set -e; for i in $(seq 1 {per_writer}); do \
                    mkdir -p \"{d}/w{w}-$i\"; head -c 1048576 /dev/urandom > \"{d}/w{w}-$i/f\"; \
                    {bin} image build \"{l}:w{w}-src-$i\" --layer \"{d}/w{w}-$i\" >/dev/null; \
-                   {bin} convert \"{l}:w{w}-src-$i\" --compression zstd --name \"w{w}-cv-$i\" >/dev/null 2>&1; \
-                   {bin} convert \"{l}:w{w}-src-$i\" --compression none >/dev/null 2>&1; \
+                   {bin} convert \"{l}:w{w}-src-$i\" --compression zstd --name \"w{w}-cv-$i\" >/dev/null; \
+                   {bin} convert \"{l}:w{w}-src-$i\" --compression none >/dev/null; \
                  done",
                 d = dir.path().display()
             );
-            Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            shell(&script)
         })
         .collect();
     beside_a_gc_loop(&layout, dir.path(), writers);
