@@ -1,6 +1,6 @@
 //! `ocikit convert`
 
-use ocikit::ops::convert::{convert, ConvertSpec, Converted};
+use ocikit::ops::convert::{convert, ConvertSpec, Converted, NEEDS_NAME};
 
 use super::output::{count, print_json, print_written};
 use crate::cli::progress::Bar;
@@ -105,11 +105,22 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         args.platform.platform.as_ref(),
         &spec,
         &bar,
-    )?;
+    )
+    .map_err(name_hint)?;
     drop(bar);
     print_written(args.json, &converted, &converted.to.digest)?;
     report(&converted, spec.copy_referrers);
     Ok(super::EXIT_OK)
+}
+
+/// Adds the flag that names a converted image that has no name to move.
+fn name_hint(error: ocikit::Error) -> anyhow::Error {
+    match &error {
+        ocikit::Error::InvalidInput { reason, .. } if reason.ends_with(NEEDS_NAME) => {
+            anyhow::anyhow!("{error} (--name NAME gives it one)")
+        }
+        _ => error.into(),
+    }
 }
 
 fn report(converted: &Converted, copied: bool) {

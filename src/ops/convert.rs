@@ -53,6 +53,8 @@ use crate::store::layout::{Layout, LayoutRead, LayoutWriter, PendingBlob};
 /// The annotation containerd and Docker 25 keep a full image name in: a new name does not
 /// inherit it.
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// How the refusal to convert what no entry names ends (the CLI adds its flag).
+pub const NEEDS_NAME: &str = "give the converted version a name";
 /// BuildKit's annotation on an index member that is an attestation, not an image.
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
@@ -220,9 +222,10 @@ pub fn convert(
     if spec.name.is_none() && !named {
         return Err(Error::InvalidInput {
             what: format!("{} in {}", from.digest, layout.name()),
-            reason: "is not an index.json entry, so no name can move to its converted version: \
-                     give the converted version a name"
-                .into(),
+            reason: format!(
+                "is not an index.json entry, so no name can move to its converted version: \
+                 {NEEDS_NAME}"
+            ),
         });
     }
 

@@ -552,6 +552,19 @@ fn archives_and_missing_modes_are_refused() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--compression"));
+    // One platform of an index has no name of its own to move.
+    let multi = format!("{}:app:multi", l(&layout));
+    let one = ["--platform", "linux/arm64", "--compression", "zstd"];
+    refused(
+        &layout,
+        &[&[multi.as_str()][..], &one].concat(),
+        &["--name NAME"],
+    );
+    let arm = convert(&multi, &[&one[..], &["--name", "app:arm64"]].concat(), "2");
+    assert_eq!(
+        named(&layout, "app:arm64"),
+        arm["to"]["digest"].as_str().unwrap()
+    );
     // An image already in the target form: nothing changes.
     let before = index_bytes(&layout);
     let report = convert(
