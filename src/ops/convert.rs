@@ -48,7 +48,7 @@ use crate::spec::document::{
 };
 use crate::spec::platform::Platform;
 use crate::spec::reference::Reference;
-use crate::store::layout::{Layout, LayoutRead, LayoutWriter, PendingBlob};
+use crate::store::layout::{Layout, LayoutRead, LayoutWriter, Staged};
 
 /// The annotation containerd and Docker 25 keep a full image name in: a new name does not
 /// inherit it.
@@ -245,14 +245,16 @@ pub fn convert(
                 recompress(layout, &writer, job, options, &spec.limits, progress)
                     .map(|blob| (digest.clone(), blob))
             })
-            .collect::<Result<Vec<(Digest, PendingBlob<'_>)>>>()?;
-        for (digest, blob) in pending {
-            let written = blob.commit()?;
+            .collect::<Result<Vec<(Digest, Staged)>>>()?;
+        // Every layer converted: the staged (already synced) files become blobs, linked into
+        // place; their directories are synced once, before index.json changes.
+        for (digest, staged) in pending {
+            writer.adopt(&staged)?;
             converter.done.insert(
                 digest,
                 Done {
-                    digest: written.digest,
-                    size: written.size,
+                    digest: staged.digest.clone(),
+                    size: staged.size,
                 },
             );
         }
@@ -782,16 +784,17 @@ fn edit_layer(manifest: &mut Map<String, Value>, i: usize, new: &Descriptor, dro
 }
 
 /// Recompresses one layer in one stream: the blob read (verified) → decoded under `limits` →
-/// hashed (its diff_id, checked against the configuration's) and compressed → a blob temp
-/// file, hashed. Returns the blob, not yet committed.
-fn recompress<'a>(
+/// hashed (its diff_id, checked against the configuration's) and compressed → a temp file of
+/// the layout, hashed. Returns it staged (synced, so that the syncs of several layers overlap
+/// with the work of the others), not yet a blob.
+fn recompress(
     layout: &Layout,
-    writer: &'a LayoutWriter<'_>,
+    writer: &LayoutWriter<'_>,
     job: &Job,
     options: &CompressOptions,
     limits: &Limits,
     progress: &dyn Progress,
-) -> Result<PendingBlob<'a>> {
+) -> Result<Staged> {
     let digest = &job.layer.digest;
     let failed = |e: io::Error| -> Error {
         if let Some(exceeded) = LimitExceeded::in_io(&e) {
@@ -847,7 +850,7 @@ fn recompress<'a>(
             ),
         });
     }
-    sink.finish()
+    sink.finish()?.stage()
 }
 
 /// Writes a copy of the referrer `referrer` whose subject is `subject`; returns the copy's
@@ -1004,7 +1007,7 @@ mod tests {
             err.contains("diff_id") && err.contains(wrong.as_str()),
             "{err}"
         );
-        let pending = recompress(
+        let written = recompress(
             &layout,
             &writer,
             &job(&built.diff_id),
@@ -1013,8 +1016,8 @@ mod tests {
             &NoProgress,
         )
         .unwrap();
-        assert_eq!(blobs(), before, "nothing in blobs/ before the commit");
-        let written = pending.commit().unwrap();
+        assert_eq!(blobs(), before, "nothing in blobs/ before it is adopted");
+        writer.adopt(&written).unwrap();
         let again = build_layer(
             &writer,
             &sample_entries(),
