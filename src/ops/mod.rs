@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod catalog;
+pub mod convert;
 pub mod copy;
 pub mod export;
 pub mod gc;

@@ -5,6 +5,7 @@ mod archive;
 mod artifacts;
 mod commands;
 mod concurrency;
+mod convert;
 mod copy;
 mod differentials;
 mod export;

@@ -103,7 +103,15 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
     fs::copy(&payload, tree.join("usr/payload.bin")).unwrap();
     fs::write(tree.join("usr/text"), b"some text\n".repeat(300_000)).unwrap();
 
-    const OPS: usize = 8;
+    // An image of several MiB for convert to recompress (a kill often lands mid-layer).
+    ok(&[
+        "image".into(),
+        "build".into(),
+        format!("{l}:big"),
+        "--layer".into(),
+        tree.display().to_string(),
+    ]);
+    const OPS: usize = 9;
     let trials = OPS + 120; // one timed run of each operation, then 120 killed at random moments
     let mut killed_midway = 0;
     let mut durations = [1u64; OPS];
@@ -173,6 +181,21 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
                 ],
                 None,
             ),
+            8 => (
+                vec![
+                    "convert".into(),
+                    format!("{l}:big"),
+                    "--compression".into(),
+                    if (trial / OPS).is_multiple_of(2) {
+                        "zstd"
+                    } else {
+                        "gzip"
+                    }
+                    .into(),
+                    "--copy-referrers".into(),
+                ],
+                None,
+            ),
             _ => (
                 vec![
                     "attach".into(),
@@ -229,6 +252,16 @@ fn writers_killed_at_random_moments_never_corrupt_the_layout_or_lose_a_name() {
         .filter(|f| f["level"] != "info")
         .collect();
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// `sh -c SCRIPT` started with its stderr kept (shown if it fails).
+fn shell(script: &str) -> std::process::Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Runs `gc` on `layout` in a loop until every writer has finished, each successfully (their
@@ -455,12 +488,7 @@ fn copies_and_imports_beside_a_gc_loop_lose_no_name() {
                  done",
                 d = dir.path().display()
             );
-            Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            shell(&script)
         })
         .collect();
     beside_a_gc_loop(&layout, dir.path(), writers);
@@ -468,6 +496,47 @@ fn copies_and_imports_beside_a_gc_loop_lose_no_name() {
     for w in 0..2 {
         for i in 1..=per_writer {
             assert!(now.contains(&format!("w{w}-{i}")), "w{w}-{i} lost");
+        }
+    }
+    ocikit()
+        .args(["validate", "--deep"])
+        .arg(&layout)
+        .assert()
+        .success();
+}
+
+#[test]
+fn conversions_beside_a_gc_loop_lose_no_name_and_no_blob() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    let bin = ocikit_path().display().to_string();
+    let per_writer = 8;
+    // Each image has a layer of new bytes, so every conversion writes blobs gc has never seen;
+    // every other conversion moves the name instead of giving a new one.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let script = format!(
+                "set -e; for i in $(seq 1 {per_writer}); do \
+                   mkdir -p \"{d}/w{w}-$i\"; head -c 1048576 /dev/urandom > \"{d}/w{w}-$i/f\"; \
+                   {bin} image build \"{l}:w{w}-src-$i\" --layer \"{d}/w{w}-$i\" >/dev/null; \
+                   {bin} convert \"{l}:w{w}-src-$i\" --compression zstd --name \"w{w}-cv-$i\" >/dev/null; \
+                   {bin} convert \"{l}:w{w}-src-$i\" --compression none >/dev/null; \
+                 done",
+                d = dir.path().display()
+            );
+            shell(&script)
+        })
+        .collect();
+    beside_a_gc_loop(&layout, dir.path(), writers);
+    let now = names(&layout);
+    for w in 0..2 {
+        for i in 1..=per_writer {
+            for kind in ["src", "cv"] {
+                assert!(
+                    now.contains(&format!("w{w}-{kind}-{i}")),
+                    "w{w}-{kind}-{i} lost"
+                );
+            }
         }
     }
     ocikit()

@@ -101,6 +101,33 @@ pub fn layer_media_type(compression: Compression) -> &'static str {
     }
 }
 
+/// The Docker layer media type for a tar compressed with `compression` (zstd is not in
+/// Docker's own spec, but containerd and BuildKit write it).
+pub fn docker_layer_media_type(compression: Compression) -> &'static str {
+    match compression {
+        Compression::None => DOCKER_LAYER_TAR,
+        Compression::Gzip => DOCKER_LAYER_GZIP,
+        Compression::Zstd => DOCKER_LAYER_ZSTD,
+    }
+}
+
+/// Whether a layer media type says the layer must not be distributed: the deprecated OCI
+/// non-distributable types and Docker's foreign layer.
+pub fn is_nondistributable(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        OCI_LAYER_NONDIST_TAR
+            | OCI_LAYER_NONDIST_GZIP
+            | OCI_LAYER_NONDIST_ZSTD
+            | DOCKER_LAYER_FOREIGN_GZIP
+    )
+}
+
+/// Whether a media type is one of Docker's (`application/vnd.docker.…`).
+pub fn is_docker(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.docker.")
+}
+
 /// True for media types whose documents ocikit follows as manifests or indexes.
 pub fn is_manifest_like(media_type: &str) -> bool {
     matches!(
@@ -168,7 +195,13 @@ mod tests {
                 layer_compression(layer_media_type(compression)),
                 Some(compression)
             );
+            let docker = docker_layer_media_type(compression);
+            assert_eq!(layer_compression(docker), Some(compression));
+            assert!(is_docker(docker) && !is_nondistributable(docker));
         }
+        assert!(is_nondistributable(OCI_LAYER_NONDIST_ZSTD));
+        assert!(is_nondistributable(DOCKER_LAYER_FOREIGN_GZIP));
+        assert!(!is_nondistributable(OCI_LAYER_GZIP));
         for other in [OCI_CONFIG, OCI_MANIFEST, "application/x-tar+gzip", ""] {
             assert_eq!(layer_compression(other), None, "{other}");
         }
