@@ -4,6 +4,7 @@
 mod args;
 mod artifact;
 mod attach;
+mod bundle;
 mod cat;
 mod completions;
 mod convert;
@@ -80,6 +81,8 @@ enum Command {
     Copy(copy::Args),
     Export(export::Args),
     Import(import::Args),
+    #[command(subcommand)]
+    Bundle(bundle::Command),
     Completions(completions::Args),
     #[command(hide = true)]
     GenerateMan(man::Args),
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Copy(args) => copy::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
+        Command::Bundle(command) => bundle::run(command),
         Command::Completions(args) => completions::run(args),
         Command::GenerateMan(args) => man::run(args),
     };
