@@ -287,11 +287,11 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
 fn print_report(report: &Report) -> anyhow::Result<()> {
     let mut out = stdout();
     for problem in &report.problems {
-        let label = match problem.severity {
-            Severity::Integrity => "FAILED",
-            Severity::Incomplete => "INCOMPLETE",
-        };
-        writeln!(out, "{label}: {}", problem.message)?;
+        match problem.severity {
+            Severity::Integrity => writeln!(out, "FAILED: {}", problem.message)?,
+            // The message says "incomplete: …" itself.
+            Severity::Incomplete => writeln!(out, "{}", problem.message)?,
+        }
     }
     match &report.signature {
         Signature::Absent => writeln!(out, "signature: none (SHA256SUMS is not signed)")?,

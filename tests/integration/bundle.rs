@@ -376,3 +376,90 @@ fn ssh_keygen_accepts_what_ocikit_signs_and_ocikit_accepts_what_ssh_keygen_signs
     assert_eq!(code, 1);
     assert!(stdout.contains("does not list"), "{stdout}");
 }
+
+#[test]
+fn an_incremental_bundle_needs_its_base_to_verify_or_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sample_layout().display().to_string();
+    let base = dir.path().join("base");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&base)
+        .args(["--image", &format!("{s}:app:gzip")])
+        .assert()
+        .success();
+    let base_id = format!("sha256:{}", sha256_hex(&base.join("SHA256SUMS")));
+    // The base may be given as just its description and SHA256SUMS.
+    let lists = dir.path().join("lists");
+    fs::create_dir(&lists).unwrap();
+    for file in ["SHA256SUMS", "ocikit-bundle.json"] {
+        fs::copy(base.join(file), lists.join(file)).unwrap();
+    }
+    let next = dir.path().join("next.tar");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&next)
+        .args([
+            "--image",
+            &format!("{s}:app:gzip"),
+            &format!("{s}:app:zstd"),
+        ])
+        .arg("--base")
+        .arg(&lists)
+        .assert()
+        .success();
+    let report = ocikit()
+        .args(["bundle", "verify", "--json"])
+        .arg(&next)
+        .output()
+        .unwrap();
+    assert_eq!(report.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["incomplete"]["base"], base_id.as_str());
+    let omitted = report["description"]["base"]["omitted"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(omitted > 0);
+    assert_eq!(report["incomplete"]["blobs"], omitted);
+    // Manifests and index.json are always in it; the omitted blobs are not.
+    let listing = run("tar", &["-tf", next.to_str().unwrap()]);
+    assert!(listing.contains("blobs/sha256/76e53c5a145d"));
+    for o in report["description"]["base"]["omitted"].as_array().unwrap() {
+        let hex = &o["digest"].as_str().unwrap()[7..];
+        assert!(!listing.contains(hex), "{hex} left out");
+    }
+    let (code, stdout) = verify(&[next.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stdout.contains(&format!("incomplete: {omitted} blobs (")) && stdout.contains(&base_id),
+        "{stdout}"
+    );
+    // With the base's content it verifies, by hash.
+    let (code, stdout) = verify(&[next.to_str().unwrap(), "--base", base.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    // An import into a layout without the base fails and leaves nothing; with it, it works.
+    let target = dir.path().join("target");
+    ocikit()
+        .arg("import")
+        .arg(&next)
+        .arg(&target)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(format!(
+            "incomplete: {omitted} blobs ("
+        )));
+    assert!(!target.exists());
+    ocikit()
+        .args(["copy", &format!("{s}:app:gzip")])
+        .arg(format!("{}:app:gzip", target.display()))
+        .assert()
+        .success();
+    ocikit()
+        .arg("import")
+        .arg(&next)
+        .arg(&target)
+        .assert()
+        .success();
+    crate::copy::assert_valid(&target);
+}

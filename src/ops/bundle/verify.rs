@@ -639,3 +639,34 @@ fn check_description(
         }
     }
 }
+
+/// For an import of `bundle` into `destination`: when the bundle is incremental, every blob
+/// it left out must be in `destination` and hash to its digest; otherwise the import stops
+/// with "incomplete: N blobs (X) expected from base sha256:…". Not a bundle, or a complete
+/// one: nothing to check.
+pub fn require_base(bundle: &dyn LayoutRead, destination: &dyn LayoutRead) -> Result<()> {
+    let Some(bytes) = bundle.root_file(DESCRIPTION, MAX_DESCRIPTION_SIZE)? else {
+        return Ok(());
+    };
+    let description = Description::parse(&bytes, &format!("{}/{DESCRIPTION}", bundle.name()))?;
+    let Some(base) = description.base else {
+        return Ok(());
+    };
+    let quiet = crate::progress::NoProgress;
+    let missing: Vec<&crate::ops::bundle::description::Omitted> = base
+        .omitted
+        .par_iter()
+        .filter(|o| !blob_verified(destination, &o.digest, o.size, &quiet))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidInput {
+        what: format!("the bundle {} is", bundle.name()),
+        reason: incomplete_message(&Missing {
+            blobs: missing.len(),
+            bytes: missing.iter().map(|o| o.size).sum(),
+            base: base.bundle.clone(),
+        }) + &format!("; {} lacks them", destination.name()),
+    })
+}
