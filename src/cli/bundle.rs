@@ -82,6 +82,12 @@ pub struct CreateArgs {
     /// reflink, hardlink or copy (read, verified and written).
     #[arg(long, value_enum, default_value = "auto")]
     link: super::copy::LinkArg,
+    /// For an archive: split it into parts of at most SIZE bytes (units K, M, G, T: binary,
+    /// e.g. 4G) for media with size limits: OUT.part001, OUT.part002, … and OUT.parts, a
+    /// small JSON list of the parts with the whole archive's size and sha256. bundle verify
+    /// and import take OUT.parts, check every part and the whole first, then read the archive.
+    #[arg(long, value_name = "SIZE")]
+    split_size: Option<super::Size>,
     #[command(flatten)]
     take: TakeArgs,
     #[command(flatten)]
@@ -154,7 +160,8 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
         .with_transfer(args.take.options())
         .with_link(args.link.into())
         .with_sign(sign)
-        .with_base(base);
+        .with_base(base)
+        .with_split(args.split_size.map(|s| s.0));
     let bar = Bar::new("bundling");
     let created = create::create(&requests, &output, &options, &bar).map_err(|e| {
         hint(
@@ -190,6 +197,14 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
             count(base.omitted.len(), "blob"),
             human_size(base.omitted.iter().map(|o| o.size).sum()),
             base.bundle
+        );
+    }
+    if let Some(parts) = &created.parts {
+        eprintln!(
+            "  split into {} of at most {} (list: {}.parts)",
+            count(parts.parts.len(), "part"),
+            human_size(args.split_size.map_or(0, |s| s.0)),
+            created.path.display()
         );
     }
     if let Some(fingerprint) = &created.signed_by {
@@ -265,7 +280,15 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    let bundle = Bundle::open(&args.bundle, &limits)?;
+    let (path, _whole) = match reassembled(&args.bundle) {
+        Ok(found) => found,
+        // A part missing, cut short or changed: the bundle as carried is damaged.
+        Err(e) => {
+            println!("FAILED: {}", super::output::error_chain(&e));
+            return Ok(super::EXIT_FINDINGS);
+        }
+    };
+    let bundle = Bundle::open(&path, &limits)?;
     let options = verify::Options::default()
         .with_allowed_signers(allowed)
         .with_base(base.as_deref());
@@ -282,6 +305,31 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         Some(Severity::Integrity) => super::EXIT_FINDINGS,
         Some(Severity::Incomplete) => super::EXIT_FAILURE,
     })
+}
+
+/// The archive to read for `path`: itself, or, for a split archive (its part list, or the
+/// archive's name when only the list is there), the parts put together in a temp file, after
+/// every part and the whole were checked. The temp file lives as long as the second value.
+pub fn reassembled(
+    path: &std::path::Path,
+) -> anyhow::Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
+    use ocikit::store::archive::parts;
+    let list = if parts::is_part_list(path) {
+        path.to_path_buf()
+    } else if !path.exists() && parts::is_part_list(&parts::list_path(path)) {
+        parts::list_path(path)
+    } else {
+        return Ok((path.to_path_buf(), None));
+    };
+    let (parsed, whole) = parts::reassemble(&list, &std::env::temp_dir())?;
+    eprintln!(
+        "{}: {} checked, {} ({}) put together",
+        list.display(),
+        count(parsed.parts.len(), "part"),
+        human_size(parsed.size),
+        parsed.digest
+    );
+    Ok((whole.path().to_path_buf(), Some(whole)))
 }
 
 fn print_report(report: &Report) -> anyhow::Result<()> {

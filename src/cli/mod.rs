@@ -216,7 +216,7 @@ impl LimitArgs {
 
 /// A size in bytes as people type it (`64G`, `128MiB`) and read it back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Size(u64);
+struct Size(pub u64);
 
 impl std::fmt::Display for Size {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -463,3 +463,62 @@ fn an_incremental_bundle_needs_its_base_to_verify_or_import() {
         .success();
     crate::copy::assert_valid(&target);
 }
+
+#[test]
+fn a_split_archive_is_checked_whole_then_verified_and_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b.tar");
+    let id = create(&out, &["--split-size", "4K"]);
+    assert!(!out.exists(), "only parts and their list are written");
+    let list = dir.path().join("b.tar.parts");
+    let parsed: Value = serde_json::from_slice(&fs::read(&list).unwrap()).unwrap();
+    let parts = parsed["parts"].as_array().unwrap();
+    assert!(parts.len() > 2);
+    for (i, part) in parts.iter().enumerate() {
+        let len = fs::metadata(dir.path().join(part["name"].as_str().unwrap()))
+            .unwrap()
+            .len();
+        assert_eq!(part["size"], len);
+        if i + 1 < parts.len() {
+            assert_eq!(len, 4096);
+        }
+    }
+    // cat of the parts is the archive, and it is the unsplit archive.
+    let whole = dir.path().join("whole.tar");
+    let mut bytes = Vec::new();
+    for part in parts {
+        bytes.extend(fs::read(dir.path().join(part["name"].as_str().unwrap())).unwrap());
+    }
+    fs::write(&whole, &bytes).unwrap();
+    assert_eq!(parsed["digest"], format!("sha256:{}", sha256_hex(&whole)));
+    assert_eq!(create(&dir.path().join("unsplit.tar"), &[]), id);
+    assert!(fs::read(dir.path().join("unsplit.tar")).unwrap() == bytes);
+    for target in [&list, &out] {
+        let (code, stdout) = verify(&[target.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stdout}");
+        assert!(stdout.trim_end().ends_with(&id));
+    }
+    let layout = dir.path().join("layout");
+    ocikit()
+        .arg("import")
+        .arg(&list)
+        .arg(&layout)
+        .assert()
+        .success();
+    crate::copy::assert_valid(&layout);
+    // A damaged part fails before anything is read as an archive.
+    let second = dir.path().join(parts[1]["name"].as_str().unwrap());
+    let mut damaged = fs::read(&second).unwrap();
+    damaged[0] ^= 1;
+    fs::write(&second, damaged).unwrap();
+    let (code, stdout) = verify(&[list.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("part002"), "{stdout}");
+    ocikit()
+        .arg("import")
+        .arg(&list)
+        .arg(dir.path().join("other"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("part002"));
+}

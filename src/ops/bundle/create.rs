@@ -38,6 +38,7 @@ use crate::progress::Progress;
 use crate::spec::digest::{Algorithm, Digest, Hasher};
 use crate::spec::reference::Reference;
 use crate::spec::time::{rfc3339, Clock};
+use crate::store::archive::parts::{PartList, PartsWriter};
 use crate::store::archive::{ArchiveOptions, ArchiveWriter};
 use crate::store::destination::BlobRef;
 use crate::store::layout::{
@@ -84,6 +85,8 @@ pub struct Options {
     pub sign: Option<SigningKey>,
     /// An incremental bundle: blobs this base holds are left out.
     pub base: Option<BaseContent>,
+    /// For an archive: split it into parts of this many bytes, plus a part list.
+    pub split: Option<u64>,
 }
 
 impl Options {
@@ -95,7 +98,13 @@ impl Options {
             link: Link::Auto,
             sign: None,
             base: None,
+            split: None,
         }
+    }
+
+    /// An archive split into parts of `split` bytes.
+    pub fn with_split(self, split: Option<u64>) -> Options {
+        Options { split, ..self }
     }
 
     /// With these transfer options.
@@ -135,6 +144,9 @@ pub struct Created {
     /// The archive's size, for an archive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_bytes: Option<u64>,
+    /// For a split archive: the part list (written to `path` + `.parts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PartList>,
     /// The signing key's fingerprint, when signed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<String>,
@@ -149,6 +161,12 @@ pub fn create(
     progress: &dyn Progress,
 ) -> Result<Created> {
     let path = output.path();
+    if options.split.is_some() && !matches!(output, Output::Archive(..)) {
+        return Err(Error::InvalidInput {
+            what: "splitting into parts".into(),
+            reason: "is for archives; name the bundle .tar, .tar.gz or .tar.zst".into(),
+        });
+    }
     if path.exists() || path.is_symlink() {
         return Err(Error::Conflict {
             what: path.display().to_string(),
@@ -254,6 +272,7 @@ fn created(path: &Path, finished: Finished, options: &Options, plan: &Plan<'_>) 
         bytes,
         description: finished.description,
         archive_bytes: None,
+        parts: None,
         signed_by: options.sign.as_ref().map(SigningKey::fingerprint),
         warnings: plan.warnings().to_vec(),
     }
@@ -337,7 +356,14 @@ fn archive_bundle(
         sums.insert(&blob_file(&blob.digest), &digest)?;
     }
     let finished = finish(&view, plan, requests, sums, options, omitted)?;
-    let writer = ArchiveWriter::create(path, archive)?;
+    let parts = match options.split {
+        Some(size) => Some(PartsWriter::create(path, size)?),
+        None => None,
+    };
+    let writer = match &parts {
+        Some(parts) => ArchiveWriter::to_stream(Box::new(parts.sink()), name.clone(), archive)?,
+        None => ArchiveWriter::create(path, archive)?,
+    };
     writer.add_file(DESCRIPTION, &finished.description_bytes)?;
     writer.add_file(SUMS, &finished.sums_bytes)?;
     if let Some(signature) = &finished.signature {
@@ -353,6 +379,9 @@ fn archive_bundle(
     let done = writer.finish()?;
     let mut made = created(path, finished, options, plan);
     made.archive_bytes = Some(done.bytes);
+    if let Some(parts) = parts {
+        made.parts = Some(parts.finish()?);
+    }
     Ok(made)
 }
 
