@@ -199,44 +199,32 @@ fn is_key_type(token: &str) -> bool {
     token.starts_with("ssh-") || token.starts_with("ecdsa-") || token.starts_with("sk-")
 }
 
-/// Splits a line at whitespace outside double quotes.
+/// Splits a line at whitespace outside double quotes (empty pieces dropped).
 fn tokenize(line: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            c if c.is_whitespace() && !quoted => {
-                if !current.is_empty() {
-                    tokens.push(std::mem::take(&mut current));
-                }
-            }
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        tokens.push(current);
-    }
-    tokens
+    split_outside_quotes(line, char::is_whitespace)
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// Splits an options token at commas outside double quotes.
 fn split_options(token: &str) -> Vec<String> {
+    split_outside_quotes(token, |c| c == ',')
+}
+
+/// Splits `text` at the characters `separator` accepts, except inside double quotes.
+fn split_outside_quotes(text: &str, separator: impl Fn(char) -> bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
-    for c in token.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            ',' if !quoted => out.push(std::mem::take(&mut current)),
-            c => current.push(c),
+    for c in text.chars() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        if !quoted && separator(c) {
+            out.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
         }
     }
     out.push(current);
