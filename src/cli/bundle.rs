@@ -288,7 +288,9 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
             return Ok(super::EXIT_FINDINGS);
         }
     };
-    let bundle = Bundle::open(&path, &limits)?;
+    let bar = Bar::new("verifying");
+    let bundle = Bundle::open(&path, &limits, &bar)?;
+    drop(bar);
     let options = verify::Options::default()
         .with_allowed_signers(allowed)
         .with_base(base.as_deref());

@@ -522,3 +522,27 @@ fn a_split_archive_is_checked_whole_then_verified_and_imported() {
         .code(2)
         .stderr(predicates::str::contains("part002"));
 }
+
+#[test]
+fn a_changed_layer_inside_a_compressed_archive_is_caught_in_the_streaming_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("b.tar.zst");
+    create(&a, &[]);
+    let mut tar = zstd::decode_all(fs::File::open(&a).unwrap()).unwrap();
+    let manifest = ocikit_json(["inspect", &images()[0], "--raw"]);
+    let name = format!(
+        "blobs/sha256/{}",
+        &manifest["layers"][0]["digest"].as_str().unwrap()[7..]
+    );
+    // The name also appears in SHA256SUMS: the header is where it starts a 512-byte block.
+    let header = (0..tar.len() - name.len())
+        .step_by(512)
+        .find(|&i| tar[i..].starts_with(name.as_bytes()))
+        .unwrap();
+    tar[header + 512 + 10] ^= 0xff;
+    let damaged = dir.path().join("damaged.tar.zst");
+    fs::write(&damaged, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+    let (code, stdout) = verify(&[damaged.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains(&format!("{name} has changed")), "{stdout}");
+}

@@ -194,7 +194,7 @@ impl BaseContent {
             let description = read(DESCRIPTION)?;
             return BaseContent::from_files(&sums, description.as_deref(), &what);
         }
-        let bundle = Bundle::open(path, limits)?;
+        let bundle = Bundle::open(path, limits, &crate::progress::NoProgress)?;
         let layout = bundle.layout();
         let sums = layout
             .root_file(SUMS, MAX_SUMS_SIZE)?
@@ -310,7 +310,13 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
                 .collect()
         })
         .unwrap_or_default();
-    match walk(layout) {
+    let walked = match (walk(layout), bundle) {
+        // A document the stream let pass (more small files than it keeps in memory): the
+        // archive is read again, in place, for the walk.
+        (Err(_), Bundle::Streamed(_, _, reopen)) => walk(&reopen.open()?),
+        (walked, _) => walked,
+    };
+    match walked {
         Ok(found) => {
             report.referrers = found.referrers;
             report.signature_referrers = found.signatures;
@@ -552,6 +558,9 @@ fn blob_verified(
 
 /// The sha256 of the file at `path`, and its length.
 fn hash_file(bundle: &Bundle, path: &str, progress: &dyn Progress) -> Result<(Digest, u64)> {
+    if let Some(hashed) = bundle.hashed(path) {
+        return Ok(hashed);
+    }
     let mut reader = bundle.open_file(path)?;
     let mut hasher = Hasher::new(Algorithm::Sha256);
     let mut buffer = vec![0; 1024 * 1024];
