@@ -546,3 +546,39 @@ fn a_changed_layer_inside_a_compressed_archive_is_caught_in_the_streaming_pass()
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains(&format!("{name} has changed")), "{stdout}");
 }
+
+#[test]
+fn what_create_and_verify_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bundle");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = ocikit();
+    command
+        .current_dir(root)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["bundle", "create"])
+        .arg(&out)
+        .args([
+            "--image",
+            "testdata/sample:app:gzip",
+            "testdata/sample:app:multi",
+        ]);
+    insta::assert_snapshot!(
+        "bundle_create",
+        crate::helpers::transcript(&mut command, &[(&out, "[BUNDLE]")])
+    );
+    let mut command = ocikit();
+    command.args(["bundle", "verify"]).arg(&out);
+    insta::assert_snapshot!(
+        "bundle_verify",
+        crate::helpers::transcript(&mut command, &[(&out, "[BUNDLE]")])
+    );
+    fs::write(out.join("stray"), b"x").unwrap();
+    fs::remove_file(out.join("index.json")).unwrap();
+    let mut command = ocikit();
+    command.args(["bundle", "verify"]).arg(&out);
+    insta::assert_snapshot!(
+        "bundle_verify_failed",
+        crate::helpers::transcript(&mut command, &[(&out, "[BUNDLE]")])
+    );
+}

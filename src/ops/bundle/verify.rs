@@ -310,7 +310,17 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
                 .collect()
         })
         .unwrap_or_default();
+    // Without index.json there is no graph to walk: one problem says so, not three.
+    let has_index = files.contains_key("index.json");
+    if !has_index && sums.get("index.json").is_none() {
+        report.problem(
+            Severity::Integrity,
+            Some("index.json"),
+            "the bundle has no index.json".into(),
+        );
+    }
     let walked = match (walk(layout), bundle) {
+        (Err(_), _) if !has_index => Ok(Walked::default()),
         // A document the stream let pass (more small files than it keeps in memory): the
         // archive is read again, in place, for the walk.
         (Err(_), Bundle::Streamed(_, _, reopen)) => walk(&reopen.open()?),
@@ -408,10 +418,10 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     report.problems.extend(results.into_iter().flatten());
 
     // 6. The description.
-    if let Some(description) = &description {
+    if let Some(description) = description.as_ref().filter(|_| has_index) {
         check_description(layout, &sums, description, &reachable, &mut report);
-        report.images = description.images.len();
     }
+    report.images = description.as_ref().map_or(0, |d| d.images.len());
     report.description = description;
     report.problems.sort_by(|a, b| {
         b.severity
@@ -451,6 +461,7 @@ fn check_signature(
 }
 
 /// What the walk of a bundle found.
+#[derive(Default)]
 struct Walked {
     blobs: Vec<(Digest, u64)>,
     referrers: usize,
