@@ -11,7 +11,7 @@ use ocikit::store::layout::LayoutRead;
 
 use super::output::{human_size, print_json, stdout};
 use super::progress::Bar;
-use super::transfer::{count, hint, ArchiveArgs, TakeArgs};
+use super::transfer::{archive_options, count, hint, CompressionArg, TakeArgs};
 
 const CREATE_EXIT_STATUS: &str = "\
 EXIT STATUS:
@@ -90,8 +90,11 @@ pub struct CreateArgs {
     split_size: Option<super::Size>,
     #[command(flatten)]
     take: TakeArgs,
-    #[command(flatten)]
-    archive: ArchiveArgs,
+    /// Compress an archive bundle (default: by OUT's name: .tar.gz or .tgz gzip, .tar.zst or
+    /// .tzst zstd, .tar none). Entries are owned by root with one mtime (SOURCE_DATE_EPOCH,
+    /// else 0), in a fixed order, so the same images give the same bytes.
+    #[arg(long, value_enum, value_name = "ALGORITHM")]
+    compression: Option<CompressionArg>,
     /// Print what was written as JSON on stdout: {path, bundle, description, files, bytes,
     /// archiveBytes?, signedBy?, warnings}.
     #[arg(long)]
@@ -151,8 +154,18 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
         Some(path) => Some(BaseContent::open(path, &limits)?),
         None => None,
     };
-    let output = if ocikit::ops::export::names_archive(&args.out) {
-        Output::Archive(args.out.clone(), args.archive.options(Some(&args.out))?)
+    let archive = ocikit::ops::export::names_archive(&args.out);
+    if !archive && (args.compression.is_some() || args.split_size.is_some()) {
+        anyhow::bail!(
+            "{} names a directory bundle; --compression and --split-size are for archives (name it .tar, .tar.gz or .tar.zst)",
+            args.out.display()
+        );
+    }
+    let output = if archive {
+        Output::Archive(
+            args.out.clone(),
+            archive_options(args.compression, Some(&args.out))?,
+        )
     } else {
         Output::Directory(args.out.clone())
     };

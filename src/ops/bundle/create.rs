@@ -274,7 +274,14 @@ fn created(path: &Path, finished: Finished, options: &Options, plan: &Plan<'_>) 
         archive_bytes: None,
         parts: None,
         signed_by: options.sign.as_ref().map(SigningKey::fingerprint),
-        warnings: plan.warnings().to_vec(),
+        warnings: plan
+            .warnings()
+            .iter()
+            .cloned()
+            .chain(plan.foreign().iter().map(|layer| {
+                format!("foreign layer {layer} is not in the source (its descriptor lists where it is), so it is not in the bundle")
+            }))
+            .collect(),
     }
 }
 

@@ -975,15 +975,22 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// parent: `target` is either absent or the whole layout, never half of one.
 pub fn publish_dir(temp: &Path, target: &Path) -> Result<()> {
     use rustix::fs::{renameat_with, RenameFlags, CWD};
-    renameat_with(CWD, temp, CWD, target, RenameFlags::NOREPLACE).map_err(|e| {
-        let e = io::Error::from(e);
-        match e.kind() {
-            io::ErrorKind::AlreadyExists => Error::Conflict {
-                what: target.display().to_string(),
-                reason: "exists; a new one is not written over it".into(),
-            },
-            _ => Error::io("cannot move the finished layout into place at", target, e),
+    let renamed = match renameat_with(CWD, temp, CWD, target, RenameFlags::NOREPLACE) {
+        // A file system without RENAME_NOREPLACE: checked, then renamed (a directory is only
+        // renamed over an empty one, never over a bundle).
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS)
+            if !target.exists() && !target.is_symlink() =>
+        {
+            fs::rename(temp, target)
         }
+        other => other.map_err(io::Error::from),
+    };
+    renamed.map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => Error::Conflict {
+            what: target.display().to_string(),
+            reason: "exists; a new one is not written over it".into(),
+        },
+        _ => Error::io("cannot move the finished layout into place at", target, e),
     })?;
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
