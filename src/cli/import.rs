@@ -22,10 +22,11 @@ use super::transfer::{count, hint, placements, report};
 /// with absolute or `..` names, links leading out of it, devices, or entries that tar readers
 /// read differently (duplicate names, links to replaced entries) is refused. Every blob is
 /// verified before it is kept, and index.json is updated last, so a failed import leaves the
-/// layout's names as they were.
+/// layout's names as they were. A split archive is imported from its part list (FILE.parts,
+/// see bundle create --split-size): every part and the whole are checked first.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The archive, or - for stdin.
+    /// The archive, a split archive's part list, or - for stdin.
     #[arg(value_name = "FILE")]
     file: String,
     /// The layout directory to import into.
@@ -43,6 +44,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let layout = super::args::whole_layout(&args.layout, "import")?;
+    let mut reassembled = None;
     let input = if args.file == "-" {
         if std::io::stdin().is_terminal() {
             anyhow::bail!(
@@ -51,13 +53,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         Input::Stream(Box::new(std::io::stdin()), "stdin".into())
     } else {
-        Input::File(PathBuf::from(&args.file))
+        // A split archive (its part list) is put together and checked whole first.
+        let (path, whole) = super::bundle::reassembled(&PathBuf::from(&args.file))?;
+        reassembled = whole;
+        Input::File(path)
     };
     let options = Options::new(args.force, args.limits.limits());
     let bar = Bar::new("importing");
     let imported = ocikit::ops::import::import(input, &layout.layout, &options, &bar)
         .map_err(|e| hint(e, "moves the name"))?;
     drop(bar);
+    drop(reassembled);
     if args.json {
         print_json(&imported)?;
     }

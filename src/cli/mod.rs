@@ -4,6 +4,7 @@
 mod args;
 mod artifact;
 mod attach;
+mod bundle;
 mod cat;
 mod completions;
 mod convert;
@@ -82,6 +83,8 @@ enum Command {
     Export(export::Args),
     Import(import::Args),
     Unpack(unpack::Args),
+    #[command(subcommand)]
+    Bundle(bundle::Command),
     Completions(completions::Args),
     #[command(hide = true)]
     GenerateMan(man::Args),
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
         Command::Unpack(args) => unpack::run(args),
+        Command::Bundle(command) => bundle::run(command),
         Command::Completions(args) => completions::run(args),
         Command::GenerateMan(args) => man::run(args),
     };
@@ -215,7 +219,7 @@ impl LimitArgs {
 
 /// A size in bytes as people type it (`64G`, `128MiB`) and read it back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Size(u64);
+struct Size(pub u64);
 
 impl std::fmt::Display for Size {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

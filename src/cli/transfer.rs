@@ -88,22 +88,31 @@ pub struct ArchiveArgs {
 impl ArchiveArgs {
     /// The archive options for an archive at `path` (`None`: a stream).
     pub fn options(&self, path: Option<&std::path::Path>) -> anyhow::Result<ArchiveOptions> {
-        let compression = match (self.compression, path) {
-            (Some(c), _) => c.compression(),
-            (None, Some(path)) => ocikit::ops::export::compression_for(path),
-            (None, None) => Compression::None,
-        };
-        let mtime = super::clock()?.source_date_epoch.unwrap_or(0);
-        Ok(
-            ArchiveOptions::new(ocikit::codec::layer::CompressOptions::new(compression))
-                .with_mtime(mtime),
-        )
+        archive_options(self.compression, path)
     }
 
     /// The repository for bare tags.
     pub fn repository(&self) -> Option<String> {
         self.repository.clone()
     }
+}
+
+/// The archive options for an archive at `path` (`None`: a stream) compressed as `compression`
+/// says (default: by the name): entries owned by root, mtime SOURCE_DATE_EPOCH or 0.
+pub fn archive_options(
+    compression: Option<CompressionArg>,
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<ArchiveOptions> {
+    let compression = match (compression, path) {
+        (Some(c), _) => c.compression(),
+        (None, Some(path)) => ocikit::ops::export::compression_for(path),
+        (None, None) => Compression::None,
+    };
+    let mtime = super::clock()?.source_date_epoch.unwrap_or(0);
+    Ok(
+        ArchiveOptions::new(ocikit::codec::layer::CompressOptions::new(compression))
+            .with_mtime(mtime),
+    )
 }
 
 /// "3 images", "1 image".

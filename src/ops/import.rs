@@ -173,6 +173,7 @@ fn import_into(
     };
     if archive.has_file("oci-layout")? {
         archive.check_oci_layout()?;
+        crate::ops::bundle::verify::require_base(&archive, layout)?;
         let plan = Plan::new(
             &[(&archive as &dyn LayoutRead, Selection::All)],
             &transfer::Options::default(),

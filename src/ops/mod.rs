@@ -2,6 +2,7 @@
 //! through the store and returns a report.
 
 pub mod artifact;
+pub mod bundle;
 pub mod catalog;
 pub mod convert;
 pub mod copy;

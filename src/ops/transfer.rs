@@ -180,6 +180,8 @@ pub struct Plan<'a> {
     referrers: usize,
     foreign: Vec<Digest>,
     warnings: Vec<String>,
+    /// Every manifest and index carried.
+    documents: HashSet<Digest>,
 }
 
 /// One root before its closure is known.
@@ -207,6 +209,7 @@ impl<'a> Plan<'a> {
             referrers: 0,
             foreign: Vec::new(),
             warnings: Vec::new(),
+            documents: HashSet::new(),
         };
         let mut seen: HashSet<Digest> = HashSet::new();
         for (i, (source, selection)) in sources.iter().enumerate() {
@@ -253,6 +256,7 @@ impl<'a> Plan<'a> {
         };
         self.referrers += found.referrers.len();
         self.foreign.extend(found.foreign);
+        self.documents.extend(found.documents.iter().cloned());
         for (digest, size) in found.blobs {
             if seen.insert(digest.clone()) {
                 self.union.assign(digest.clone(), position);
@@ -270,6 +274,7 @@ impl<'a> Plan<'a> {
                 ));
                 continue;
             }
+            self.documents.insert(blob.digest.clone());
             if seen.insert(blob.digest.clone()) {
                 self.union.assign(blob.digest.clone(), position);
                 self.blobs.push(BlobRef {
@@ -435,6 +440,41 @@ impl<'a> Plan<'a> {
         }
         *entry = Entry::new(EntryKind::Named, entry.value.clone(), true)?;
         Ok(())
+    }
+
+    /// Gives the `i`-th root (in the order asked for) the name `name` in both conventions:
+    /// `org.opencontainers.image.ref.name` and `io.containerd.image.name` both hold it, so
+    /// that names from different repositories never collide (a bundle's entries).
+    pub fn name_root(&mut self, i: usize, name: &str) -> Result<()> {
+        crate::store::layout::index::validate_ref_name(name)?;
+        let Some(entry) = self.entries.iter_mut().filter(|e| e.root).nth(i) else {
+            return Err(Error::InvalidInput {
+                what: format!("root {i}"),
+                reason: "is not among the images planned".into(),
+            });
+        };
+        if let Some(object) = entry.value.as_object_mut() {
+            let annotations = object
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(annotations) = annotations {
+                annotations.insert(REF_NAME.into(), Value::from(name));
+                annotations.insert(CONTAINERD_NAME.into(), Value::from(name));
+            }
+        }
+        *entry = Entry::new(EntryKind::Named, entry.value.clone(), true)?;
+        Ok(())
+    }
+
+    /// Leaves out of the blobs to write every blob `omit` says, except manifests and indexes
+    /// (which are always carried); returns those left out, with their sizes.
+    pub fn omit(&mut self, omit: impl Fn(&Digest) -> bool) -> Vec<BlobRef> {
+        let documents = &self.documents;
+        let (out, kept): (Vec<BlobRef>, Vec<BlobRef>) = std::mem::take(&mut self.blobs)
+            .into_iter()
+            .partition(|b| omit(&b.digest) && !documents.contains(&b.digest));
+        self.blobs = kept;
+        out
     }
 
     /// What the blobs are read from (every source, and the documents the plan made).

@@ -18,6 +18,8 @@ pub struct Union<'a> {
     sources: Vec<&'a dyn LayoutRead>,
     memory: HashMap<Digest, Arc<[u8]>>,
     owners: HashMap<Digest, usize>,
+    /// `index.json` as given ([`Union::set_index`]), instead of the first source's.
+    index: Option<Vec<u8>>,
 }
 
 impl<'a> Union<'a> {
@@ -28,6 +30,7 @@ impl<'a> Union<'a> {
             sources: Vec::new(),
             memory: HashMap::new(),
             owners: HashMap::new(),
+            index: None,
         }
     }
 
@@ -54,6 +57,12 @@ impl<'a> Union<'a> {
         let digest = Digest::sha256_of(&bytes);
         self.memory.insert(digest.clone(), bytes.into());
         digest
+    }
+
+    /// Reads `index.json` as `bytes` (a bundle's index before it is written), not the first
+    /// source's.
+    pub fn set_index(&mut self, bytes: Vec<u8>) {
+        self.index = Some(bytes);
     }
 
     /// The bytes of every blob held in memory.
@@ -91,6 +100,9 @@ impl LayoutRead for Union<'_> {
     }
 
     fn index_bytes(&self) -> Result<Vec<u8>> {
+        if let Some(bytes) = &self.index {
+            return Ok(bytes.clone());
+        }
         self.first()?.index_bytes()
     }
 
@@ -123,6 +135,9 @@ impl LayoutRead for Union<'_> {
     }
 
     fn root_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        if let (Some(bytes), "index.json") = (&self.index, name) {
+            return Ok(Some(bytes.clone()));
+        }
         self.first()?.root_file(name, limit)
     }
 

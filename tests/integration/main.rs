@@ -3,6 +3,7 @@
 mod architecture;
 mod archive;
 mod artifacts;
+mod bundle;
 mod commands;
 mod concurrency;
 mod convert;

@@ -467,6 +467,62 @@ fn copies_imports_and_exports_killed_at_random_moments_leave_no_broken_layout_or
         .success();
 }
 
+/// `bundle create` into a directory, killed at random moments: the final name is absent or
+/// holds a whole bundle that verifies; what a kill leaves is a `.ocikit-tmp-*` directory
+/// beside it, never a half-written bundle under its name.
+#[test]
+fn bundles_killed_at_random_moments_are_never_half_written_under_their_name() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    let mut rng = Lcg(0xb0d_1e5);
+    let trials = 31; // 1 timed run, then 30 killed at random moments
+    let mut killed_midway = 0;
+    let mut duration = 1u64;
+    for trial in 0..trials {
+        let name = format!("s{trial}");
+        fresh_artifact(&layout, &name, &mut rng, dir.path());
+        let out = dir.path().join(format!("bundle{trial}"));
+        let args: Vec<String> = vec![
+            "bundle".into(),
+            "create".into(),
+            out.display().to_string(),
+            "--link".into(),
+            "copy".into(),
+            "--image".into(),
+            format!("{l}:app:gzip"),
+            format!("{l}:{name}"),
+        ];
+        if trial == 0 {
+            let started = Instant::now();
+            assert!(quiet(&args).wait().unwrap().success(), "{}", args.join(" "));
+            duration = started.elapsed().as_micros() as u64 + 1;
+        } else {
+            let mut child = quiet(&args);
+            std::thread::sleep(Duration::from_micros(rng.next() % duration));
+            if child.try_wait().unwrap().is_none() {
+                killed_midway += 1;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if out.exists() {
+            ocikit()
+                .args(["bundle", "verify"])
+                .arg(&out)
+                .assert()
+                .success();
+        }
+    }
+    eprintln!(
+        "{killed_midway} of {} bundles were still being written when killed",
+        trials - 1
+    );
+    assert!(
+        killed_midway > 0,
+        "no bundle was killed while being written"
+    );
+}
+
 #[test]
 fn copies_and_imports_beside_a_gc_loop_lose_no_name() {
     let (dir, layout) = sample_layout_copy();

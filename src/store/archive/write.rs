@@ -271,6 +271,14 @@ impl ArchiveWriter {
         }
     }
 
+    /// The bytes `index.json` will have, as recorded so far.
+    pub fn index_bytes(&self) -> Vec<u8> {
+        self.index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .to_bytes()
+    }
+
     /// Writes `index.json` and the end of the archive, then (for a file) syncs it and renames
     /// it into place.
     pub fn finish(self) -> Result<Finished> {

@@ -460,8 +460,9 @@ impl Layout {
     }
 
     /// Writes `name` (a file directly in the layout) atomically: temp file, fsync, rename,
-    /// fsync of the directory.
-    fn write_file_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    /// fsync of the directory. Also for files kept beside the layout's own (a bundle's
+    /// description and `SHA256SUMS`).
+    pub fn write_file_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let mut temp = self.temp_file()?;
         temp.write_all(bytes)
             .ctx("cannot write temp file", temp.path())?;
@@ -967,6 +968,35 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .ctx("cannot sync directory", dir)
+}
+
+/// Moves the directory `temp` (a layout made under a temp name) to `target`, which must not
+/// exist, not even as an empty directory (`renameat2(RENAME_NOREPLACE)`), then syncs the
+/// parent: `target` is either absent or the whole layout, never half of one.
+pub fn publish_dir(temp: &Path, target: &Path) -> Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let renamed = match renameat_with(CWD, temp, CWD, target, RenameFlags::NOREPLACE) {
+        // A file system without RENAME_NOREPLACE: checked, then renamed (a directory is only
+        // renamed over an empty one, never over a bundle).
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS)
+            if !target.exists() && !target.is_symlink() =>
+        {
+            fs::rename(temp, target)
+        }
+        other => other.map_err(io::Error::from),
+    };
+    renamed.map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => Error::Conflict {
+            what: target.display().to_string(),
+            reason: "exists; a new one is not written over it".into(),
+        },
+        _ => Error::io("cannot move the finished layout into place at", target, e),
+    })?;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    sync_dir(parent)
 }
 
 #[cfg(test)]

@@ -1,0 +1,170 @@
+//! Air-gapped bundles: many images with their referrers in one layout (a directory or an
+//! archive), described by `ocikit-bundle.json`, listed with their hashes in `SHA256SUMS`
+//! (checkable with `sha256sum -c`), optionally signed (`SHA256SUMS.sig`, SSHSIG), and
+//! optionally incremental against an earlier bundle.
+//!
+//! [`create`] writes one ([`create::create`]); [`verify`] checks one on the far side.
+
+pub mod create;
+pub mod description;
+pub mod sign;
+pub mod sums;
+pub mod verify;
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::codec::decode::Limits;
+use crate::codec::sniff::{sniff, Format};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::spec::digest::{Algorithm, Digest, Hasher};
+use crate::store::archive::{Archive, Kept, Stage};
+use crate::store::layout::{Layout, LayoutRead};
+
+/// A bundle opened for reading: a layout directory or an archive.
+pub enum Bundle {
+    Directory(Layout),
+    /// A plain tar, read in place (its files are positioned reads, in parallel).
+    Archive(Archive),
+    /// A compressed archive, read once as it streamed past: small files were kept, every
+    /// larger one hashed on the way (sha256 and length, by its path from the layout's root)
+    /// and let pass, so nothing is decompressed twice or spooled to disk.
+    Streamed(Archive, HashMap<String, (Digest, u64)>, Reopen),
+}
+
+/// How to read a streamed archive again, in place, should a document it let pass be needed
+/// (more small files than the stream keeps in memory).
+pub struct Reopen {
+    path: PathBuf,
+    limits: Limits,
+}
+
+impl Reopen {
+    /// The archive read in place (decompressed once more, into a temp file).
+    pub fn open(&self) -> Result<Archive> {
+        Archive::open(&self.path, &self.limits)
+    }
+}
+
+impl Bundle {
+    /// Opens the bundle at `path`: a directory; a plain tar, read in place; or a compressed
+    /// archive, read once under `limits` (see [`Bundle::Streamed`]), its bytes counted in
+    /// `progress`.
+    pub fn open(path: &Path, limits: &Limits, progress: &dyn Progress) -> Result<Bundle> {
+        if path.is_dir() {
+            return Ok(Bundle::Directory(Layout::open(path)?));
+        }
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        let mut head = [0u8; 8];
+        let n = read_head(&mut file, &mut head).map_err(|e| Error::io("cannot read", path, e))?;
+        if !matches!(sniff(&head[..n]), Format::Gzip | Format::Zstd) {
+            return Ok(Bundle::Archive(Archive::open(path, limits)?));
+        }
+        let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        progress.total(file.metadata().map(|m| m.len()).unwrap_or(0));
+        let hashing = Hashing::default();
+        let name = path.display().to_string();
+        let archive = Archive::read_stream(file, &name, limits, &hashing, progress)?;
+        archive.check_oci_layout()?;
+        let hashed = hashing
+            .seen
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let reopen = Reopen {
+            path: path.to_path_buf(),
+            limits: *limits,
+        };
+        Ok(Bundle::Streamed(archive, hashed, reopen))
+    }
+
+    /// The bundle as a layout.
+    pub fn layout(&self) -> &dyn LayoutRead {
+        match self {
+            Bundle::Directory(layout) => layout,
+            Bundle::Archive(archive) | Bundle::Streamed(archive, ..) => archive,
+        }
+    }
+
+    /// The sha256 and length of the file at `path`, when they were taken as the archive
+    /// streamed past (its bytes cannot be read again).
+    pub fn hashed(&self, path: &str) -> Option<(Digest, u64)> {
+        let Bundle::Streamed(_, hashed, _) = self else {
+            return None;
+        };
+        if let Some(found) = hashed.get(path) {
+            return Some(found.clone());
+        }
+        // Below the one top-level directory a layout archive may be in.
+        hashed
+            .iter()
+            .find(|(name, _)| {
+                name.split_once('/')
+                    .is_some_and(|(dir, rest)| !dir.is_empty() && rest == path)
+            })
+            .map(|(_, found)| found.clone())
+    }
+
+    /// A stream of the file at `path` (relative, `/`-separated).
+    pub fn open_file(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
+        match self {
+            Bundle::Directory(layout) => {
+                let full: PathBuf = layout.root().join(path);
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&full)
+                    .map_err(|e| Error::io("cannot open", &full, e))?;
+                Ok(Box::new(file))
+            }
+            Bundle::Archive(archive) | Bundle::Streamed(archive, ..) => {
+                Ok(archive.open_file(path)?.1)
+            }
+        }
+    }
+}
+
+/// Reads up to `head.len()` bytes from the start of `file`.
+fn read_head(file: &mut std::fs::File, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..])? {
+            0 => break,
+            read => n += read,
+        }
+    }
+    Ok(n)
+}
+
+/// The [`Stage`] of a bundle verified as it streams: every larger file is hashed and let pass.
+#[derive(Default)]
+struct Hashing {
+    seen: Mutex<HashMap<String, (Digest, u64)>>,
+}
+
+impl Stage for Hashing {
+    fn stage(&self, name: &str, _size: u64, data: &mut dyn Read) -> Result<Option<Kept>> {
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        let mut buffer = vec![0; 1024 * 1024];
+        let mut len = 0;
+        loop {
+            let n = data
+                .read(&mut buffer)
+                .map_err(|e| Error::io("cannot read", name, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            len += n as u64;
+        }
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), (hasher.finish(), len));
+        Ok(None)
+    }
+}

@@ -1,0 +1,330 @@
+//! An archive split into numbered parts for media with size limits, and the small part list
+//! that says how to put them back together.
+//!
+//! `OUT` split at `SIZE` is written as `OUT.part001`, `OUT.part002`, … (each `SIZE` bytes but
+//! the last) and `OUT.parts`, a JSON list: the whole archive's name, size and sha256, and each
+//! part's name, size and sha256. Parts are written under temp names beside their final ones,
+//! synced, renamed into place, and the list is written last: a crash leaves no list (and so
+//! no split archive), whatever parts it left. [`reassemble`] checks every part's presence and
+//! size before reading any, then hashes each part and the whole while it concatenates them,
+//! so a reader checks the whole archive first and then reads one ordinary file.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::error::{Error, IoContext, Result};
+use crate::spec::digest::{Algorithm, Digest};
+use crate::store::layout::TEMP_PREFIX;
+
+/// The media type of a part list.
+pub const PARTS_MEDIA_TYPE: &str = "application/vnd.ocikit.archive.parts.v1+json";
+
+/// The suffix of a part list's name.
+pub const PARTS_SUFFIX: &str = ".parts";
+
+/// A part list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartList {
+    pub media_type: String,
+    /// The whole archive's file name (what the parts make when put together).
+    pub name: String,
+    /// The whole archive's size and sha256.
+    pub size: u64,
+    pub digest: Digest,
+    pub parts: Vec<Part>,
+}
+
+/// One part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Its file name, beside the list.
+    pub name: String,
+    pub size: u64,
+    pub digest: Digest,
+}
+
+/// Where the part list of `out` goes: `out` + `.parts`.
+pub fn list_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(PARTS_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// An archive being split into parts (see the module documentation): write through
+/// [`PartsWriter::sink`], then [`PartsWriter::finish`].
+pub struct PartsWriter {
+    state: Arc<Mutex<State>>,
+    out: PathBuf,
+}
+
+struct State {
+    dir: PathBuf,
+    base: String,
+    size: u64,
+    current: Option<(BufWriter<File>, tempfile::TempPath, u64, sha2::Sha256)>,
+    done: Vec<(tempfile::TempPath, Part)>,
+    whole: sha2::Sha256,
+    total: u64,
+}
+
+/// The writing end of a [`PartsWriter`].
+pub struct Sink(Arc<Mutex<State>>);
+
+impl PartsWriter {
+    /// Starts splitting the archive `out` into parts of `size` bytes; `out.parts` and the
+    /// parts must not exist.
+    pub fn create(out: &Path, size: u64) -> Result<PartsWriter> {
+        if size == 0 {
+            return Err(Error::InvalidInput {
+                what: "a part size of 0".into(),
+                reason: "cannot hold anything".into(),
+            });
+        }
+        let list = list_path(out);
+        for path in [out.to_path_buf(), list.clone(), part_path(out, 1)] {
+            if path.exists() {
+                return Err(Error::Conflict {
+                    what: path.display().to_string(),
+                    reason: "exists; a split archive is written under new names".into(),
+                });
+            }
+        }
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = out
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        Ok(PartsWriter {
+            state: Arc::new(Mutex::new(State {
+                dir,
+                base,
+                size,
+                current: None,
+                done: Vec::new(),
+                whole: sha2::Sha256::new(),
+                total: 0,
+            })),
+            out: out.to_path_buf(),
+        })
+    }
+
+    /// Where the archive's bytes go.
+    pub fn sink(&self) -> Sink {
+        Sink(self.state.clone())
+    }
+
+    /// Closes the last part, moves every part into place and writes the list; returns it.
+    pub fn finish(self) -> Result<PartList> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.close().ctx("cannot write a part of", &self.out)?;
+        let digest = Digest::from_hash(Algorithm::Sha256, &state.whole.clone().finalize());
+        let mut parts = Vec::new();
+        for (i, (temp, part)) in std::mem::take(&mut state.done).into_iter().enumerate() {
+            let target = part_path(&self.out, i + 1);
+            temp.persist_noclobber(&target)
+                .map_err(|e| Error::io("cannot move a part into place at", &target, e.error))?;
+            parts.push(part);
+        }
+        let list = PartList {
+            media_type: PARTS_MEDIA_TYPE.into(),
+            name: state.base.clone(),
+            size: state.total,
+            digest,
+            parts,
+        };
+        let bytes = serde_json::to_vec_pretty(&list).map_err(|e| Error::Serialize {
+            what: "the part list",
+            source: e,
+        })?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(&state.dir)
+            .ctx("cannot create a temp file in", &state.dir)?;
+        temp.write_all(&bytes)
+            .and_then(|_| temp.write_all(b"\n"))
+            .and_then(|_| temp.as_file().sync_all())
+            .ctx("cannot write", temp.path())?;
+        let target = list_path(&self.out);
+        temp.persist_noclobber(&target)
+            .map_err(|e| Error::io("cannot move the part list into place at", &target, e.error))?;
+        File::open(&state.dir)
+            .and_then(|d| d.sync_all())
+            .ctx("cannot sync directory", &state.dir)?;
+        Ok(list)
+    }
+}
+
+impl State {
+    fn close(&mut self) -> io::Result<()> {
+        if let Some((mut out, temp, size, hasher)) = self.current.take() {
+            out.flush()?;
+            out.get_ref().sync_all()?;
+            let n = self.done.len() + 1;
+            let name = format!("{}.part{n:03}", self.base);
+            self.done.push((
+                temp,
+                Part {
+                    name,
+                    size,
+                    digest: Digest::from_hash(Algorithm::Sha256, &hasher.finalize()),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        let temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(&self.dir)?;
+        let (file, path) = temp.into_parts();
+        self.current = Some((
+            BufWriter::with_capacity(256 * 1024, file),
+            path,
+            0,
+            sha2::Sha256::new(),
+        ));
+        Ok(())
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.current.as_ref().is_some_and(|c| c.2 == state.size) {
+            state.close()?;
+        }
+        if state.current.is_none() {
+            state.open()?;
+        }
+        let limit = state.size;
+        let Some((out, _, written, hasher)) = state.current.as_mut() else {
+            return Err(io::Error::other("no part is open"));
+        };
+        let n = buf.len().min((limit - *written) as usize);
+        out.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
+        *written += n as u64;
+        state.whole.update(&buf[..n]);
+        state.total += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match state.current.as_mut() {
+            Some((out, ..)) => out.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn part_path(out: &Path, n: usize) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(format!(".part{n:03}"));
+    PathBuf::from(name)
+}
+
+/// Whether `path` is a part list (a file whose name ends in `.parts`).
+pub fn is_part_list(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(PARTS_SUFFIX) && path.is_file()
+}
+
+/// Reads the part list at `list`, checks that every part is there with its size (before
+/// reading any), then concatenates the parts into a temp file in `into`, checking each
+/// part's and the whole's sha256 on the way. The temp file is removed when dropped.
+pub fn reassemble(list: &Path, into: &Path) -> Result<(PartList, tempfile::NamedTempFile)> {
+    let what = list.display().to_string();
+    let bytes = std::fs::read(list).ctx("cannot read", list)?;
+    let parsed: PartList = crate::spec::document::parse_json(&bytes, &what)?;
+    if parsed.media_type != PARTS_MEDIA_TYPE {
+        return Err(Error::InvalidInput {
+            what,
+            reason: format!("is not a part list (its mediaType is not {PARTS_MEDIA_TYPE})"),
+        });
+    }
+    let dir = match list.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let bad = |reason: String| Error::InvalidInput {
+        what: what.clone(),
+        reason,
+    };
+    let mut paths = Vec::new();
+    for part in &parsed.parts {
+        if part.name.contains('/') || part.name.starts_with('.') {
+            return Err(bad(format!(
+                "names the part {:?}, which is not a file beside it",
+                part.name
+            )));
+        }
+        let path = dir.join(&part.name);
+        let len = std::fs::metadata(&path)
+            .map_err(|_| bad(format!("lists the part {}, which is missing", part.name)))?
+            .len();
+        if len != part.size {
+            return Err(bad(format!(
+                "lists the part {} with {} bytes, and it has {len}",
+                part.name, part.size
+            )));
+        }
+        paths.push(path);
+    }
+    let total: u64 = parsed.parts.iter().map(|p| p.size).sum();
+    if total != parsed.size {
+        return Err(bad(format!(
+            "says the whole is {} bytes, and its parts add up to {total}",
+            parsed.size
+        )));
+    }
+    let mut out = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(into)
+        .ctx("cannot create a temp file in", into)?;
+    let mut whole = sha2::Sha256::new();
+    let mut buffer = vec![0; 1024 * 1024];
+    {
+        let mut writer = BufWriter::with_capacity(256 * 1024, out.as_file_mut());
+        for (part, path) in parsed.parts.iter().zip(&paths) {
+            let mut file = File::open(path).ctx("cannot open", path)?;
+            let mut hasher = sha2::Sha256::new();
+            loop {
+                let n = file.read(&mut buffer).ctx("cannot read", path)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+                whole.update(&buffer[..n]);
+                writer.write_all(&buffer[..n]).ctx("cannot write", into)?;
+            }
+            let digest = Digest::from_hash(Algorithm::Sha256, &hasher.finalize());
+            if digest != part.digest {
+                return Err(bad(format!(
+                    "lists the part {} as {}, and it hashes to {digest}",
+                    part.name, part.digest
+                )));
+            }
+        }
+        writer.flush().ctx("cannot write", into)?;
+    }
+    let digest = Digest::from_hash(Algorithm::Sha256, &whole.finalize());
+    if digest != parsed.digest {
+        return Err(bad(format!(
+            "says the whole is {}, and its parts make {digest}",
+            parsed.digest
+        )));
+    }
+    Ok((parsed, out))
+}
