@@ -293,16 +293,17 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    let (path, _whole) = match reassembled(&args.bundle) {
-        Ok(found) => found,
+    let bar = Bar::new("verifying");
+    let bundle = match split_parts(&args.bundle) {
+        Ok(Some((stream, name))) => Bundle::from_stream(stream, &name, &limits, &bar, None)?,
+        Ok(None) => Bundle::open(&args.bundle, &limits, &bar)?,
         // A part missing, cut short or changed: the bundle as carried is damaged.
         Err(e) => {
+            drop(bar);
             println!("FAILED: {}", super::output::error_chain(&e));
             return Ok(super::EXIT_FINDINGS);
         }
     };
-    let bar = Bar::new("verifying");
-    let bundle = Bundle::open(&path, &limits, &bar)?;
     drop(bar);
     let options = verify::Options::default()
         .with_allowed_signers(allowed)
@@ -322,29 +323,32 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The archive to read for `path`: itself, or, for a split archive (its part list, or the
-/// archive's name when only the list is there), the parts put together in a temp file, after
-/// every part and the whole were checked. The temp file lives as long as the second value.
-pub fn reassembled(
+/// For a split archive (its part list, or the archive's name when only the list is there):
+/// the parts, checked (each part's size, then each part's sha256 and the whole's), to be read
+/// as one stream, and the name of the list; `None` for anything else.
+pub fn split_parts(
     path: &std::path::Path,
-) -> anyhow::Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
+) -> anyhow::Result<Option<(Box<dyn Read + Send>, String)>> {
     use ocikit::store::archive::parts;
     let list = if parts::is_part_list(path) {
         path.to_path_buf()
     } else if !path.exists() && parts::is_part_list(&parts::list_path(path)) {
         parts::list_path(path)
     } else {
-        return Ok((path.to_path_buf(), None));
+        return Ok(None);
     };
-    let (parsed, whole) = parts::reassemble(&list, &std::env::temp_dir())?;
+    let (parsed, paths) = parts::check(&list)?;
     eprintln!(
-        "{}: {} checked, {} ({}) put together",
+        "{}: {} checked, the whole {} ({})",
         list.display(),
         count(parsed.parts.len(), "part"),
         human_size(parsed.size),
         parsed.digest
     );
-    Ok((whole.path().to_path_buf(), Some(whole)))
+    Ok(Some((
+        Box::new(parts::open_parts(paths)),
+        list.display().to_string(),
+    )))
 }
 
 fn print_report(report: &Report) -> anyhow::Result<()> {

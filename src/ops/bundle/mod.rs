@@ -34,7 +34,7 @@ pub enum Bundle {
     /// A compressed archive, read once as it streamed past: small files were kept, every
     /// larger one hashed on the way (sha256 and length, by its path from the layout's root)
     /// and let pass, so nothing is decompressed twice or spooled to disk.
-    Streamed(Archive, HashMap<String, (Digest, u64)>, Reopen),
+    Streamed(Archive, HashMap<String, (Digest, u64)>, Option<Reopen>),
 }
 
 /// How to read a streamed archive again, in place, should a document it let pass be needed
@@ -67,18 +67,36 @@ impl Bundle {
         }
         let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         progress.total(file.metadata().map(|m| m.len()).unwrap_or(0));
+        let reopen = Reopen {
+            path: path.to_path_buf(),
+            limits: *limits,
+        };
+        Bundle::from_stream(
+            file,
+            &path.display().to_string(),
+            limits,
+            progress,
+            Some(reopen),
+        )
+    }
+
+    /// Reads a bundle archive (plain or compressed) from `input`, once, as it comes (see
+    /// [`Bundle::Streamed`]); `name` names it in messages. `reopen`: how to read it again in
+    /// place, if it can be.
+    pub fn from_stream(
+        input: impl Read,
+        name: &str,
+        limits: &Limits,
+        progress: &dyn Progress,
+        reopen: Option<Reopen>,
+    ) -> Result<Bundle> {
         let hashing = Hashing::default();
-        let name = path.display().to_string();
-        let archive = Archive::read_stream(file, &name, limits, &hashing, progress)?;
+        let archive = Archive::read_stream(input, name, limits, &hashing, progress)?;
         archive.check_oci_layout()?;
         let hashed = hashing
             .seen
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
-        let reopen = Reopen {
-            path: path.to_path_buf(),
-            limits: *limits,
-        };
         Ok(Bundle::Streamed(archive, hashed, reopen))
     }
 

@@ -323,7 +323,7 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         (Err(_), _) if !has_index => Ok(Walked::default()),
         // A document the stream let pass (more small files than it keeps in memory): the
         // archive is read again, in place, for the walk.
-        (Err(_), Bundle::Streamed(_, _, reopen)) => walk(&reopen.open()?),
+        (Err(_), Bundle::Streamed(_, _, Some(reopen))) => walk(&reopen.open()?),
         (walked, _) => walked,
     };
     match walked {
