@@ -261,6 +261,13 @@ fn skopeo_reads_a_directory_bundle() {
         &format!("oci:{}:x", copied.display()),
     ]);
     crate::copy::assert_valid(&copied);
+    let archive = dir.path().join("bundle.tar");
+    create(&archive, &[]);
+    let inspected = skopeo(&[
+        "inspect",
+        &format!("oci-archive:{}:app:gzip", archive.display()),
+    ]);
+    assert!(inspected.contains("sha256:76e53c5a145d"));
 }
 
 /// An ed25519 key made by ssh-keygen, and an allowed signers file naming it.
