@@ -50,7 +50,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
 /// checked in one pass. Each image's index.json entry carries its full name in both
 /// org.opencontainers.image.ref.name and io.containerd.image.name. SHA256SUMS is in GNU
 /// sha256sum's format: `sha256sum -c SHA256SUMS` checks an extracted bundle. The bundle's id,
-/// printed on stdout, is the sha256 of SHA256SUMS.
+/// printed on stdout, is the sha256 of SHA256SUMS. A crash or kill leaves at most a
+/// .ocikit-tmp-* directory or file beside OUT, never a partial OUT; remove it by hand.
 #[derive(Debug, clap::Args)]
 #[command(after_help = CREATE_EXIT_STATUS)]
 pub struct CreateArgs {

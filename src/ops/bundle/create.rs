@@ -137,7 +137,7 @@ pub struct Created {
     /// The bundle's identity: the sha256 of its `SHA256SUMS`.
     pub bundle: Digest,
     pub description: Description,
-    /// Files listed in `SHA256SUMS`.
+    /// Files listed in `SHA256SUMS` (every file but it and the signature).
     pub files: usize,
     /// Bytes of those files.
     pub bytes: u64,
@@ -261,10 +261,17 @@ fn finish(
     })
 }
 
-fn created(path: &Path, finished: Finished, options: &Options, plan: &Plan<'_>) -> Created {
+/// What [`create`] reports; `index_len`: the length of the bundle's `index.json`.
+fn created(
+    path: &Path,
+    finished: Finished,
+    options: &Options,
+    plan: &Plan<'_>,
+    index_len: usize,
+) -> Created {
+    // The files SHA256SUMS lists: the blobs, index.json, oci-layout and the description.
     let bytes = finished.description.totals.bytes
-        + finished.description_bytes.len() as u64
-        + finished.sums_bytes.len() as u64;
+        + (index_len + layout_header().len() + finished.description_bytes.len()) as u64;
     Created {
         path: path.to_path_buf(),
         bundle: Digest::sha256_of(&finished.sums_bytes),
@@ -310,6 +317,7 @@ fn directory(
         transfer::write(plan, &writer, options.link, false, progress)?;
     }
     let index_bytes = layout.index_bytes()?;
+    let index_len = index_bytes.len();
     let mut view = Union::of(plan.source());
     view.set_index(index_bytes);
     let mut sums = Sums::new();
@@ -336,7 +344,7 @@ fn directory(
     publish_dir(temp.path(), path)?;
     // Moved: nothing is left to remove.
     let _ = temp.keep();
-    Ok(created(path, finished, options, plan))
+    Ok(created(path, finished, options, plan, index_len))
 }
 
 /// An archive bundle: the description and `SHA256SUMS` first, then the layout.
@@ -384,7 +392,7 @@ fn archive_bundle(
         });
     }
     let done = writer.finish()?;
-    let mut made = created(path, finished, options, plan);
+    let mut made = created(path, finished, options, plan, index_bytes.len());
     made.archive_bytes = Some(done.bytes);
     if let Some(parts) = parts {
         made.parts = Some(parts.finish()?);
