@@ -125,22 +125,31 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
         anyhow::bail!("no images given: name them with --image REF or --images-from FILE");
     }
     let limits = args.limits.limits();
-    let mut opened: Vec<(
-        Box<dyn LayoutRead>,
-        ocikit::spec::reference::Reference,
-        String,
-    )> = Vec::new();
+    // Each layout opened once, however many images it gives.
+    let mut layouts: Vec<(PathBuf, Box<dyn LayoutRead>)> = Vec::new();
+    let mut wanted: Vec<(usize, ocikit::spec::reference::Reference, String)> = Vec::new();
     for text in &texts {
         let reference = super::args::reference(text)?;
-        let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout, &limits)?;
-        opened.push((layout, reference, text.clone()));
+        let at = match layouts
+            .iter()
+            .position(|(path, _)| *path == reference.layout)
+        {
+            Some(at) => at,
+            None => {
+                let layout =
+                    ocikit::store::open_read(&reference, ocikit::store::Check::Layout, &limits)?;
+                layouts.push((reference.layout.clone(), layout));
+                layouts.len() - 1
+            }
+        };
+        wanted.push((at, reference, text.clone()));
     }
-    let requests: Vec<Request<'_>> = opened
-        .iter()
-        .map(|(layout, reference, text)| Request {
-            source: &**layout,
-            reference: reference.clone(),
-            text: text.clone(),
+    let requests: Vec<Request<'_>> = wanted
+        .into_iter()
+        .map(|(at, reference, text)| Request {
+            source: &*layouts[at].1,
+            reference,
+            text,
         })
         .collect();
     let sign = match &args.sign {

@@ -237,6 +237,39 @@ fn images_from_a_file_and_names_from_different_repositories() {
     let description: Value =
         serde_json::from_slice(&fs::read(out.join("ocikit-bundle.json")).unwrap()).unwrap();
     assert_eq!(description["images"].as_array().unwrap().len(), 2);
+
+    // Images from two layouts, interleaved, each layout read once: the description keeps the
+    // order given, and the same tag from two repositories is two names.
+    let s = sample_layout().display().to_string();
+    let other = dir.path().join("other");
+    ocikit()
+        .args(["copy", &format!("{s}:app:zstd")])
+        .arg(format!("{}:example.com/other/app:gzip", other.display()))
+        .assert()
+        .success();
+    let out = dir.path().join("mixed");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&out)
+        .args(["--image", &format!("{s}:app:gzip")])
+        .arg(format!("{}:example.com/other/app:gzip", other.display()))
+        .arg(format!("{s}:app:multi"))
+        .assert()
+        .success();
+    let description: Value =
+        serde_json::from_slice(&fs::read(out.join("ocikit-bundle.json")).unwrap()).unwrap();
+    let names: Vec<&str> = description["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["app:gzip", "example.com/other/app:gzip", "app:multi"]
+    );
+    let (code, stdout) = verify(&[out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
 }
 
 #[test]

@@ -179,10 +179,34 @@ pub fn create(
             reason: "needs at least one image".into(),
         });
     }
-    let sources: Vec<(&dyn LayoutRead, Selection)> = requests
+    // One source per layout (however many images it gives), so that each layout's index and
+    // documents are read once; its images keep the order given.
+    let mut groups: Vec<(&dyn LayoutRead, Vec<usize>)> = Vec::new();
+    for (i, request) in requests.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(source, _)| std::ptr::addr_eq(*source, request.source))
+        {
+            Some((_, members)) => members.push(i),
+            None => groups.push((request.source, vec![i])),
+        }
+    }
+    let sources: Vec<(&dyn LayoutRead, Selection)> = groups
         .iter()
-        .map(|r| (r.source, Selection::Refs(vec![r.reference.clone()])))
+        .map(|(source, members)| {
+            let references = members
+                .iter()
+                .map(|&i| requests[i].reference.clone())
+                .collect();
+            (*source, Selection::Refs(references))
+        })
         .collect();
+    // The requests in the order the plan's roots come: (position given, request).
+    let grouped: Vec<(usize, &Request<'_>)> = groups
+        .iter()
+        .flat_map(|(_, members)| members.iter().map(|&i| (i, &requests[i])))
+        .collect();
+    let requests = &grouped[..];
     let mut plan = Plan::new(&sources, &options.transfer)?;
     let names: Vec<Option<String>> = plan
         .entries()
@@ -232,7 +256,7 @@ struct Finished {
 fn finish(
     view: &dyn LayoutRead,
     plan: &Plan<'_>,
-    requests: &[Request<'_>],
+    requests: &[(usize, &Request<'_>)],
     mut sums: Sums,
     options: &Options,
     omitted: &[Omitted],
@@ -295,7 +319,7 @@ fn created(
 /// A directory bundle, built under a temp name and renamed into place.
 fn directory(
     plan: &Plan<'_>,
-    requests: &[Request<'_>],
+    requests: &[(usize, &Request<'_>)],
     path: &Path,
     options: &Options,
     omitted: &[Omitted],
@@ -350,7 +374,7 @@ fn directory(
 /// An archive bundle: the description and `SHA256SUMS` first, then the layout.
 fn archive_bundle(
     plan: &Plan<'_>,
-    requests: &[Request<'_>],
+    requests: &[(usize, &Request<'_>)],
     path: &Path,
     archive: &ArchiveOptions,
     options: &Options,
@@ -424,7 +448,7 @@ fn sha256_of_blob(source: &dyn LayoutRead, blob: &BlobRef) -> Result<Digest> {
 fn describe(
     view: &dyn LayoutRead,
     plan: &Plan<'_>,
-    requests: &[Request<'_>],
+    requests: &[(usize, &Request<'_>)],
     clock: &Clock,
     bundle_id: Digest,
 ) -> Result<Description> {
@@ -432,7 +456,9 @@ fn describe(
     let discovery = Discovery::new(view, Scope::default())?;
     let mut images = Vec::new();
     let roots: Vec<&transfer::Entry> = plan.entries().iter().filter(|e| e.root).collect();
-    for (request, entry) in requests.iter().zip(roots) {
+    let mut positions = Vec::new();
+    for ((position, request), entry) in requests.iter().zip(roots) {
+        positions.push(*position);
         let descriptor = &entry.descriptor;
         let alone = closure(&discovery, std::slice::from_ref(descriptor), false)?;
         let with = closure(&discovery, std::slice::from_ref(descriptor), true)?;
@@ -465,6 +491,10 @@ fn describe(
             referrers,
         });
     }
+    // In the order given.
+    let mut ordered: Vec<(usize, description::Image)> = positions.into_iter().zip(images).collect();
+    ordered.sort_by_key(|(position, _)| *position);
+    let images: Vec<description::Image> = ordered.into_iter().map(|(_, image)| image).collect();
     Ok(Description {
         schema_version: SCHEMA_VERSION,
         media_type: MEDIA_TYPE.into(),
