@@ -537,6 +537,47 @@ fn copies_and_imports_beside_a_gc_loop_lose_no_name() {
         .success();
 }
 
+/// Bundles made from a layout while gc sweeps it, and bundles imported into it: every bundle
+/// verifies, and no name is lost.
+#[test]
+fn bundles_beside_a_gc_loop_verify_and_lose_no_name() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    let before = names(&layout);
+    let bin = ocikit_path().display().to_string();
+    let per_writer = 8;
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let script = format!(
+                "set -e; for i in $(seq 1 {per_writer}); do \
+                   if [ {w} = 0 ]; then \
+                     {bin} bundle create \"{d}/b$i\" --link copy --image \"{l}:app:gzip\" \"{l}:app:multi\" >/dev/null 2>&1; \
+                     {bin} bundle verify \"{d}/b$i\" >/dev/null; \
+                   else \
+                     {bin} bundle create \"{d}/x$i.tar.zst\" --image \"{l}:app:zstd\" >/dev/null 2>&1; \
+                     {bin} bundle verify \"{d}/x$i.tar.zst\" >/dev/null; \
+                     {bin} import \"{d}/x$i.tar.zst\" \"{l}\" 2>/dev/null; \
+                   fi; \
+                 done",
+                d = dir.path().display()
+            );
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    beside_a_gc_loop(&layout, dir.path(), writers);
+    assert_eq!(names(&layout), before);
+    ocikit()
+        .args(["validate", "--deep"])
+        .arg(&layout)
+        .assert()
+        .success();
+}
+
 // ---- hostile layouts ----
 
 /// Runs a command that must finish quickly with a clear failure or findings, never a panic.
