@@ -30,12 +30,13 @@ use crate::graph::referrers::{Discovery, Scope};
 use crate::ops::bundle::description::{
     self, Description, Omitted, Tool, DESCRIPTION, MEDIA_TYPE, MIN_READER_VERSION, SCHEMA_VERSION,
 };
+use crate::ops::bundle::sha256_of;
 use crate::ops::bundle::sign::{SigningKey, SIGNATURE};
 use crate::ops::bundle::sums::{Sums, SUMS};
 use crate::ops::bundle::verify::BaseContent;
 use crate::ops::transfer::{self, Plan, Selection};
-use crate::progress::Progress;
-use crate::spec::digest::{Algorithm, Digest, Hasher};
+use crate::progress::{NoProgress, Progress};
+use crate::spec::digest::{Algorithm, Digest};
 use crate::spec::reference::Reference;
 use crate::spec::time::{rfc3339, Clock};
 use crate::store::archive::parts::{PartList, PartsWriter};
@@ -353,8 +354,11 @@ fn directory(
             Some(Ok(digest)) if digest.known_algorithm() == Some(Algorithm::Sha256) => digest,
             _ => {
                 let full = temp.path().join(&file.path);
-                let bytes = std::fs::read(&full).map_err(|e| Error::io("cannot read", &full, e))?;
-                Digest::sha256_of(&bytes)
+                let mut opened =
+                    std::fs::File::open(&full).map_err(|e| Error::io("cannot open", &full, e))?;
+                sha256_of(&mut opened, &NoProgress)
+                    .map_err(|e| Error::io("cannot read", &full, e))?
+                    .0
             }
         };
         sums.insert(&file.path, &digest)?;
@@ -431,16 +435,8 @@ fn sha256_of_blob(source: &dyn LayoutRead, blob: &BlobRef) -> Result<Digest> {
         return Ok(blob.digest.clone());
     }
     let mut reader = source.open_blob(&blob.digest, Some(blob.size))?;
-    let mut hasher = Hasher::new(Algorithm::Sha256);
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        let n = std::io::Read::read(&mut reader, &mut buffer).map_err(|e| reader.error(e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher.finish())
+    let (digest, _) = sha256_of(&mut reader, &NoProgress).map_err(|e| reader.error(e))?;
+    Ok(digest)
 }
 
 /// The description of what `view` (the bundle's `index.json` over every blob) holds for

@@ -166,23 +166,29 @@ struct Hashing {
 
 impl Stage for Hashing {
     fn stage(&self, name: &str, _size: u64, data: &mut dyn Read) -> Result<Option<Kept>> {
-        let mut hasher = Hasher::new(Algorithm::Sha256);
-        let mut buffer = vec![0; 1024 * 1024];
-        let mut len = 0;
-        loop {
-            let n = data
-                .read(&mut buffer)
-                .map_err(|e| Error::io("cannot read", name, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            len += n as u64;
-        }
+        let hashed = sha256_of(data, &crate::progress::NoProgress)
+            .map_err(|e| Error::io("cannot read", name, e))?;
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string(), (hasher.finish(), len));
+            .insert(name.to_string(), hashed);
         Ok(None)
+    }
+}
+
+/// The sha256 of everything `reader` gives, and its length; `progress` counts the bytes. Read
+/// in 1 MiB chunks (every file a bundle hashes goes through here).
+pub fn sha256_of(reader: &mut dyn Read, progress: &dyn Progress) -> std::io::Result<(Digest, u64)> {
+    let mut hasher = Hasher::new(Algorithm::Sha256);
+    let mut buffer = vec![0; 1024 * 1024];
+    let mut len = 0;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            return Ok((hasher.finish(), len));
+        }
+        hasher.update(&buffer[..n]);
+        progress.advance(n as u64);
+        len += n as u64;
     }
 }
