@@ -261,7 +261,9 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
 #[derive(Debug, clap::Args)]
 #[command(after_help = VERIFY_EXIT_STATUS)]
 pub struct VerifyArgs {
-    /// The bundle: a directory or an archive.
+    /// The bundle: a directory; an archive (a plain tar is read in place, a compressed one
+    /// once, as a stream, hashing as it goes); or a split archive's part list (OUT.parts), whose
+    /// parts and whole are checked first (a damaged part is an integrity failure).
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
     /// Check SHA256SUMS.sig against this allowed signers file (ssh-keygen's format:
