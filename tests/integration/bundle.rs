@@ -130,6 +130,12 @@ fn an_archive_bundle_starts_with_its_list_and_has_the_directory_bundles_id() {
     let d = dir.path().join("b");
     let archive_id = create(&a, &[]);
     assert_eq!(create(&d, &[]), archive_id, "the same content, the same id");
+    let again = dir.path().join("again.tar.zst");
+    assert_eq!(create(&again, &[]), archive_id);
+    assert!(
+        fs::read(&again).unwrap() == fs::read(&a).unwrap(),
+        "the same images give the same archive bytes"
+    );
     let plain = dir.path().join("b.tar");
     fs::write(
         &plain,
