@@ -50,7 +50,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
 /// checked in one pass. Each image's index.json entry carries its full name in both
 /// org.opencontainers.image.ref.name and io.containerd.image.name. SHA256SUMS is in GNU
 /// sha256sum's format: `sha256sum -c SHA256SUMS` checks an extracted bundle. The bundle's id,
-/// printed on stdout, is the sha256 of SHA256SUMS.
+/// printed on stdout, is the sha256 of SHA256SUMS. A crash or kill leaves at most a
+/// .ocikit-tmp-* directory or file beside OUT, never a partial OUT; remove it by hand.
 #[derive(Debug, clap::Args)]
 #[command(after_help = CREATE_EXIT_STATUS)]
 pub struct CreateArgs {
@@ -124,22 +125,31 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
         anyhow::bail!("no images given: name them with --image REF or --images-from FILE");
     }
     let limits = args.limits.limits();
-    let mut opened: Vec<(
-        Box<dyn LayoutRead>,
-        ocikit::spec::reference::Reference,
-        String,
-    )> = Vec::new();
+    // Each layout opened once, however many images it gives.
+    let mut layouts: Vec<(PathBuf, Box<dyn LayoutRead>)> = Vec::new();
+    let mut wanted: Vec<(usize, ocikit::spec::reference::Reference, String)> = Vec::new();
     for text in &texts {
         let reference = super::args::reference(text)?;
-        let layout = ocikit::store::open_read(&reference, ocikit::store::Check::Layout, &limits)?;
-        opened.push((layout, reference, text.clone()));
+        let at = match layouts
+            .iter()
+            .position(|(path, _)| *path == reference.layout)
+        {
+            Some(at) => at,
+            None => {
+                let layout =
+                    ocikit::store::open_read(&reference, ocikit::store::Check::Layout, &limits)?;
+                layouts.push((reference.layout.clone(), layout));
+                layouts.len() - 1
+            }
+        };
+        wanted.push((at, reference, text.clone()));
     }
-    let requests: Vec<Request<'_>> = opened
-        .iter()
-        .map(|(layout, reference, text)| Request {
-            source: &**layout,
-            reference: reference.clone(),
-            text: text.clone(),
+    let requests: Vec<Request<'_>> = wanted
+        .into_iter()
+        .map(|(at, reference, text)| Request {
+            source: &*layouts[at].1,
+            reference,
+            text,
         })
         .collect();
     let sign = match &args.sign {
@@ -251,7 +261,9 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
 #[derive(Debug, clap::Args)]
 #[command(after_help = VERIFY_EXIT_STATUS)]
 pub struct VerifyArgs {
-    /// The bundle: a directory or an archive.
+    /// The bundle: a directory; an archive (a plain tar is read in place, a compressed one
+    /// once, as a stream, hashing as it goes); or a split archive's part list (OUT.parts), whose
+    /// parts and whole are checked first (a damaged part is an integrity failure).
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
     /// Check SHA256SUMS.sig against this allowed signers file (ssh-keygen's format:
@@ -293,16 +305,17 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    let (path, _whole) = match reassembled(&args.bundle) {
-        Ok(found) => found,
+    let bar = Bar::new("verifying");
+    let bundle = match split_parts(&args.bundle) {
+        Ok(Some((stream, name))) => Bundle::from_stream(stream, &name, &limits, &bar, None)?,
+        Ok(None) => Bundle::open(&args.bundle, &limits, &bar)?,
         // A part missing, cut short or changed: the bundle as carried is damaged.
         Err(e) => {
+            drop(bar);
             println!("FAILED: {}", super::output::error_chain(&e));
             return Ok(super::EXIT_FINDINGS);
         }
     };
-    let bar = Bar::new("verifying");
-    let bundle = Bundle::open(&path, &limits, &bar)?;
     drop(bar);
     let options = verify::Options::default()
         .with_allowed_signers(allowed)
@@ -322,29 +335,32 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The archive to read for `path`: itself, or, for a split archive (its part list, or the
-/// archive's name when only the list is there), the parts put together in a temp file, after
-/// every part and the whole were checked. The temp file lives as long as the second value.
-pub fn reassembled(
+/// For a split archive (its part list, or the archive's name when only the list is there):
+/// the parts, checked (each part's size, then each part's sha256 and the whole's), to be read
+/// as one stream, and the name of the list; `None` for anything else.
+pub fn split_parts(
     path: &std::path::Path,
-) -> anyhow::Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
+) -> anyhow::Result<Option<(Box<dyn Read + Send>, String)>> {
     use ocikit::store::archive::parts;
     let list = if parts::is_part_list(path) {
         path.to_path_buf()
     } else if !path.exists() && parts::is_part_list(&parts::list_path(path)) {
         parts::list_path(path)
     } else {
-        return Ok((path.to_path_buf(), None));
+        return Ok(None);
     };
-    let (parsed, whole) = parts::reassemble(&list, &std::env::temp_dir())?;
+    let (parsed, paths) = parts::check(&list)?;
     eprintln!(
-        "{}: {} checked, {} ({}) put together",
+        "{}: {} checked, the whole {} ({})",
         list.display(),
         count(parsed.parts.len(), "part"),
         human_size(parsed.size),
         parsed.digest
     );
-    Ok((whole.path().to_path_buf(), Some(whole)))
+    Ok(Some((
+        Box::new(parts::open_parts(paths)),
+        list.display().to_string(),
+    )))
 }
 
 fn print_report(report: &Report) -> anyhow::Result<()> {

@@ -44,7 +44,6 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let layout = super::args::whole_layout(&args.layout, "import")?;
-    let mut reassembled = None;
     let input = if args.file == "-" {
         if std::io::stdin().is_terminal() {
             anyhow::bail!(
@@ -52,18 +51,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             );
         }
         Input::Stream(Box::new(std::io::stdin()), "stdin".into())
+    } else if let Some((stream, name)) = super::bundle::split_parts(&PathBuf::from(&args.file))? {
+        // A split archive (its part list): the parts checked first, then read as one stream.
+        Input::Stream(stream, name)
     } else {
-        // A split archive (its part list) is put together and checked whole first.
-        let (path, whole) = super::bundle::reassembled(&PathBuf::from(&args.file))?;
-        reassembled = whole;
-        Input::File(path)
+        Input::File(PathBuf::from(&args.file))
     };
     let options = Options::new(args.force, args.limits.limits());
     let bar = Bar::new("importing");
     let imported = ocikit::ops::import::import(input, &layout.layout, &options, &bar)
         .map_err(|e| hint(e, "moves the name"))?;
     drop(bar);
-    drop(reassembled);
     if args.json {
         print_json(&imported)?;
     }

@@ -130,6 +130,12 @@ fn an_archive_bundle_starts_with_its_list_and_has_the_directory_bundles_id() {
     let d = dir.path().join("b");
     let archive_id = create(&a, &[]);
     assert_eq!(create(&d, &[]), archive_id, "the same content, the same id");
+    let again = dir.path().join("again.tar.zst");
+    assert_eq!(create(&again, &[]), archive_id);
+    assert!(
+        fs::read(&again).unwrap() == fs::read(&a).unwrap(),
+        "the same images give the same archive bytes"
+    );
     let plain = dir.path().join("b.tar");
     fs::write(
         &plain,
@@ -237,6 +243,39 @@ fn images_from_a_file_and_names_from_different_repositories() {
     let description: Value =
         serde_json::from_slice(&fs::read(out.join("ocikit-bundle.json")).unwrap()).unwrap();
     assert_eq!(description["images"].as_array().unwrap().len(), 2);
+
+    // Images from two layouts, interleaved, each layout read once: the description keeps the
+    // order given, and the same tag from two repositories is two names.
+    let s = sample_layout().display().to_string();
+    let other = dir.path().join("other");
+    ocikit()
+        .args(["copy", &format!("{s}:app:zstd")])
+        .arg(format!("{}:example.com/other/app:gzip", other.display()))
+        .assert()
+        .success();
+    let out = dir.path().join("mixed");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&out)
+        .args(["--image", &format!("{s}:app:gzip")])
+        .arg(format!("{}:example.com/other/app:gzip", other.display()))
+        .arg(format!("{s}:app:multi"))
+        .assert()
+        .success();
+    let description: Value =
+        serde_json::from_slice(&fs::read(out.join("ocikit-bundle.json")).unwrap()).unwrap();
+    let names: Vec<&str> = description["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["app:gzip", "example.com/other/app:gzip", "app:multi"]
+    );
+    let (code, stdout) = verify(&[out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
 }
 
 #[test]
@@ -261,6 +300,13 @@ fn skopeo_reads_a_directory_bundle() {
         &format!("oci:{}:x", copied.display()),
     ]);
     crate::copy::assert_valid(&copied);
+    let archive = dir.path().join("bundle.tar");
+    create(&archive, &[]);
+    let inspected = skopeo(&[
+        "inspect",
+        &format!("oci-archive:{}:app:gzip", archive.display()),
+    ]);
+    assert!(inspected.contains("sha256:76e53c5a145d"));
 }
 
 /// An ed25519 key made by ssh-keygen, and an allowed signers file naming it.

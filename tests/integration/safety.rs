@@ -467,21 +467,25 @@ fn copies_imports_and_exports_killed_at_random_moments_leave_no_broken_layout_or
         .success();
 }
 
-/// `bundle create` into a directory, killed at random moments: the final name is absent or
-/// holds a whole bundle that verifies; what a kill leaves is a `.ocikit-tmp-*` directory
-/// beside it, never a half-written bundle under its name.
+/// `bundle create` into a directory or an archive, killed at random moments: the final name is
+/// absent or holds a whole bundle that verifies; what a kill leaves is a `.ocikit-tmp-*`
+/// directory or file beside it, never a half-written bundle under its name.
 #[test]
 fn bundles_killed_at_random_moments_are_never_half_written_under_their_name() {
     let (dir, layout) = sample_layout_copy();
     let l = layout.display().to_string();
     let mut rng = Lcg(0xb0d_1e5);
-    let trials = 31; // 1 timed run, then 30 killed at random moments
+    let trials = 32; // 2 timed runs (a directory, an archive), then 30 killed at random moments
     let mut killed_midway = 0;
     let mut duration = 1u64;
     for trial in 0..trials {
         let name = format!("s{trial}");
         fresh_artifact(&layout, &name, &mut rng, dir.path());
-        let out = dir.path().join(format!("bundle{trial}"));
+        // Directories and archives in turn.
+        let out = match trial % 2 {
+            0 => dir.path().join(format!("bundle{trial}")),
+            _ => dir.path().join(format!("bundle{trial}.tar")),
+        };
         let args: Vec<String> = vec![
             "bundle".into(),
             "create".into(),
@@ -492,10 +496,10 @@ fn bundles_killed_at_random_moments_are_never_half_written_under_their_name() {
             format!("{l}:app:gzip"),
             format!("{l}:{name}"),
         ];
-        if trial == 0 {
+        if trial < 2 {
             let started = Instant::now();
             assert!(quiet(&args).wait().unwrap().success(), "{}", args.join(" "));
-            duration = started.elapsed().as_micros() as u64 + 1;
+            duration = duration.max(started.elapsed().as_micros() as u64 + 1);
         } else {
             let mut child = quiet(&args);
             std::thread::sleep(Duration::from_micros(rng.next() % duration));
@@ -515,7 +519,7 @@ fn bundles_killed_at_random_moments_are_never_half_written_under_their_name() {
     }
     eprintln!(
         "{killed_midway} of {} bundles were still being written when killed",
-        trials - 1
+        trials - 2
     );
     assert!(
         killed_midway > 0,
@@ -595,6 +599,42 @@ fn conversions_beside_a_gc_loop_lose_no_name_and_no_blob() {
             }
         }
     }
+    ocikit()
+        .args(["validate", "--deep"])
+        .arg(&layout)
+        .assert()
+        .success();
+}
+
+/// Bundles made from a layout while gc sweeps it, and bundles imported into it: every bundle
+/// verifies, and no name is lost.
+#[test]
+fn bundles_beside_a_gc_loop_verify_and_lose_no_name() {
+    let (dir, layout) = sample_layout_copy();
+    let l = layout.display().to_string();
+    let before = names(&layout);
+    let bin = ocikit_path().display().to_string();
+    let per_writer = 8;
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let script = format!(
+                "set -e; for i in $(seq 1 {per_writer}); do \
+                   if [ {w} = 0 ]; then \
+                     {bin} bundle create \"{d}/b$i\" --link copy --image \"{l}:app:gzip\" \"{l}:app:multi\" >/dev/null 2>&1; \
+                     {bin} bundle verify \"{d}/b$i\" >/dev/null; \
+                   else \
+                     {bin} bundle create \"{d}/x$i.tar.zst\" --image \"{l}:app:zstd\" >/dev/null 2>&1; \
+                     {bin} bundle verify \"{d}/x$i.tar.zst\" >/dev/null; \
+                     {bin} import \"{d}/x$i.tar.zst\" \"{l}\" 2>/dev/null; \
+                   fi; \
+                 done",
+                d = dir.path().display()
+            );
+            shell(&script)
+        })
+        .collect();
+    beside_a_gc_loop(&layout, dir.path(), writers);
+    assert_eq!(names(&layout), before);
     ocikit()
         .args(["validate", "--deep"])
         .arg(&layout)

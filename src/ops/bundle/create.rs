@@ -30,12 +30,13 @@ use crate::graph::referrers::{Discovery, Scope};
 use crate::ops::bundle::description::{
     self, Description, Omitted, Tool, DESCRIPTION, MEDIA_TYPE, MIN_READER_VERSION, SCHEMA_VERSION,
 };
+use crate::ops::bundle::sha256_of;
 use crate::ops::bundle::sign::{SigningKey, SIGNATURE};
 use crate::ops::bundle::sums::{Sums, SUMS};
 use crate::ops::bundle::verify::BaseContent;
 use crate::ops::transfer::{self, Plan, Selection};
-use crate::progress::Progress;
-use crate::spec::digest::{Algorithm, Digest, Hasher};
+use crate::progress::{NoProgress, Progress};
+use crate::spec::digest::{Algorithm, Digest};
 use crate::spec::reference::Reference;
 use crate::spec::time::{rfc3339, Clock};
 use crate::store::archive::parts::{PartList, PartsWriter};
@@ -137,7 +138,7 @@ pub struct Created {
     /// The bundle's identity: the sha256 of its `SHA256SUMS`.
     pub bundle: Digest,
     pub description: Description,
-    /// Files listed in `SHA256SUMS`.
+    /// Files listed in `SHA256SUMS` (every file but it and the signature).
     pub files: usize,
     /// Bytes of those files.
     pub bytes: u64,
@@ -179,10 +180,34 @@ pub fn create(
             reason: "needs at least one image".into(),
         });
     }
-    let sources: Vec<(&dyn LayoutRead, Selection)> = requests
+    // One source per layout (however many images it gives), so that each layout's index and
+    // documents are read once; its images keep the order given.
+    let mut groups: Vec<(&dyn LayoutRead, Vec<usize>)> = Vec::new();
+    for (i, request) in requests.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(source, _)| std::ptr::addr_eq(*source, request.source))
+        {
+            Some((_, members)) => members.push(i),
+            None => groups.push((request.source, vec![i])),
+        }
+    }
+    let sources: Vec<(&dyn LayoutRead, Selection)> = groups
         .iter()
-        .map(|r| (r.source, Selection::Refs(vec![r.reference.clone()])))
+        .map(|(source, members)| {
+            let references = members
+                .iter()
+                .map(|&i| requests[i].reference.clone())
+                .collect();
+            (*source, Selection::Refs(references))
+        })
         .collect();
+    // The requests in the order the plan's roots come: (position given, request).
+    let grouped: Vec<(usize, &Request<'_>)> = groups
+        .iter()
+        .flat_map(|(_, members)| members.iter().map(|&i| (i, &requests[i])))
+        .collect();
+    let requests = &grouped[..];
     let mut plan = Plan::new(&sources, &options.transfer)?;
     let names: Vec<Option<String>> = plan
         .entries()
@@ -232,7 +257,7 @@ struct Finished {
 fn finish(
     view: &dyn LayoutRead,
     plan: &Plan<'_>,
-    requests: &[Request<'_>],
+    requests: &[(usize, &Request<'_>)],
     mut sums: Sums,
     options: &Options,
     omitted: &[Omitted],
@@ -261,10 +286,17 @@ fn finish(
     })
 }
 
-fn created(path: &Path, finished: Finished, options: &Options, plan: &Plan<'_>) -> Created {
+/// What [`create`] reports; `index_len`: the length of the bundle's `index.json`.
+fn created(
+    path: &Path,
+    finished: Finished,
+    options: &Options,
+    plan: &Plan<'_>,
+    index_len: usize,
+) -> Created {
+    // The files SHA256SUMS lists: the blobs, index.json, oci-layout and the description.
     let bytes = finished.description.totals.bytes
-        + finished.description_bytes.len() as u64
-        + finished.sums_bytes.len() as u64;
+        + (index_len + layout_header().len() + finished.description_bytes.len()) as u64;
     Created {
         path: path.to_path_buf(),
         bundle: Digest::sha256_of(&finished.sums_bytes),
@@ -288,7 +320,7 @@ fn created(path: &Path, finished: Finished, options: &Options, plan: &Plan<'_>) 
 /// A directory bundle, built under a temp name and renamed into place.
 fn directory(
     plan: &Plan<'_>,
-    requests: &[Request<'_>],
+    requests: &[(usize, &Request<'_>)],
     path: &Path,
     options: &Options,
     omitted: &[Omitted],
@@ -310,6 +342,7 @@ fn directory(
         transfer::write(plan, &writer, options.link, false, progress)?;
     }
     let index_bytes = layout.index_bytes()?;
+    let index_len = index_bytes.len();
     let mut view = Union::of(plan.source());
     view.set_index(index_bytes);
     let mut sums = Sums::new();
@@ -321,8 +354,11 @@ fn directory(
             Some(Ok(digest)) if digest.known_algorithm() == Some(Algorithm::Sha256) => digest,
             _ => {
                 let full = temp.path().join(&file.path);
-                let bytes = std::fs::read(&full).map_err(|e| Error::io("cannot read", &full, e))?;
-                Digest::sha256_of(&bytes)
+                let mut opened =
+                    std::fs::File::open(&full).map_err(|e| Error::io("cannot open", &full, e))?;
+                sha256_of(&mut opened, &NoProgress)
+                    .map_err(|e| Error::io("cannot read", &full, e))?
+                    .0
             }
         };
         sums.insert(&file.path, &digest)?;
@@ -336,13 +372,13 @@ fn directory(
     publish_dir(temp.path(), path)?;
     // Moved: nothing is left to remove.
     let _ = temp.keep();
-    Ok(created(path, finished, options, plan))
+    Ok(created(path, finished, options, plan, index_len))
 }
 
 /// An archive bundle: the description and `SHA256SUMS` first, then the layout.
 fn archive_bundle(
     plan: &Plan<'_>,
-    requests: &[Request<'_>],
+    requests: &[(usize, &Request<'_>)],
     path: &Path,
     archive: &ArchiveOptions,
     options: &Options,
@@ -384,7 +420,7 @@ fn archive_bundle(
         });
     }
     let done = writer.finish()?;
-    let mut made = created(path, finished, options, plan);
+    let mut made = created(path, finished, options, plan, index_bytes.len());
     made.archive_bytes = Some(done.bytes);
     if let Some(parts) = parts {
         made.parts = Some(parts.finish()?);
@@ -399,16 +435,8 @@ fn sha256_of_blob(source: &dyn LayoutRead, blob: &BlobRef) -> Result<Digest> {
         return Ok(blob.digest.clone());
     }
     let mut reader = source.open_blob(&blob.digest, Some(blob.size))?;
-    let mut hasher = Hasher::new(Algorithm::Sha256);
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        let n = std::io::Read::read(&mut reader, &mut buffer).map_err(|e| reader.error(e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher.finish())
+    let (digest, _) = sha256_of(&mut reader, &NoProgress).map_err(|e| reader.error(e))?;
+    Ok(digest)
 }
 
 /// The description of what `view` (the bundle's `index.json` over every blob) holds for
@@ -416,7 +444,7 @@ fn sha256_of_blob(source: &dyn LayoutRead, blob: &BlobRef) -> Result<Digest> {
 fn describe(
     view: &dyn LayoutRead,
     plan: &Plan<'_>,
-    requests: &[Request<'_>],
+    requests: &[(usize, &Request<'_>)],
     clock: &Clock,
     bundle_id: Digest,
 ) -> Result<Description> {
@@ -424,7 +452,9 @@ fn describe(
     let discovery = Discovery::new(view, Scope::default())?;
     let mut images = Vec::new();
     let roots: Vec<&transfer::Entry> = plan.entries().iter().filter(|e| e.root).collect();
-    for (request, entry) in requests.iter().zip(roots) {
+    let mut positions = Vec::new();
+    for ((position, request), entry) in requests.iter().zip(roots) {
+        positions.push(*position);
         let descriptor = &entry.descriptor;
         let alone = closure(&discovery, std::slice::from_ref(descriptor), false)?;
         let with = closure(&discovery, std::slice::from_ref(descriptor), true)?;
@@ -457,6 +487,10 @@ fn describe(
             referrers,
         });
     }
+    // In the order given.
+    let mut ordered: Vec<(usize, description::Image)> = positions.into_iter().zip(images).collect();
+    ordered.sort_by_key(|(position, _)| *position);
+    let images: Vec<description::Image> = ordered.into_iter().map(|(_, image)| image).collect();
     Ok(Description {
         schema_version: SCHEMA_VERSION,
         media_type: MEDIA_TYPE.into(),

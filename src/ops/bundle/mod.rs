@@ -34,7 +34,7 @@ pub enum Bundle {
     /// A compressed archive, read once as it streamed past: small files were kept, every
     /// larger one hashed on the way (sha256 and length, by its path from the layout's root)
     /// and let pass, so nothing is decompressed twice or spooled to disk.
-    Streamed(Archive, HashMap<String, (Digest, u64)>, Reopen),
+    Streamed(Archive, HashMap<String, (Digest, u64)>, Option<Reopen>),
 }
 
 /// How to read a streamed archive again, in place, should a document it let pass be needed
@@ -67,18 +67,36 @@ impl Bundle {
         }
         let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         progress.total(file.metadata().map(|m| m.len()).unwrap_or(0));
+        let reopen = Reopen {
+            path: path.to_path_buf(),
+            limits: *limits,
+        };
+        Bundle::from_stream(
+            file,
+            &path.display().to_string(),
+            limits,
+            progress,
+            Some(reopen),
+        )
+    }
+
+    /// Reads a bundle archive (plain or compressed) from `input`, once, as it comes (see
+    /// [`Bundle::Streamed`]); `name` names it in messages. `reopen`: how to read it again in
+    /// place, if it can be.
+    pub fn from_stream(
+        input: impl Read,
+        name: &str,
+        limits: &Limits,
+        progress: &dyn Progress,
+        reopen: Option<Reopen>,
+    ) -> Result<Bundle> {
         let hashing = Hashing::default();
-        let name = path.display().to_string();
-        let archive = Archive::read_stream(file, &name, limits, &hashing, progress)?;
+        let archive = Archive::read_stream(input, name, limits, &hashing, progress)?;
         archive.check_oci_layout()?;
         let hashed = hashing
             .seen
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
-        let reopen = Reopen {
-            path: path.to_path_buf(),
-            limits: *limits,
-        };
         Ok(Bundle::Streamed(archive, hashed, reopen))
     }
 
@@ -148,23 +166,29 @@ struct Hashing {
 
 impl Stage for Hashing {
     fn stage(&self, name: &str, _size: u64, data: &mut dyn Read) -> Result<Option<Kept>> {
-        let mut hasher = Hasher::new(Algorithm::Sha256);
-        let mut buffer = vec![0; 1024 * 1024];
-        let mut len = 0;
-        loop {
-            let n = data
-                .read(&mut buffer)
-                .map_err(|e| Error::io("cannot read", name, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            len += n as u64;
-        }
+        let hashed = sha256_of(data, &crate::progress::NoProgress)
+            .map_err(|e| Error::io("cannot read", name, e))?;
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string(), (hasher.finish(), len));
+            .insert(name.to_string(), hashed);
         Ok(None)
+    }
+}
+
+/// The sha256 of everything `reader` gives, and its length; `progress` counts the bytes. Read
+/// in 1 MiB chunks (every file a bundle hashes goes through here).
+pub fn sha256_of(reader: &mut dyn Read, progress: &dyn Progress) -> std::io::Result<(Digest, u64)> {
+    let mut hasher = Hasher::new(Algorithm::Sha256);
+    let mut buffer = vec![0; 1024 * 1024];
+    let mut len = 0;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            return Ok((hasher.finish(), len));
+        }
+        hasher.update(&buffer[..n]);
+        progress.advance(n as u64);
+        len += n as u64;
     }
 }

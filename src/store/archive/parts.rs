@@ -5,9 +5,9 @@
 //! the last) and `OUT.parts`, a JSON list: the whole archive's name, size and sha256, and each
 //! part's name, size and sha256. Parts are written under temp names beside their final ones,
 //! synced, renamed into place, and the list is written last: a crash leaves no list (and so
-//! no split archive), whatever parts it left. [`reassemble`] checks every part's presence and
-//! size before reading any, then hashes each part and the whole while it concatenates them,
-//! so a reader checks the whole archive first and then reads one ordinary file.
+//! no split archive), whatever parts it left. [`check`] checks every part's presence and size
+//! before reading any, then hashes each part and the whole; a reader then reads the parts as
+//! one stream ([`open_parts`]), never putting them together on disk.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -241,10 +241,10 @@ pub fn is_part_list(path: &Path) -> bool {
     path.to_string_lossy().ends_with(PARTS_SUFFIX) && path.is_file()
 }
 
-/// Reads the part list at `list`, checks that every part is there with its size (before
-/// reading any), then concatenates the parts into a temp file in `into`, checking each
-/// part's and the whole's sha256 on the way. The temp file is removed when dropped.
-pub fn reassemble(list: &Path, into: &Path) -> Result<(PartList, tempfile::NamedTempFile)> {
+/// Reads the part list at `list` and checks the parts: every part there with its size (before
+/// any is read), then each part's sha256 and the whole's, reading every part once. Returns the
+/// list and the parts' paths, in order, to be read as one stream ([`open_parts`]).
+pub fn check(list: &Path) -> Result<(PartList, Vec<PathBuf>)> {
     let what = list.display().to_string();
     let bytes = std::fs::read(list).ctx("cannot read", list)?;
     let parsed: PartList = crate::spec::document::parse_json(&bytes, &what)?;
@@ -289,35 +289,26 @@ pub fn reassemble(list: &Path, into: &Path) -> Result<(PartList, tempfile::Named
             parsed.size
         )));
     }
-    let mut out = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(into)
-        .ctx("cannot create a temp file in", into)?;
     let mut whole = sha2::Sha256::new();
     let mut buffer = vec![0; 1024 * 1024];
-    {
-        let mut writer = BufWriter::with_capacity(256 * 1024, out.as_file_mut());
-        for (part, path) in parsed.parts.iter().zip(&paths) {
-            let mut file = File::open(path).ctx("cannot open", path)?;
-            let mut hasher = sha2::Sha256::new();
-            loop {
-                let n = file.read(&mut buffer).ctx("cannot read", path)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buffer[..n]);
-                whole.update(&buffer[..n]);
-                writer.write_all(&buffer[..n]).ctx("cannot write", into)?;
+    for (part, path) in parsed.parts.iter().zip(&paths) {
+        let mut file = File::open(path).ctx("cannot open", path)?;
+        let mut hasher = sha2::Sha256::new();
+        loop {
+            let n = file.read(&mut buffer).ctx("cannot read", path)?;
+            if n == 0 {
+                break;
             }
-            let digest = Digest::from_hash(Algorithm::Sha256, &hasher.finalize());
-            if digest != part.digest {
-                return Err(bad(format!(
-                    "lists the part {} as {}, and it hashes to {digest}",
-                    part.name, part.digest
-                )));
-            }
+            hasher.update(&buffer[..n]);
+            whole.update(&buffer[..n]);
         }
-        writer.flush().ctx("cannot write", into)?;
+        let digest = Digest::from_hash(Algorithm::Sha256, &hasher.finalize());
+        if digest != part.digest {
+            return Err(bad(format!(
+                "lists the part {} as {}, and it hashes to {digest}",
+                part.name, part.digest
+            )));
+        }
     }
     let digest = Digest::from_hash(Algorithm::Sha256, &whole.finalize());
     if digest != parsed.digest {
@@ -326,5 +317,37 @@ pub fn reassemble(list: &Path, into: &Path) -> Result<(PartList, tempfile::Named
             parsed.digest
         )));
     }
-    Ok((parsed, out))
+    Ok((parsed, paths))
+}
+
+/// The parts at `paths`, read one after the other as one stream (the whole archive), each
+/// opened when the one before it ends.
+pub fn open_parts(paths: Vec<PathBuf>) -> impl Read + Send {
+    Parts {
+        paths: paths.into_iter(),
+        current: None,
+    }
+}
+
+struct Parts {
+    paths: std::vec::IntoIter<PathBuf>,
+    current: Option<File>,
+}
+
+impl Read for Parts {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(file) = self.current.as_mut() {
+                let n = file.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.current = None;
+            }
+            match self.paths.next() {
+                Some(path) => self.current = Some(File::open(path)?),
+                None => return Ok(0),
+            }
+        }
+    }
 }
