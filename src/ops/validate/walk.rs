@@ -955,4 +955,3 @@ fn kind_name(kind: FileKind) -> &'static str {
         FileKind::Other => "device, FIFO or socket",
     }
 }
-
