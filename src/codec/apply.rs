@@ -19,10 +19,11 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::codec::decode;
@@ -206,8 +207,15 @@ pub fn apply(
         }
     };
     let decoder = decode::decompress(blob, compression, &options.limits)?;
-    // One thread decompresses and hashes a few chunks ahead; this one reads the tar and writes.
+    let (jobs, queue) = sync_channel::<Job>(QUEUE);
+    let queue = Mutex::new(queue);
+    let written = Mutex::new(Written::default());
+    // One thread decompresses and hashes a few chunks ahead; this one reads the tar and makes
+    // the names; writer threads write the data of small files.
     std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..writers())
+            .map(|_| scope.spawn(|| writer(&queue, &written)))
+            .collect();
         let (send, chunks) = sync_channel::<io::Result<Vec<u8>>>(AHEAD);
         let producer = scope.spawn(move || -> io::Result<(Digest, u64)> {
             let mut decoder = decoder;
@@ -257,6 +265,7 @@ pub fn apply(
             directories: Vec::new(),
             applied: Applied::default(),
             skipped_warnings: 0,
+            jobs: Some(jobs),
         };
         loop {
             let mut entry = match reader.next_entry() {
@@ -273,6 +282,23 @@ pub fn apply(
             let header = entry.header().clone();
             state.applied.entries += 1;
             state.entry(&header, &mut entry, names, &read_error)?;
+        }
+        // Every file written before the directories close.
+        drop(state.jobs.take());
+        for handle in writers {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        let done = match written.lock() {
+            Ok(mut written) => std::mem::take(&mut *written),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        if let Some(e) = done.error {
+            return Err(e);
+        }
+        for warning in done.warnings {
+            state.warn(warning);
         }
         state.close_directories()?;
         // What follows the end of the tar is part of the diff_id.
@@ -337,6 +363,84 @@ struct State<'a> {
     directories: Vec<(PathBuf, Metadata, Xattrs)>,
     applied: Applied,
     skipped_warnings: usize,
+    /// Where small files go to be written, when there are writer threads.
+    jobs: Option<SyncSender<Job>>,
+}
+
+/// Largest file whose data is handed to a writer thread (larger ones are streamed here).
+const BUFFERED_MAX: u64 = 1 << 20;
+/// Files that may wait for a writer thread (so at most this many MiB are held).
+const QUEUE: usize = 32;
+
+/// A file whose data a writer thread writes, then its attributes and metadata.
+struct Job {
+    file: std::fs::File,
+    data: Vec<u8>,
+    metadata: Metadata,
+    xattrs: Xattrs,
+    shown: PathBuf,
+}
+
+/// What the writer threads report: the first error, and warnings.
+#[derive(Default)]
+struct Written {
+    error: Option<Error>,
+    warnings: Vec<String>,
+}
+
+/// Sets a written file's extended attributes (failures are returned as warnings) and then its
+/// owner, mode and time.
+fn finish_file(
+    file: &std::fs::File,
+    metadata: &Metadata,
+    xattrs: &Xattrs,
+    shown: &Path,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for (name, value) in xattrs {
+        if let Err(e) = extract::set_file_xattr(file, name, value, shown) {
+            warnings.push(e.to_string());
+        }
+    }
+    if metadata.owner.is_some() || metadata.mtime.is_some() {
+        extract::set_file_metadata(file, metadata, shown)?;
+    }
+    Ok(warnings)
+}
+
+/// A writer thread: writes the files `queue` hands it until it is closed.
+fn writer(queue: &Mutex<Receiver<Job>>, written: &Mutex<Written>) {
+    loop {
+        let job = match queue.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(mut job) = job else {
+            return;
+        };
+        let result = job
+            .file
+            .write_all(&job.data)
+            .map_err(|e| Error::io("cannot write", &job.shown, e))
+            .and_then(|()| finish_file(&job.file, &job.metadata, &job.xattrs, &job.shown));
+        let Ok(mut written) = written.lock() else {
+            return;
+        };
+        match result {
+            Ok(warnings) => written.warnings.extend(warnings),
+            Err(e) => {
+                written.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// How many writer threads write small files beside the reader.
+fn writers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 impl State<'_> {
@@ -437,16 +541,38 @@ impl State<'_> {
                 let mut file = root
                     .create_file(&path, mode)
                     .map_err(|e| self.refused(raw, e))?;
-                copy_data(entry, &mut file, &shown, read_error)?;
-                if self.options.xattrs {
-                    for (name, value) in &header.xattrs {
-                        if let Err(e) = extract::set_file_xattr(&file, name, value, &shown) {
-                            self.warn(e.to_string());
+                let xattrs = if self.options.xattrs {
+                    header.xattrs.clone()
+                } else {
+                    Vec::new()
+                };
+                match &self.jobs {
+                    // A small file's data is handed to a writer thread: the names are made
+                    // here, in the tar's order, while the data is written beside.
+                    Some(jobs) if header.size <= BUFFERED_MAX => {
+                        let mut data = Vec::with_capacity(header.size as usize);
+                        entry.read_to_end(&mut data).map_err(read_error)?;
+                        let job = Job {
+                            file,
+                            data,
+                            metadata,
+                            xattrs,
+                            shown,
+                        };
+                        if jobs.send(job).is_err() {
+                            return Err(Error::io(
+                                "cannot write",
+                                root.path(),
+                                io::Error::other("the writer threads stopped"),
+                            ));
                         }
                     }
-                }
-                if metadata.owner.is_some() || metadata.mtime.is_some() {
-                    extract::set_file_metadata(&file, &metadata, &shown)?;
+                    _ => {
+                        copy_data(entry, &mut file, &shown, read_error)?;
+                        for warning in finish_file(&file, &metadata, &xattrs, &shown)? {
+                            self.warn(warning);
+                        }
+                    }
                 }
             }
             Kind::Symlink => {
@@ -600,7 +726,6 @@ fn copy_data(
     shown: &Path,
     read_error: &dyn Fn(io::Error) -> Error,
 ) -> Result<()> {
-    use std::io::Write;
     loop {
         let buf = match entry.fill_buf() {
             Ok([]) => return Ok(()),

@@ -382,3 +382,31 @@ fn unpack_of_a_buildah_built_image_with_whiteouts_matches_umoci() {
     assert!(!ours.join("var/cache/old").exists() && !ours.join("etc/empty").exists());
     assert_eq!(fs::read_to_string(ours.join("etc/added")).unwrap(), "new");
 }
+
+#[test]
+fn an_index_needs_a_platform_and_gets_the_one_asked_for() {
+    let sample = crate::helpers::sample_layout();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rootfs");
+    ocikit()
+        .args(["unpack", &format!("{}:app:multi", l(&sample))])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("choose it with --platform"));
+    assert!(
+        !out.exists(),
+        "nothing is made when nothing can be unpacked"
+    );
+    ocikit()
+        .args([
+            "unpack",
+            "--platform",
+            "linux/arm64",
+            &format!("{}:app:multi", l(&sample)),
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(out.join("hello.txt").is_file(), "{:?}", listing(&out));
+}
