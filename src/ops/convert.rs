@@ -29,12 +29,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::codec::decode::{self, Limits};
-use crate::codec::layer::{CompressOptions, CompressWriter, Compression, LayerSink};
+use crate::codec::layer::{CompressOptions, CompressWriter, Compression};
+use crate::codec::pipe::{self, PipeError};
 use crate::error::{Error, LimitExceeded, Result};
 use crate::graph::referrers::{self, descriptor_value, Discovery, Format, Scope};
 use crate::graph::resolve::{resolve, resolve_in};
 use crate::graph::walk::MAX_DEPTH;
-use crate::ops::layer::Tee;
 use crate::ops::tag::{check_new_name, name_entry};
 use crate::progress::Progress;
 use crate::spec::digest::{Algorithm, Digest, Mismatch};
@@ -816,29 +816,32 @@ fn recompress(
         }
     };
     let blob = layout.open_blob(digest, Some(job.layer.size))?;
-    let mut ignored = io::sink();
-    let counted = Tee {
+    let counted = Counted {
         inner: blob,
-        copy: &mut ignored,
-        progress: Some(progress),
+        progress,
     };
     let mut decoder = decode::decompress(counted, job.from, limits)?;
-    let mut out = LayerSink::new(writer.blob_sink(Algorithm::Sha256)?, options)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match decoder.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(failed(e)),
-        };
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::io("cannot write", "the converted layer", e))?;
-    }
+    let mut out = CompressWriter::new(writer.blob_sink(Algorithm::Sha256)?, options)?;
+    // This thread reads, verifies, decodes and feeds the compressor (whose workers are its
+    // own); the diff_id is hashed on another thread as the decoded bytes pass.
+    let copied = pipe::copy_hashed(
+        &mut decoder,
+        Algorithm::Sha256,
+        job.layer.size,
+        u64::MAX,
+        &mut |bytes| out.write_all(bytes),
+    )
+    .map_err(|e| match e {
+        PipeError::Read(e) => failed(e),
+        PipeError::Write(e) => Error::io("cannot write", "the converted layer", e),
+    })?;
     // The rest of the blob, so that its digest is checked to its end.
     let mut rest = decoder.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(failed)?;
-    let (sink, diff_id) = out.finish()?;
+    let sink = out
+        .finish()
+        .map_err(|e| Error::io("cannot write", "the converted layer", e))?;
+    let diff_id = copied.digest;
     if diff_id != job.diff_id {
         return Err(Error::CorruptBlob {
             digest: digest.clone(),
@@ -851,6 +854,20 @@ fn recompress(
         });
     }
     sink.finish()?.stage()
+}
+
+/// A reader that tells `progress` of the bytes it reads.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
 }
 
 /// Writes a copy of the referrer `referrer` whose subject is `subject`; returns the copy's
