@@ -11,12 +11,12 @@
 //! recompressed), non-distributable layers whose blob is absent are refused, and the
 //! referrers of every document that changes are counted. Then the distinct layers to
 //! recompress are converted in parallel, each in one stream (blob read and verified →
-//! [`crate::codec::decode`] under the caller's limits → [`LayerSink`]: the uncompressed bytes
-//! hashed for the diff_id while [`crate::codec::layer::CompressWriter`] compresses them → blob
-//! temp file, hashed), so each blob is read once and written once. A diff_id that does not
-//! match the configuration's stops the conversion; the new blobs are committed only when every
-//! layer converted, so a refusal leaves the layout as it was. Then the documents are written
-//! bottom-up and `index.json` is updated once, under the layout's locks.
+//! [`crate::codec::decode`] under the caller's limits → [`CompressWriter`], the uncompressed
+//! bytes hashed for the diff_id on [`crate::codec::pipe`]'s thread as they pass → a temp file
+//! of the layout, hashed and synced), so each blob is read once and written once. A diff_id
+//! that does not match the configuration's stops the conversion; the new blobs are put in
+//! place only when every layer converted, so a refusal leaves the layout as it was. Then the
+//! documents are written bottom-up and `index.json` is updated once, under the layout's locks.
 //!
 //! The same input gives the same output digests on every run and thread count: the
 //! compressors' bytes do not depend on the thread count, and the documents are canonical.
