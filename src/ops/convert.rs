@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -821,26 +822,57 @@ fn recompress(
         progress,
     };
     let mut decoder = decode::decompress(counted, job.from, limits)?;
-    let mut out = CompressWriter::new(writer.blob_sink(Algorithm::Sha256)?, options)?;
+    let sink = writer.blob_sink(Algorithm::Sha256)?;
+    let write_failed = |e: io::Error| Error::io("cannot write", "the converted layer", e);
     // This thread reads, verifies, decodes and feeds the compressor (whose workers are its
-    // own); the diff_id is hashed on another thread as the decoded bytes pass.
-    let copied = pipe::copy_hashed(
-        &mut decoder,
-        Algorithm::Sha256,
-        job.layer.size,
-        u64::MAX,
-        &mut |bytes| out.write_all(bytes),
-    )
-    .map_err(|e| match e {
-        PipeError::Read(e) => failed(e),
-        PipeError::Write(e) => Error::io("cannot write", "the converted layer", e),
+    // own); the diff_id is hashed on another thread as the decoded bytes pass, and the
+    // compressed stream is hashed and written into the temp file on a third: the decoding
+    // thread, the critical path, does nothing else.
+    let (copied, sink) = std::thread::scope(|scope| -> Result<_> {
+        let (chunks, received) = sync_channel::<Vec<u8>>(HANDOFF_AHEAD);
+        let writing = scope.spawn(move || -> io::Result<_> {
+            let mut sink = sink;
+            for chunk in received {
+                sink.write_all(&chunk)?;
+            }
+            Ok(sink)
+        });
+        let converted = (|| {
+            let handoff = Handoff {
+                chunks,
+                pending: Vec::with_capacity(pipe::CHUNK),
+            };
+            let mut out = CompressWriter::new(handoff, options)?;
+            let copied = pipe::copy_hashed(
+                &mut decoder,
+                Algorithm::Sha256,
+                job.layer.size,
+                u64::MAX,
+                &mut |bytes| out.write_all(bytes),
+            )
+            .map_err(|e| match e {
+                PipeError::Read(e) => failed(e),
+                PipeError::Write(e) => write_failed(e),
+            })?;
+            out.finish()
+                .and_then(Handoff::close)
+                .map_err(write_failed)?;
+            Ok(copied)
+        })();
+        // The handoff is gone (finished or dropped): the writing thread ends; its own error,
+        // if it had one, is the one to report.
+        match (converted, writing.join()) {
+            (_, Ok(Err(e))) => Err(write_failed(e)),
+            (Err(e), _) => Err(e),
+            (Ok(copied), Ok(Ok(sink))) => Ok((copied, sink)),
+            (Ok(_), Err(_)) => Err(write_failed(io::Error::other(
+                "the writing thread panicked",
+            ))),
+        }
     })?;
     // The rest of the blob, so that its digest is checked to its end.
     let mut rest = decoder.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(failed)?;
-    let sink = out
-        .finish()
-        .map_err(|e| Error::io("cannot write", "the converted layer", e))?;
     let diff_id = copied.digest;
     if diff_id != job.diff_id {
         return Err(Error::CorruptBlob {
@@ -854,6 +886,46 @@ fn recompress(
         });
     }
     sink.finish()?.stage()
+}
+
+/// How many chunks of compressed output may wait for the writing thread.
+const HANDOFF_AHEAD: usize = 4;
+
+/// A writer that hands what is written, in chunks of [`pipe::CHUNK`] bytes, to another thread.
+struct Handoff {
+    chunks: SyncSender<Vec<u8>>,
+    pending: Vec<u8>,
+}
+
+impl Handoff {
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.pending, Vec::with_capacity(pipe::CHUNK));
+        self.chunks
+            .send(full)
+            .map_err(|_| io::Error::other("the writing thread stopped"))
+    }
+
+    /// Hands over what is left; the other thread's end closes when this is dropped.
+    fn close(mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.send()
+    }
+}
+
+impl Write for Handoff {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if self.pending.len() >= pipe::CHUNK {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A reader that tells `progress` of the bytes it reads.
