@@ -21,8 +21,9 @@ use crate::cli::progress::Bar;
 /// Referrers of the old documents are counted; --copy-referrers attaches copies of them to
 /// the new ones.
 ///
-/// --artifact-to-image, on its own, turns a pre-release application/vnd.oci.artifact.
-/// manifest.v1+json into an image-spec 1.1 manifest with the same artifactType, subject,
+/// --artifact-to-image, on its own, turns a pre-release artifact manifest
+/// (application/vnd.oci.artifact.manifest.v1+json) into an image-spec 1.1 manifest with the
+/// same artifactType, subject,
 /// annotations and blobs (as layers, with the empty descriptor as config), and points the
 /// layout's bookkeeping at it: index.json entries of the old manifest are replaced in place and
 /// its subject's fallback-tag index lists the new one.

@@ -11,30 +11,31 @@
 //! recompressed), non-distributable layers whose blob is absent are refused, and the
 //! referrers of every document that changes are counted. Then the distinct layers to
 //! recompress are converted in parallel, each in one stream (blob read and verified →
-//! [`crate::codec::decode`] under the caller's limits → [`LayerSink`]: the uncompressed bytes
-//! hashed for the diff_id while [`crate::codec::layer::CompressWriter`] compresses them → blob
-//! temp file, hashed), so each blob is read once and written once. A diff_id that does not
-//! match the configuration's stops the conversion; the new blobs are committed only when every
-//! layer converted, so a refusal leaves the layout as it was. Then the documents are written
-//! bottom-up and `index.json` is updated once, under the layout's locks.
+//! [`crate::codec::decode`] under the caller's limits → [`CompressWriter`], the uncompressed
+//! bytes hashed for the diff_id on [`crate::codec::pipe`]'s thread as they pass → a temp file
+//! of the layout, hashed and synced), so each blob is read once and written once. A diff_id
+//! that does not match the configuration's stops the conversion; the new blobs are put in
+//! place only when every layer converted, so a refusal leaves the layout as it was. Then the
+//! documents are written bottom-up and `index.json` is updated once, under the layout's locks.
 //!
 //! The same input gives the same output digests on every run and thread count: the
 //! compressors' bytes do not depend on the thread count, and the documents are canonical.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::codec::decode::{self, Limits};
-use crate::codec::layer::{CompressOptions, CompressWriter, Compression, LayerSink};
+use crate::codec::layer::{CompressOptions, CompressWriter, Compression};
+use crate::codec::pipe::{self, PipeError};
 use crate::error::{Error, LimitExceeded, Result};
 use crate::graph::referrers::{self, descriptor_value, Discovery, Format, Scope};
 use crate::graph::resolve::{resolve, resolve_in};
 use crate::graph::walk::MAX_DEPTH;
-use crate::ops::layer::Tee;
 use crate::ops::tag::{check_new_name, name_entry};
 use crate::progress::Progress;
 use crate::spec::digest::{Algorithm, Digest, Mismatch};
@@ -816,29 +817,63 @@ fn recompress(
         }
     };
     let blob = layout.open_blob(digest, Some(job.layer.size))?;
-    let mut ignored = io::sink();
-    let counted = Tee {
+    let counted = Counted {
         inner: blob,
-        copy: &mut ignored,
-        progress: Some(progress),
+        progress,
     };
     let mut decoder = decode::decompress(counted, job.from, limits)?;
-    let mut out = LayerSink::new(writer.blob_sink(Algorithm::Sha256)?, options)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match decoder.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(failed(e)),
-        };
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::io("cannot write", "the converted layer", e))?;
-    }
+    let sink = writer.blob_sink(Algorithm::Sha256)?;
+    let write_failed = |e: io::Error| Error::io("cannot write", "the converted layer", e);
+    // This thread reads, verifies, decodes and feeds the compressor (whose workers are its
+    // own); the diff_id is hashed on another thread as the decoded bytes pass, and the
+    // compressed stream is hashed and written into the temp file on a third: the decoding
+    // thread, the critical path, does nothing else.
+    let (copied, sink) = std::thread::scope(|scope| -> Result<_> {
+        let (chunks, received) = sync_channel::<Vec<u8>>(HANDOFF_AHEAD);
+        let writing = scope.spawn(move || -> io::Result<_> {
+            let mut sink = sink;
+            for chunk in received {
+                sink.write_all(&chunk)?;
+            }
+            Ok(sink)
+        });
+        let converted = (|| {
+            let handoff = Handoff {
+                chunks,
+                pending: Vec::with_capacity(pipe::CHUNK),
+            };
+            let mut out = CompressWriter::new(handoff, options)?;
+            let copied = pipe::copy_hashed(
+                &mut decoder,
+                Algorithm::Sha256,
+                job.layer.size,
+                u64::MAX,
+                &mut |bytes| out.write_all(bytes),
+            )
+            .map_err(|e| match e {
+                PipeError::Read(e) => failed(e),
+                PipeError::Write(e) => write_failed(e),
+            })?;
+            out.finish()
+                .and_then(Handoff::close)
+                .map_err(write_failed)?;
+            Ok(copied)
+        })();
+        // The handoff is gone (finished or dropped): the writing thread ends; its own error,
+        // if it had one, is the one to report.
+        match (converted, writing.join()) {
+            (_, Ok(Err(e))) => Err(write_failed(e)),
+            (Err(e), _) => Err(e),
+            (Ok(copied), Ok(Ok(sink))) => Ok((copied, sink)),
+            (Ok(_), Err(_)) => Err(write_failed(io::Error::other(
+                "the writing thread panicked",
+            ))),
+        }
+    })?;
     // The rest of the blob, so that its digest is checked to its end.
     let mut rest = decoder.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(failed)?;
-    let (sink, diff_id) = out.finish()?;
+    let diff_id = copied.digest;
     if diff_id != job.diff_id {
         return Err(Error::CorruptBlob {
             digest: digest.clone(),
@@ -851,6 +886,60 @@ fn recompress(
         });
     }
     sink.finish()?.stage()
+}
+
+/// How many chunks of compressed output may wait for the writing thread.
+const HANDOFF_AHEAD: usize = 4;
+
+/// A writer that hands what is written, in chunks of [`pipe::CHUNK`] bytes, to another thread.
+struct Handoff {
+    chunks: SyncSender<Vec<u8>>,
+    pending: Vec<u8>,
+}
+
+impl Handoff {
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.pending, Vec::with_capacity(pipe::CHUNK));
+        self.chunks
+            .send(full)
+            .map_err(|_| io::Error::other("the writing thread stopped"))
+    }
+
+    /// Hands over what is left; the other thread's end closes when this is dropped.
+    fn close(mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.send()
+    }
+}
+
+impl Write for Handoff {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if self.pending.len() >= pipe::CHUNK {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A reader that tells `progress` of the bytes it reads.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
 }
 
 /// Writes a copy of the referrer `referrer` whose subject is `subject`; returns the copy's

@@ -195,10 +195,10 @@ fn read_tar_file(
 }
 
 /// A reader that copies what it reads into `copy` (and tells `progress`).
-pub(crate) struct Tee<'a, R> {
-    pub(crate) inner: R,
-    pub(crate) copy: &'a mut dyn Write,
-    pub(crate) progress: Option<&'a dyn Progress>,
+struct Tee<'a, R> {
+    inner: R,
+    copy: &'a mut dyn Write,
+    progress: Option<&'a dyn Progress>,
 }
 
 impl<R: Read> Read for Tee<'_, R> {

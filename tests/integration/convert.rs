@@ -662,3 +662,43 @@ fn skopeo_umoci_and_containers_storage_read_converted_images() {
     };
     assert!(digest.contains(&named(&layout, "app:gzip")), "{digest}");
 }
+
+#[test]
+fn what_convert_says() {
+    let (_dir, layout) = sample_layout_copy();
+    let gzip = format!("{}:app:gzip", l(&layout));
+    let multi = format!("{}:app:multi", l(&layout));
+    let mut shown = String::new();
+    for args in [
+        vec!["convert", &gzip, "--compression", "zstd"],
+        vec!["convert", &gzip, "--compression", "zstd"],
+        vec![
+            "convert",
+            &gzip,
+            "--compression",
+            "gzip",
+            "--name",
+            "back",
+            "--copy-referrers",
+        ],
+        vec!["convert", &multi, "--to-oci", "--compression", "none"],
+        vec![
+            "convert",
+            &multi,
+            "--platform",
+            "linux/amd64",
+            "--compression",
+            "zstd",
+        ],
+    ] {
+        let mut command = ocikit();
+        command.args(&args);
+        shown.push_str(&format!("$ ocikit {}\n", args.join(" ")));
+        shown.push_str(&crate::helpers::transcript(
+            &mut command,
+            &[(&layout, "[LAYOUT]")],
+        ));
+        shown.push('\n');
+    }
+    insta::assert_snapshot!(shown.replace(&l(&layout), "[LAYOUT]"));
+}
