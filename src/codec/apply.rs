@@ -17,17 +17,17 @@
 //! directory is filled before it closes and a directory's mtime is not changed by its
 //! children. The caller checks the blob's digest (its reader) and the diff_id (returned).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::codec::decode;
-use crate::codec::extract::{self, Metadata, Root, Special};
+use crate::codec::extract::{self, Identity, Metadata, Root, Special};
 use crate::codec::pipe::fill;
 use crate::codec::tar::{self, Header, Kind, TarError};
 use crate::error::{Error, LimitExceeded, Result};
@@ -203,7 +203,10 @@ pub fn apply(
         }
         Error::InvalidInput {
             what: format!("layer {layer}"),
-            reason: format!("cannot be read as a {} tar: {e}", compression.name()),
+            reason: match compression {
+                Compression::None => format!("cannot be read as an uncompressed tar: {e}"),
+                c => format!("cannot be read as a {} tar: {e}", c.name()),
+            },
         }
     };
     let decoder = decode::decompress(blob, compression, &options.limits)?;
@@ -262,6 +265,7 @@ pub fn apply(
             options,
             upper: HashSet::new(),
             ancestors: HashSet::new(),
+            plain: BTreeSet::new(),
             directories: Vec::new(),
             applied: Applied::default(),
             skipped_warnings: 0,
@@ -355,12 +359,17 @@ struct State<'a> {
     root: &'a Root,
     layer: &'a Digest,
     options: &'a Options,
-    /// Clean names this layer wrote (whiteouts do not touch them).
+    /// What this layer wrote, by physical path (from the root, through no link: a name written
+    /// through `lib -> usr/lib` is `usr/lib/…`), which whiteouts do not touch.
     upper: HashSet<Vec<u8>>,
-    /// Directories above names this layer wrote.
+    /// Directories above what this layer wrote, by physical path.
     ancestors: HashSet<Vec<u8>>,
-    /// Directories and their metadata, set once the layer is written.
-    directories: Vec<(PathBuf, Metadata, Xattrs)>,
+    /// Directories whose name resolved through no link (so it is their physical path), until
+    /// an entry or whiteout replaces them or something above them.
+    plain: BTreeSet<Vec<u8>>,
+    /// Directories (their name in the tar, where they are, the directory made) and their
+    /// metadata, set once the layer is written.
+    directories: Vec<(Vec<u8>, PathBuf, Identity, Metadata, Xattrs)>,
     applied: Applied,
     skipped_warnings: usize,
     /// Where small files go to be written, when there are writer threads.
@@ -487,53 +496,123 @@ impl State<'_> {
         let raw = header.path.as_slice();
         if self.options.whiteouts {
             let clean = tar::path::normalize(raw).clean;
-            let (dir, base) = match clean.iter().rposition(|&b| b == b'/') {
-                Some(i) => (&clean[..i], &clean[i + 1..]),
-                None => (&clean[..0], &clean[..]),
-            };
+            let (dir, base) = split(&clean);
             if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
                 let dir = dir.to_vec();
                 if base == OPAQUE_WHITEOUT {
                     return self.opaque(&dir).map_err(|e| self.refused(raw, e));
                 }
-                if hidden.starts_with(WHITEOUT_PREFIX) || hidden.is_empty() {
+                if matches!(hidden, b"" | b"." | b"..") {
+                    return Err(entry_error(
+                        self.layer,
+                        raw,
+                        "is a whiteout that names no file; refusing it".into(),
+                    ));
+                }
+                if hidden.starts_with(WHITEOUT_PREFIX) {
                     // `.wh..wh.*` (aufs bookkeeping) other than the opaque marker: nothing.
                     return Ok(());
                 }
-                let mut path = dir;
-                if !path.is_empty() {
-                    path.push(b'/');
-                }
-                path.extend_from_slice(hidden);
-                return self.whiteout(&path).map_err(|e| self.refused(raw, e));
+                return self
+                    .whiteout(&dir, hidden)
+                    .map_err(|e| self.refused(raw, e));
             }
         }
         let Some(path) = names.place(raw, Role::Entry(header.kind))? else {
             return Ok(());
         };
+        self.write(header, entry, names, read_error, raw, &path)?;
         if self.options.whiteouts {
-            let clean = path.as_os_str().as_bytes().to_vec();
-            let mut end = clean.len();
-            while let Some(i) = clean[..end].iter().rposition(|&b| b == b'/') {
-                if !self.ancestors.insert(clean[..i].to_vec()) {
-                    break;
-                }
-                end = i;
-            }
-            self.upper.insert(clean);
+            self.record(&path, header.kind == Kind::Directory)
+                .map_err(|e| self.refused(raw, e))?;
         }
+        Ok(())
+    }
+
+    /// Notes `path` (a clean name) as written by this layer, by where it physically is.
+    fn record(&mut self, path: &Path, is_dir: bool) -> Result<()> {
+        let clean = path.as_os_str().as_bytes();
+        let (dir, base) = split(clean);
+        let Some(mut physical) = self.physical_dir(dir)? else {
+            return Ok(());
+        };
+        if !physical.is_empty() {
+            physical.push(b'/');
+        }
+        physical.extend_from_slice(base);
+        if !is_dir {
+            // It may have replaced a directory, and what was below it.
+            self.forget(&physical);
+        }
+        let mut end = physical.len();
+        while let Some(i) = physical[..end].iter().rposition(|&b| b == b'/') {
+            if !self.ancestors.insert(physical[..i].to_vec()) {
+                break;
+            }
+            end = i;
+        }
+        self.upper.insert(physical);
+        Ok(())
+    }
+
+    /// The physical path of the directory `dir` (a clean name, links followed inside the
+    /// root); `None` when there is no such directory.
+    fn physical_dir(&mut self, dir: &[u8]) -> Result<Option<Vec<u8>>> {
+        if dir.is_empty() || self.plain.contains(dir) {
+            return Ok(Some(dir.to_vec()));
+        }
+        let Some((physical, links)) = self.root.resolve_dir(Path::new(OsStr::from_bytes(dir)))?
+        else {
+            return Ok(None);
+        };
+        let physical = physical.into_os_string().into_vec();
+        if !links {
+            self.plain.insert(physical.clone());
+        }
+        Ok(Some(physical))
+    }
+
+    /// Forgets what is known of the directories at and below the physical path `path`.
+    fn forget(&mut self, path: &[u8]) {
+        if path.is_empty() {
+            self.plain.clear();
+            return;
+        }
+        self.plain.remove(path);
+        let mut from = path.to_vec();
+        from.push(b'/');
+        let mut to = path.to_vec();
+        to.push(b'/' + 1);
+        let below: Vec<Vec<u8>> = self.plain.range(from..to).cloned().collect();
+        for p in below {
+            self.plain.remove(&p);
+        }
+    }
+
+    /// Writes one entry at `path`.
+    fn write<R: tar::Input>(
+        &mut self,
+        header: &Header,
+        entry: &mut tar::Entry<'_, R>,
+        names: &mut dyn Names,
+        read_error: &dyn Fn(io::Error) -> Error,
+        raw: &[u8],
+        path: &Path,
+    ) -> Result<()> {
+        let path = path.to_path_buf();
         let root = self.root;
         let shown = root.path().join(&path);
         match header.kind {
             Kind::Directory => {
-                root.mkdir(&path).map_err(|e| self.refused(raw, e))?;
+                let identity = root.mkdir(&path).map_err(|e| self.refused(raw, e))?;
                 let metadata = self.metadata(header, true);
                 let xattrs = if self.options.xattrs {
                     header.xattrs.clone()
                 } else {
                     Vec::new()
                 };
-                self.directories.push((path, metadata, xattrs));
+                self.directories
+                    .push((raw.to_vec(), path, identity, metadata, xattrs));
             }
             Kind::Regular | Kind::Contiguous => {
                 let metadata = self.metadata(header, true);
@@ -659,24 +738,46 @@ impl State<'_> {
         Ok(())
     }
 
-    /// `.wh.NAME`: removes `path` as lower layers left it. A name this layer wrote stays (a
-    /// whiteout applies to lower layers only); a directory above names this layer wrote
-    /// keeps those and loses the rest.
-    fn whiteout(&mut self, path: &[u8]) -> Result<()> {
-        if self.upper.contains(path) {
+    /// `.wh.NAME` in `dir`: removes `NAME` and all below it as lower layers left it, wherever
+    /// the whiteout stands in the tar. What this layer wrote stays (a whiteout applies to
+    /// lower layers only): a name this layer wrote, or a directory above names it wrote,
+    /// keeps that and loses the lower rest, as if the directory were opaque (as umoci and
+    /// containerd do). Names are compared by where they physically are, so a whiteout reached
+    /// through a link (`lib -> usr/lib`) spares what this layer wrote by the other name.
+    fn whiteout(&mut self, dir: &[u8], hidden: &[u8]) -> Result<()> {
+        let Some(mut path) = self.physical_dir(dir)? else {
+            return Ok(());
+        };
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(hidden);
+        if self.upper.contains(&path) || self.ancestors.contains(&path) {
+            // Only a directory itself (not through a link at its name) has lower children.
+            let shown = Path::new(OsStr::from_bytes(&path));
+            if let Some((_, false)) = self.root.resolve_dir(shown)? {
+                self.opaque_physical(path)?;
+            }
             return Ok(());
         }
-        if self.ancestors.contains(path) {
-            return self.opaque(path);
-        }
-        self.root.remove(Path::new(OsStr::from_bytes(path)))?;
+        self.root.remove(Path::new(OsStr::from_bytes(&path)))?;
+        self.forget(&path);
         Ok(())
     }
 
     /// `.wh..wh..opq` in `dir`: removes every child of `dir` that lower layers left, wherever
     /// the marker stands in the tar (what this layer wrote stays, also below).
     fn opaque(&mut self, dir: &[u8]) -> Result<()> {
-        let mut todo = vec![dir.to_vec()];
+        match self.physical_dir(dir)? {
+            Some(physical) => self.opaque_physical(physical),
+            None => Ok(()),
+        }
+    }
+
+    /// [`State::opaque`] of the physical directory `dir`.
+    fn opaque_physical(&mut self, dir: Vec<u8>) -> Result<()> {
+        self.forget(&dir);
+        let mut todo = vec![dir];
         while let Some(dir) = todo.pop() {
             let children = self.root.read_dir(Path::new(OsStr::from_bytes(&dir)))?;
             for (name, is_dir) in children {
@@ -700,14 +801,24 @@ impl State<'_> {
     /// Sets the metadata of the layer's directories, deepest first.
     fn close_directories(&mut self) -> Result<()> {
         let mut directories = std::mem::take(&mut self.directories);
-        directories.sort_by_key(|(path, ..)| std::cmp::Reverse(path.components().count()));
-        for (path, metadata, xattrs) in &directories {
+        directories.sort_by_key(|(_, path, ..)| std::cmp::Reverse(path.components().count()));
+        for (raw, path, identity, metadata, xattrs) in &directories {
+            // Only the directory the entry made gets them, not what a later entry put there.
+            let same = self
+                .root
+                .set_dir_metadata(path, &Metadata::default(), *identity)
+                .map_err(|e| self.refused(raw, e))?;
+            if !same {
+                continue;
+            }
             for (name, value) in xattrs {
                 if let Err(e) = self.root.set_dir_xattr(path, name, value) {
                     self.warn(e.to_string());
                 }
             }
-            self.root.set_metadata(path, metadata)?;
+            self.root
+                .set_dir_metadata(path, metadata, *identity)
+                .map_err(|e| self.refused(raw, e))?;
         }
         if self.skipped_warnings > 0 {
             let more = self.skipped_warnings;
@@ -716,6 +827,14 @@ impl State<'_> {
                 .push(format!("… and {more} more of the same kinds"));
         }
         Ok(())
+    }
+}
+
+/// A clean name split at its last `/`: (directory, base name).
+fn split(clean: &[u8]) -> (&[u8], &[u8]) {
+    match clean.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&clean[..i], &clean[i + 1..]),
+        None => (&clean[..0], clean),
     }
 }
 
@@ -953,6 +1072,132 @@ mod tests {
             let dir = fs::symlink_metadata(s.root.join("dir")).unwrap();
             assert_eq!(dir.mode() & 0o7777, 0o700);
             assert_eq!(dir.mtime(), 100, "set after its children");
+        });
+    }
+
+    /// A header for `name` with the permission bits `mode`.
+    fn with_mode(name: &str, typeflag: u8, mode: u32, link: &str) -> [u8; 512] {
+        let mut h = header(name.as_bytes(), typeflag, 0, link.as_bytes());
+        h[100..108].copy_from_slice(format!("{mode:07o}\0").as_bytes());
+        crate::codec::testkit::set_checksum(&mut h);
+        h
+    }
+
+    #[test]
+    fn a_whiteout_of_a_directory_this_layer_wrote_still_hides_the_lower_children() {
+        each(|s, r| {
+            let lower = Tar::default()
+                .file("b/f", b"lower")
+                .file("b/sub/old", b"lower")
+                .file("c/f", b"lower")
+                .file("c/sub/old", b"lower")
+                .end();
+            layer(s, r, lower).unwrap();
+            let upper = Tar::default()
+                // The directory entry, a child, then the whiteout (image-spec: the whiteout
+                // hides the lower name; this layer's entries stay).
+                .node("b/", b'5', "")
+                .file("b/g", b"upper")
+                .file(".wh.b", b"")
+                // Variant: no directory entry, only a deeper child.
+                .file("c/sub/new", b"upper")
+                .file(".wh.c", b"")
+                .end();
+            layer(s, r, upper).unwrap();
+            assert_eq!(
+                listing(&s.root),
+                ["b", "b/g", "c", "c/sub", "c/sub/new"],
+                "{r:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn what_a_layer_wrote_through_a_link_is_its_own_to_whiteouts_by_either_name() {
+        each(|s, r| {
+            let lower = Tar::default()
+                .node("lib", b'2', "usr/lib")
+                .file("usr/lib/old.so", b"old")
+                .end();
+            layer(s, r, lower).unwrap();
+            let upper = Tar::default()
+                .file("usr/lib/new.so", b"new")
+                .file("lib/.wh.new.so", b"")
+                .end();
+            layer(s, r, upper).unwrap();
+            assert_eq!(
+                listing(&s.root),
+                ["lib", "usr", "usr/lib", "usr/lib/new.so", "usr/lib/old.so"]
+            );
+            // Variant: written through the link, the marker by the real name.
+            let upper = Tar::default()
+                .file("lib/newer.so", b"newer")
+                .file("usr/lib/.wh..wh..opq", b"")
+                .end();
+            layer(s, r, upper).unwrap();
+            assert_eq!(
+                listing(&s.root),
+                ["lib", "usr", "usr/lib", "usr/lib/newer.so"]
+            );
+        });
+    }
+
+    #[test]
+    fn a_directorys_metadata_does_not_land_on_what_replaced_it() {
+        use std::os::unix::fs::MetadataExt;
+        each(|s, r| {
+            layer(s, r, Tar::default().file("usr/bin/bash", b"sh").end()).unwrap();
+            let upper = Tar::default()
+                .raw(with_mode("x/", b'5', 0o4755, ""), b"")
+                .node("x", b'1', "usr/bin/bash")
+                // Variants: a symlink, and a file, in the directory's place.
+                .raw(with_mode("y/", b'5', 0o4777, ""), b"")
+                .node("y", b'2', "usr/bin/bash")
+                .raw(with_mode("z/", b'5', 0o4777, ""), b"")
+                .file("z", b"z")
+                .end();
+            layer(s, r, upper).unwrap();
+            let mode = |p: &str| fs::symlink_metadata(s.root.join(p)).unwrap().mode() & 0o7777;
+            assert_eq!(mode("usr/bin/bash"), 0o644);
+            assert_eq!(mode("z"), 0o644);
+            assert!(fs::symlink_metadata(s.root.join("y"))
+                .unwrap()
+                .file_type()
+                .is_symlink());
+            // A directory made again by a later entry gets that entry's metadata only.
+            let again = Tar::default()
+                .raw(with_mode("d/", b'5', 0o700, ""), b"")
+                .file("d", b"file")
+                .raw(with_mode("d/", b'5', 0o750, ""), b"")
+                .end();
+            layer(s, r, again).unwrap();
+            assert_eq!(mode("d"), 0o750);
+        });
+    }
+
+    #[test]
+    fn whiteouts_that_name_no_file_are_refused() {
+        for name in ["a/.wh..", ".wh.", "a/.wh.", ".wh..."] {
+            each(|s, r| {
+                layer(s, r, Tar::default().file("a/f", b"1").end()).unwrap();
+                let e = layer(s, r, Tar::default().file(name, b"").end())
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains(name) && e.contains("names no file"), "{e}");
+                assert_eq!(listing(&s.root), ["a", "a/f"]);
+            });
+        }
+    }
+
+    #[test]
+    fn a_refusal_while_setting_directory_metadata_names_the_entry() {
+        each(|s, r| {
+            let tar = Tar::default()
+                .node("d/etc/", b'5', "")
+                .node("d", b'2', "d")
+                .end();
+            let e = layer(s, r, tar).unwrap_err().to_string();
+            assert!(e.contains("\"d/etc/\"") && e.contains("of layer"), "{e}");
         });
     }
 

@@ -104,6 +104,10 @@ pub struct Metadata {
     pub owner: Option<(u32, u32)>,
 }
 
+/// Which directory (device and inode) a path was when [`Root::mkdir`] made or kept it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity(u64, u64);
+
 /// A directory that everything is written below, and never outside of.
 #[derive(Debug)]
 pub struct Root {
@@ -203,6 +207,8 @@ struct At {
     fd: Option<OwnedFd>,
     names: Vec<OsString>,
     assumed: Vec<OsString>,
+    /// Whether a link was followed.
+    links: bool,
 }
 
 impl At {
@@ -396,24 +402,48 @@ impl Root {
     /// Makes the directory `path`, and its missing parents (0755 before the umask; set modes
     /// with [`Root::set_metadata`]). A directory already there is kept; anything else at the last
     /// component (a symlink included: it is not followed) is replaced.
-    pub fn mkdir(&self, path: &Path) -> Result<()> {
+    /// Returns the directory's [`Identity`], for [`Root::set_dir_metadata`].
+    pub fn mkdir(&self, path: &Path) -> Result<Identity> {
         let (_, all) = self.steps(path)?;
         let Some((Step::Name(name), parent)) = all.split_last() else {
-            self.dir(&all, Missing::Create)
+            let dir = self
+                .dir(&all, Missing::Create)
                 .map_err(|stop| self.stopped(path, stop))?;
-            return Ok(());
+            let st = rustix::fs::fstat(&dir).map_err(|e| self.io("cannot read", path, e.into()))?;
+            return Ok(Identity(st.st_dev, st.st_ino));
         };
         let dir = self
             .dir(parent, Missing::Create)
             .map_err(|stop| self.stopped(path, stop))?;
         match stat_at(dir.as_fd(), name).map_err(|e| self.io("cannot read", path, e))? {
-            Some(st) if kind(st.st_mode) == FileType::Directory => return Ok(()),
+            Some(st) if kind(st.st_mode) == FileType::Directory => {
+                return Ok(Identity(st.st_dev, st.st_ino))
+            }
             Some(_) => rustix::fs::unlinkat(&dir, name, AtFlags::empty())
                 .map_err(|e| self.io("cannot replace", path, e.into()))?,
             None => {}
         }
         rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755))
-            .map_err(|e| self.io("cannot create directory", path, e.into()))
+            .map_err(|e| self.io("cannot create directory", path, e.into()))?;
+        match stat_at(dir.as_fd(), name).map_err(|e| self.io("cannot read", path, e))? {
+            Some(st) if kind(st.st_mode) == FileType::Directory => {
+                Ok(Identity(st.st_dev, st.st_ino))
+            }
+            _ => Err(self.refused(path, "vanished once made".into())),
+        }
+    }
+
+    /// The physical path (from the root, through no link) of the directory `path` resolves to,
+    /// links followed inside the root, and whether any link was followed on the way; `None`
+    /// when `path` leads to nothing or to something that is not a directory. Always resolved by
+    /// the walk (only it knows the physical path).
+    pub fn resolve_dir(&self, path: &Path) -> Result<Option<(PathBuf, bool)>> {
+        let (_, all) = self.steps(path)?;
+        match self.walk(all, Missing::Fail) {
+            Ok(at) => Ok(Some((at.path(), at.links))),
+            Err(Stop::Missing(_) | Stop::Dangling(_) | Stop::NotDir(_)) => Ok(None),
+            Err(stop) => Err(self.stopped(path, stop)),
+        }
     }
 
     /// Creates the regular file `path` (making missing parents) with `mode`, replacing a file or
@@ -555,22 +585,51 @@ impl Root {
     /// Sets what `metadata` gives on `path` (the root itself for an empty path), without
     /// following a link at its last component.
     pub fn set_metadata(&self, path: &Path, metadata: &Metadata) -> Result<()> {
+        self.set_metadata_of(path, metadata, None).map(drop)
+    }
+
+    /// Sets what `metadata` gives on the directory `path` only if it is still the very
+    /// directory `identity` names (what [`Root::mkdir`] returned); returns whether it was. A
+    /// directory's metadata is set once its layer is written, and by then a later entry may
+    /// have put a file, a link or another directory in its place, which must not get it.
+    pub fn set_dir_metadata(
+        &self,
+        path: &Path,
+        metadata: &Metadata,
+        identity: Identity,
+    ) -> Result<bool> {
+        self.set_metadata_of(path, metadata, Some(identity))
+    }
+
+    fn set_metadata_of(
+        &self,
+        path: &Path,
+        metadata: &Metadata,
+        identity: Option<Identity>,
+    ) -> Result<bool> {
         let (_, all) = self.steps(path)?;
-        let (dir, name) = match all.split_last() {
-            Some((Step::Name(name), parent)) => (
-                self.dir(parent, Missing::Fail)
-                    .map_err(|stop| self.stopped(path, stop))?,
-                name.clone(),
-            ),
-            _ => (
-                self.dir(&all, Missing::Fail)
-                    .map_err(|stop| self.stopped(path, stop))?,
-                OsString::from("."),
-            ),
+        let (parent, name) = match all.split_last() {
+            Some((Step::Name(name), parent)) => (parent, name.clone()),
+            _ => (&all[..], OsString::from(".")),
         };
-        let st = stat_at(dir.as_fd(), &name)
-            .map_err(|e| self.io("cannot read", path, e))?
-            .ok_or_else(|| self.refused(path, "does not exist".into()))?;
+        let dir = match self.dir(parent, Missing::Fail) {
+            Ok(dir) => dir,
+            // The directory is gone from there: nothing is its own any more.
+            Err(Stop::Missing(_) | Stop::Dangling(_) | Stop::NotDir(_)) if identity.is_some() => {
+                return Ok(false)
+            }
+            Err(stop) => return Err(self.stopped(path, stop)),
+        };
+        let st = match stat_at(dir.as_fd(), &name).map_err(|e| self.io("cannot read", path, e))? {
+            Some(st) => st,
+            None if identity.is_some() => return Ok(false),
+            None => return Err(self.refused(path, "does not exist".into())),
+        };
+        if let Some(Identity(dev, ino)) = identity {
+            if kind(st.st_mode) != FileType::Directory || (st.st_dev, st.st_ino) != (dev, ino) {
+                return Ok(false);
+            }
+        }
         if let Some((uid, gid)) = metadata.owner {
             rustix::fs::chownat(
                 &dir,
@@ -590,7 +649,7 @@ impl Root {
             rustix::fs::utimensat(&dir, &name, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| self.io("cannot set the time of", path, e.into()))?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The entries of the directory `path` (links on the way followed inside the root), each
@@ -1053,6 +1112,7 @@ impl Root {
             fd: None,
             names: Vec::new(),
             assumed: Vec::new(),
+            links: false,
         };
         let mut followed = 0;
         let mut last_link: Option<Rc<Link>> = None;
@@ -1106,6 +1166,7 @@ impl Root {
                             todo.push_front((s, Some(link.clone())));
                         }
                         last_link = Some(link);
+                        at.links = true;
                     }
                     _ if missing == Missing::Assume => at.assumed.push(name),
                     _ => return Err(Stop::NotDir(here)),
