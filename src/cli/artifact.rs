@@ -186,6 +186,7 @@ fn pull(args: PullArgs) -> anyhow::Result<u8> {
         args.platform.platform.as_ref(),
         &args.output,
         args.config.as_deref(),
+        &args.limits.limits(),
     )
     .map_err(|e| match e {
         e @ ocikit::Error::UnexpectedMediaType { .. } if args.platform.platform.is_none() => {

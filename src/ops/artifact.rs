@@ -717,6 +717,7 @@ pub fn pull(
     platform: Option<&Platform>,
     out: &Path,
     config: Option<&str>,
+    limits: &decode::Limits,
 ) -> Result<Pulled> {
     let resolved = resolve(layout, reference, platform)?;
     let Document::Manifest(manifest) = &resolved.document else {
@@ -784,6 +785,7 @@ pub fn pull(
                 &components,
                 descriptor,
                 content.as_mut(),
+                limits,
             )?;
         } else {
             write_file(&root, &components, descriptor, content.as_mut())?;
@@ -920,6 +922,7 @@ fn unpack_layer(
     components: &[String],
     descriptor: &Descriptor,
     content: &mut (dyn Read + Send),
+    limits: &decode::Limits,
 ) -> Result<()> {
     let compression = match media_type::kind(&descriptor.media_type) {
         media_type::Kind::Layer(c) => c,
@@ -949,7 +952,7 @@ fn unpack_layer(
             ..Metadata::default()
         },
     )?;
-    let options = apply::Options::plain(decode::Limits::default());
+    let options = apply::Options::plain(*limits);
     let mut names = Titled {
         title: name,
         digest,
@@ -975,10 +978,11 @@ fn unpack_layer(
         applied.diff_id.as_ref(),
     ) {
         if want != tar_digest.as_str() {
-            return Err(Error::CorruptBlob {
-                digest: digest.clone(),
-                layout: layout_name.to_string(),
-                detail: format!("its tar hashes to {tar_digest}, but its {ORAS_CONTENT_DIGEST} annotation says {want}"),
+            return Err(Error::InvalidInput {
+                what: format!("the {ORAS_CONTENT_DIGEST} annotation of layer {digest}"),
+                reason: format!(
+                    "does not match the layer: it says {want}, but the layer's tar hashes to {tar_digest}"
+                ),
             });
         }
     }
@@ -1021,13 +1025,20 @@ struct Titled<'a> {
 
 impl apply::Names for Titled<'_> {
     fn place(&mut self, raw: &[u8], role: apply::Role) -> Result<Option<PathBuf>> {
-        let name = String::from_utf8_lossy(raw);
         let digest = self.digest;
         let of = match role {
             apply::Role::Entry(_) => format!("in layer {digest}, the tar entry"),
             apply::Role::LinkTarget => {
                 format!("in layer {digest}, the hard link target of a tar entry")
             }
+        };
+        // Names are written as the tar gives them, never made up: two names that are not
+        // UTF-8 would otherwise become one.
+        let Ok(name) = std::str::from_utf8(raw) else {
+            return Err(Error::InvalidInput {
+                what: format!("{of} {:?}", crate::codec::tar::path::display(raw)),
+                reason: "is not valid UTF-8; refusing it".into(),
+            });
         };
         let components = safe_components(&name, &of)?;
         if components[0] != self.title {

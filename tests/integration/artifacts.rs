@@ -1632,3 +1632,105 @@ fn pull_refuses_a_huge_pax_or_gnu_long_name_header_with_an_error_not_an_abort() 
         assert_eq!(tree(&out), [""], "{kind:?}: nothing is left behind");
     }
 }
+
+/// A tar of regular files whose names are raw bytes.
+fn tar_of_raw_names(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+#[test]
+fn pull_refuses_names_that_are_not_utf8_rather_than_merge_them() {
+    // Two Latin-1 names would both become "caf\u{fffd}" if names were made up; also one alone.
+    for names in [
+        vec![&b"d/caf\xe9"[..], &b"d/caf\xff"[..]],
+        vec![&b"d/sub/\xff\xfe"[..]],
+    ] {
+        let (dir, layout, _) = fresh();
+        let entries: Vec<(&[u8], &[u8])> = names.iter().map(|n| (*n, &b"x"[..])).collect();
+        let tar = tar_of_raw_names(&entries);
+        artifact_with_layers(
+            &layout,
+            "a",
+            &[(
+                &tar,
+                "application/vnd.oci.image.layer.v1.tar",
+                json!({"org.opencontainers.image.title": "d", "io.deis.oras.content.unpack": "true"}),
+            )],
+        );
+        assert_pull_refused(dir.path(), &layout, &["is not valid UTF-8; refusing it"]);
+    }
+}
+
+#[test]
+fn pull_applies_the_decompression_limit_flags_to_directory_layers() {
+    let (dir, layout, _) = fresh();
+    oras_directory_layer(
+        &layout,
+        &[("d/big", tar::EntryType::Regular, "", &[0u8; 2 << 20])],
+    );
+    let out = dir.path().join("out");
+    ocikit()
+        .args(["artifact", "pull", &format!("{}:a", l(&layout)), "-o"])
+        .arg(&out)
+        .args(["--max-uncompressed", "1M"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("decompression stopped"))
+        .stderr(predicate::str::contains("--max-uncompressed"));
+    assert_eq!(tree(&out), [""]);
+    // Raised, the same layer is written.
+    run_ok(&[
+        "artifact",
+        "pull",
+        &format!("{}:a", l(&layout)),
+        "-o",
+        &l(&out),
+        "--max-uncompressed",
+        "4M",
+    ]);
+    assert_eq!(fs::metadata(out.join("d/big")).unwrap().len(), 2 << 20);
+}
+
+#[test]
+fn pull_says_an_oras_digest_annotation_that_does_not_match_is_the_annotation() {
+    let (dir, layout, _) = fresh();
+    let tar = raw_tar(&[("d/file", tar::EntryType::Regular, "", b"content")]);
+    artifact_with_layers(
+        &layout,
+        "a",
+        &[(
+            &tar,
+            "application/vnd.oci.image.layer.v1.tar",
+            json!({
+                "org.opencontainers.image.title": "d",
+                "io.deis.oras.content.unpack": "true",
+                "io.deis.oras.content.digest": format!("sha256:{}", "0".repeat(64)),
+            }),
+        )],
+    );
+    let out = dir.path().join("out");
+    ocikit()
+        .args(["artifact", "pull", &format!("{}:a", l(&layout)), "-o"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "io.deis.oras.content.digest annotation of layer",
+        ))
+        .stderr(predicate::str::contains("does not match the layer"))
+        .stderr(predicate::str::contains("corrupt").not());
+    assert_eq!(tree(&out), [""]);
+}
