@@ -1040,7 +1040,7 @@ impl apply::Names for Titled<'_> {
                 reason: "is not valid UTF-8; refusing it".into(),
             });
         };
-        let components = safe_components(&name, &of)?;
+        let components = safe_components(name, &of)?;
         if components[0] != self.title {
             return Err(Error::InvalidInput {
                 what: format!("{of} {name:?}"),
