@@ -346,6 +346,35 @@ fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// Opens the directory `name` in `dir` (not following a link) to list and empty it, first
+/// giving its owner `rwx` when it lacks them; returns it with its device and inode.
+fn enter_to_remove(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, (u64, u64))> {
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if kind(st.st_mode) != FileType::Directory {
+        return Err(Errno::NOTDIR.into());
+    }
+    if st.st_mode & 0o700 != 0o700 {
+        // Failing (not the owner), the open or the removal says why.
+        let _ = rustix::fs::chmodat(
+            dir,
+            name,
+            Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777),
+            AtFlags::empty(),
+        );
+    }
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let opened = rustix::fs::fstat(&fd)?;
+    if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(io::Error::other("it changed while it was being removed"));
+    }
+    Ok((fd, (st.st_dev, st.st_ino)))
+}
+
 impl Root {
     /// Opens `path` (which is trusted: links in it are followed) as the root of later writes,
     /// resolving with `openat2` where the kernel allows it.
@@ -908,18 +937,20 @@ impl Root {
     }
 
     /// Removes the directory `name` in `dir` and everything below it, following no link.
+    /// Directories its owner cannot list, enter or empty (a read-only layer directory, when
+    /// not root) are made `u+rwx` first: they are going anyway. At most three descriptors are
+    /// open at a time whatever the depth: the walk goes back up through `..`, checked against
+    /// its own record of each directory (device and inode), so a tree deeper than the limit on
+    /// open files is removed too.
     fn remove_tree(&self, dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<()> {
         let failed = |action, e: io::Error| self.io(action, path, e);
-        // The directories open from `name` down; each is emptied, then removed from its parent.
-        let mut open: Vec<(OwnedFd, OsString)> = vec![(
-            open_dir(dir, name).map_err(|e| failed("cannot open", e))?,
-            name.to_os_string(),
-        )];
-        while let Some((top, _)) = open.last() {
+        let mut top = enter_to_remove(dir, name).map_err(|e| failed("cannot open", e))?;
+        // Below `dir`: each directory's name and identity, down to the one open (`top`).
+        let mut stack: Vec<(OsString, (u64, u64))> = vec![(name.to_os_string(), top.1)];
+        loop {
             let mut subdir = None;
-            // The walk's descriptors are O_PATH, which cannot be listed.
             let entries = rustix::fs::openat(
-                top,
+                &top.0,
                 ".",
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
@@ -933,7 +964,7 @@ impl Root {
                     continue;
                 }
                 let is_dir = match entry.file_type() {
-                    FileType::Unknown => stat_at(top.as_fd(), child)
+                    FileType::Unknown => stat_at(top.0.as_fd(), child)
                         .map_err(|e| failed("cannot read", e))?
                         .is_some_and(|st| kind(st.st_mode) == FileType::Directory),
                     t => t == FileType::Directory,
@@ -942,25 +973,41 @@ impl Root {
                     subdir = Some(child.to_os_string());
                     break;
                 }
-                rustix::fs::unlinkat(top, child, AtFlags::empty())
+                rustix::fs::unlinkat(&top.0, child, AtFlags::empty())
                     .map_err(|e| failed("cannot remove", e.into()))?;
             }
-            match subdir {
-                Some(child) => {
-                    let fd = open_dir(top.as_fd(), &child).map_err(|e| failed("cannot open", e))?;
-                    open.push((fd, child));
-                }
-                None => {
-                    let Some((_, emptied)) = open.pop() else {
-                        break;
-                    };
-                    let parent = open.last().map(|(fd, _)| fd.as_fd()).unwrap_or(dir);
-                    rustix::fs::unlinkat(parent, &emptied, AtFlags::REMOVEDIR)
-                        .map_err(|e| failed("cannot remove", e.into()))?;
-                }
+            if let Some(child) = subdir {
+                let below =
+                    enter_to_remove(top.0.as_fd(), &child).map_err(|e| failed("cannot open", e))?;
+                stack.push((child, below.1));
+                top = below;
+                continue;
             }
+            let Some((emptied, _)) = stack.pop() else {
+                return Ok(());
+            };
+            let Some((_, identity)) = stack.last() else {
+                return rustix::fs::unlinkat(dir, &emptied, AtFlags::REMOVEDIR)
+                    .map_err(|e| failed("cannot remove", e.into()));
+            };
+            let parent = rustix::fs::openat(
+                &top.0,
+                "..",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| failed("cannot open", e.into()))?;
+            let st = rustix::fs::fstat(&parent).map_err(|e| failed("cannot read", e.into()))?;
+            if (st.st_dev, st.st_ino) != *identity {
+                return Err(failed(
+                    "cannot remove",
+                    io::Error::other("a directory moved while it was being removed"),
+                ));
+            }
+            rustix::fs::unlinkat(&parent, &emptied, AtFlags::REMOVEDIR)
+                .map_err(|e| failed("cannot remove", e.into()))?;
+            top = (parent, *identity);
         }
-        Ok(())
     }
 
     // ---- resolution ----

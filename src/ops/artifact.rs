@@ -942,7 +942,54 @@ fn unpack_layer(
         .prefix(TEMP_PREFIX)
         .tempdir_in(root.path())
         .ctx("cannot create a temp directory in", root.path())?;
-    let stage = Root::open(staging.path(), Policy::Refuse)?;
+    let staged = staging
+        .path()
+        .file_name()
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::InvalidInput {
+            what: staging.path().display().to_string(),
+            reason: "has no file name".into(),
+        })?;
+    let unpacked = unpack_staged(
+        layout_name,
+        root,
+        components,
+        descriptor,
+        content,
+        limits,
+        compression,
+        name,
+        staging.path(),
+        &staged,
+    );
+    match unpacked {
+        // Renamed away: nothing is left for the temp directory to clean up.
+        Ok(()) => drop(staging.keep()),
+        // The tree may hold read-only directories, which the one removal opens up first.
+        Err(_) => {
+            if root.remove(&staged).is_ok() {
+                drop(staging.keep());
+            }
+        }
+    }
+    unpacked
+}
+
+/// [`unpack_layer`] into the staging directory `staging` (`staged` below the root).
+#[allow(clippy::too_many_arguments)]
+fn unpack_staged(
+    layout_name: &str,
+    root: &Root,
+    components: &[String],
+    descriptor: &Descriptor,
+    content: &mut (dyn Read + Send),
+    limits: &decode::Limits,
+    compression: Compression,
+    name: &str,
+    staging: &Path,
+    staged: &Path,
+) -> Result<()> {
+    let stage = Root::open(staging, Policy::Refuse)?;
     let digest = &descriptor.digest;
     // The titled directory itself is 0755 unless the tar says otherwise.
     stage.set_metadata(
@@ -969,7 +1016,7 @@ fn unpack_layer(
     stage.finish().map_err(|e| {
         let entry = match &e {
             Error::Extract { path, .. } => format!("{name}/{}", path.display()),
-            _ => name.clone(),
+            _ => name.to_string(),
         };
         refused(&format!("tar entry {entry:?} of layer {digest}"), e)
     })?;
@@ -988,15 +1035,7 @@ fn unpack_layer(
     }
     stage.sync()?;
     let target: PathBuf = components.iter().collect();
-    let staged = staging
-        .path()
-        .file_name()
-        .map(PathBuf::from)
-        .ok_or_else(|| Error::InvalidInput {
-            what: staging.path().display().to_string(),
-            reason: "has no file name".into(),
-        })?;
-    root.rename(&staged, &target).map_err(|e| match e {
+    root.rename(staged, &target).map_err(|e| match e {
         Error::Io { source, .. }
             if matches!(
                 source.raw_os_error(),
@@ -1010,8 +1049,6 @@ fn unpack_layer(
         }
         e => refused(&format!("title of layer {digest}"), e),
     })?;
-    // Renamed away: nothing is left for the temp directory to clean up.
-    let _moved = staging.keep();
     Ok(())
 }
 

@@ -196,8 +196,16 @@ pub fn unpack(
             }
             Err(e) => {
                 drop(root);
-                // The failure is the error worth reporting; a cleanup that fails leaves files.
-                let _ = clean_up(dir, created);
+                // The failure is the error worth reporting; a cleanup that fails leaves files,
+                // and says so.
+                if clean_up(dir, created).is_err() {
+                    return Err(Error::Partial {
+                        dir: dir.to_path_buf(),
+                        done: i,
+                        total: plan.len(),
+                        source: Box::new(e),
+                    });
+                }
                 return Err(e);
             }
         }
@@ -235,9 +243,26 @@ fn prepare(dir: &Path) -> Result<bool> {
 /// Removes what was unpacked into `dir` (and `dir` itself when unpack made it), through a root
 /// so that no link in it is followed.
 fn clean_up(dir: &Path, created: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // A layer may have made the directory itself read-only; it is ours to empty.
+    let mode = fs::metadata(dir)
+        .map_err(|e| Error::io("cannot read", dir, e))?
+        .permissions()
+        .mode();
+    if mode & 0o700 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode((mode | 0o700) & 0o7777))
+            .map_err(|e| Error::io("cannot set the mode of", dir, e))?;
+    }
     let root = Root::open(dir, Policy::Chroot)?;
     for (name, _) in root.read_dir(Path::new(""))? {
         root.remove(Path::new(&name))?;
+    }
+    if !root.read_dir(Path::new(""))?.is_empty() {
+        return Err(Error::io(
+            "cannot empty",
+            dir,
+            io::Error::other("entries are left"),
+        ));
     }
     drop(root);
     if created {

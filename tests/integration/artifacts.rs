@@ -1734,3 +1734,39 @@ fn pull_says_an_oras_digest_annotation_that_does_not_match_is_the_annotation() {
         .stderr(predicate::str::contains("corrupt").not());
     assert_eq!(tree(&out), [""]);
 }
+
+#[test]
+fn a_late_refusal_of_an_unprivileged_pull_leaves_no_staging_directory() {
+    use crate::helpers::{header_with_mode, ocikit_unprivileged};
+    use crate::testkit::Tar;
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, layout, _) = fresh();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    // Read-only directories (the titled one too), then a digest annotation that does not match.
+    let tar = Tar::default()
+        .raw(header_with_mode("d/", b'5', 0, 0o555), b"")
+        .raw(header_with_mode("d/ro/", b'5', 0, 0o500), b"")
+        .file("d/ro/f", b"f")
+        .end();
+    artifact_with_layers(
+        &layout,
+        "a",
+        &[(
+            &tar,
+            "application/vnd.oci.image.layer.v1.tar",
+            json!({
+                "org.opencontainers.image.title": "d",
+                "io.deis.oras.content.unpack": "true",
+                "io.deis.oras.content.digest": format!("sha256:{}", "0".repeat(64)),
+            }),
+        )],
+    );
+    let out = dir.path().join("out");
+    ocikit_unprivileged()
+        .args(["artifact", "pull", &format!("{}:a", l(&layout)), "-o"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("does not match the layer"));
+    assert_eq!(tree(&out), [""]);
+}

@@ -164,3 +164,25 @@ macro_rules! cli_snapshot {
         insta::assert_snapshot!(shown);
     }};
 }
+
+/// `ocikit` run as a user who is not root: uid/gid 65534 through `setpriv` when the tests run
+/// as root (the directories it uses must let that user in), else as the tests run.
+pub fn ocikit_unprivileged() -> Command {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return ocikit();
+    }
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(ocikit_path());
+    command
+}
+
+/// A tar header (testkit) for `name` with the permission bits `mode`.
+pub fn header_with_mode(name: &str, typeflag: u8, size: u64, mode: u32) -> [u8; 512] {
+    let mut h = crate::testkit::header(name.as_bytes(), typeflag, size, b"");
+    h[100..108].copy_from_slice(format!("{mode:07o}\0").as_bytes());
+    crate::testkit::set_checksum(&mut h);
+    h
+}

@@ -410,3 +410,65 @@ fn an_index_needs_a_platform_and_gets_the_one_asked_for() {
         .success();
     assert!(out.join("hello.txt").is_file(), "{:?}", listing(&out));
 }
+
+/// A temp dir that a user who is not root may write in.
+fn shared_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+#[test]
+fn a_failed_unprivileged_unpack_removes_read_only_directories_too() {
+    use crate::helpers::{header_with_mode, ocikit_unprivileged};
+    use crate::testkit::Tar;
+    let dir = shared_tempdir();
+    let layout = dir.path().join("layout");
+    // Read-only directories, one that cannot even be listed, and the root made read-only.
+    let layer = Tar::default()
+        .raw(header_with_mode("./", b'5', 0, 0o555), b"")
+        .raw(header_with_mode("ro/", b'5', 0, 0o555), b"")
+        .file("ro/f", b"f")
+        .raw(header_with_mode("ro/sub/", b'5', 0, 0o500), b"")
+        .file("ro/sub/g", b"g")
+        .raw(header_with_mode("ro/none/", b'5', 0, 0), b"")
+        .file("ro/none/h", b"h")
+        .end();
+    let wrong = Digest::sha256_of(b"something else").to_string();
+    image_of_tars(&layout, "app", &[layer], Some(vec![wrong]));
+    let out = dir.path().join("rootfs");
+    ocikit_unprivileged()
+        .args(["unpack", &format!("{}:app", l(&layout))])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nothing was left"));
+    assert!(!out.exists(), "{:?}", listing(&out));
+}
+
+#[test]
+fn a_failed_unpack_removes_a_tree_deeper_than_the_open_file_limit() {
+    use crate::testkit::Tar;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let deep = "d/".repeat(300) + "f";
+    let layer = Tar::default()
+        .pax(&[("path", deep.as_str())])
+        .file("placeholder", b"deep")
+        .file("beside", b"x")
+        .end();
+    let wrong = Digest::sha256_of(b"something else").to_string();
+    image_of_tars(&layout, "app", &[layer], Some(vec![wrong]));
+    let out = dir.path().join("rootfs");
+    let mut command = assert_cmd::Command::new("sh");
+    command
+        .args(["-c", "ulimit -n 100 && exec \"$0\" \"$@\""])
+        .arg(crate::helpers::ocikit_path())
+        .args(["unpack", &format!("{}:app", l(&layout))])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nothing was left"));
+    assert!(!out.exists());
+}
