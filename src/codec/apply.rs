@@ -266,6 +266,7 @@ pub fn apply(
             upper: HashSet::new(),
             ancestors: HashSet::new(),
             plain: BTreeSet::new(),
+            opened: Vec::new(),
             directories: Vec::new(),
             applied: Applied::default(),
             skipped_warnings: 0,
@@ -370,6 +371,10 @@ struct State<'a> {
     /// Directories (their name in the tar, where they are, the directory made) and their
     /// metadata, set once the layer is written.
     directories: Vec<(Vec<u8>, PathBuf, Identity, Metadata, Xattrs)>,
+    /// Directories given `u+rwx` to write in them without being root (a lower layer's
+    /// read-only directory): where they are, which they are, and their mode, restored once
+    /// the layer is written.
+    opened: Vec<(PathBuf, Identity, u32)>,
     applied: Applied,
     skipped_warnings: usize,
     /// Where small files go to be written, when there are writer threads.
@@ -604,7 +609,9 @@ impl State<'_> {
         let shown = root.path().join(&path);
         match header.kind {
             Kind::Directory => {
-                let identity = root.mkdir(&path).map_err(|e| self.refused(raw, e))?;
+                let identity = self
+                    .writable(&path, || root.mkdir(&path))
+                    .map_err(|e| self.refused(raw, e))?;
                 let metadata = self.metadata(header, true);
                 let xattrs = if self.options.xattrs {
                     header.xattrs.clone()
@@ -617,8 +624,8 @@ impl State<'_> {
             Kind::Regular | Kind::Contiguous => {
                 let metadata = self.metadata(header, true);
                 let mode = metadata.mode.unwrap_or(0o644);
-                let mut file = root
-                    .create_file(&path, mode)
+                let mut file = self
+                    .writable(&path, || root.create_file(&path, mode))
                     .map_err(|e| self.refused(raw, e))?;
                 let xattrs = if self.options.xattrs {
                     header.xattrs.clone()
@@ -656,7 +663,7 @@ impl State<'_> {
             }
             Kind::Symlink => {
                 let target = PathBuf::from(OsStr::from_bytes(&header.link));
-                root.symlink(&target, &path)
+                self.writable(&path, || root.symlink(&target, &path))
                     .map_err(|e| self.refused(raw, e))?;
                 let metadata = self.metadata(header, false);
                 if metadata.owner.is_some() || metadata.mtime.is_some() {
@@ -668,7 +675,7 @@ impl State<'_> {
                 let Some(source) = names.place(&header.link, Role::LinkTarget)? else {
                     return Ok(());
                 };
-                root.hard_link(&source, &path)
+                self.writable(&path, || root.hard_link(&source, &path))
                     .map_err(|e| self.refused(raw, e))?;
             }
             Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => {
@@ -719,8 +726,10 @@ impl State<'_> {
                     _ => {}
                 }
                 let metadata = self.metadata(header, true);
-                root.make_special(&path, special, metadata.mode.unwrap_or(0o644))
-                    .map_err(|e| self.refused(raw, e))?;
+                self.writable(&path, || {
+                    root.make_special(&path, special, metadata.mode.unwrap_or(0o644))
+                })
+                .map_err(|e| self.refused(raw, e))?;
                 root.set_metadata(&path, &metadata)
                     .map_err(|e| self.refused(raw, e))?;
             }
@@ -760,7 +769,9 @@ impl State<'_> {
             }
             return Ok(());
         }
-        self.root.remove(Path::new(OsStr::from_bytes(&path)))?;
+        let root = self.root;
+        let shown = Path::new(OsStr::from_bytes(&path));
+        self.writable(shown, || root.remove(shown))?;
         self.forget(&path);
         Ok(())
     }
@@ -792,16 +803,64 @@ impl State<'_> {
                     }
                     continue;
                 }
-                self.root.remove(Path::new(OsStr::from_bytes(&child)))?;
+                let root = self.root;
+                let shown = Path::new(OsStr::from_bytes(&child));
+                self.writable(shown, || root.remove(shown))?;
             }
         }
         Ok(())
+    }
+
+    /// Runs `op`, which writes `path`; when it is denied (not root, in a directory without
+    /// `u+wx`), gives the directories on the way to `path` `u+rwx` (recording their modes, to
+    /// be restored once the layer is written) and runs it again, as `umoci --rootless` does.
+    fn writable<T>(&mut self, path: &Path, op: impl Fn() -> Result<T>) -> Result<T> {
+        match op() {
+            Err(Error::Io { source, .. })
+                if source.raw_os_error() == Some(libc::EACCES) && self.open_up(path)? =>
+            {
+                op()
+            }
+            result => result,
+        }
+    }
+
+    /// Gives the directories from the root to `path`'s parent `u+rwx` where they lack it;
+    /// returns whether any changed.
+    fn open_up(&mut self, path: &Path) -> Result<bool> {
+        let mut changed = false;
+        let mut parents: Vec<&Path> = path.ancestors().skip(1).collect();
+        if parents.is_empty() {
+            parents.push(Path::new(""));
+        }
+        for prefix in parents.into_iter().rev() {
+            let Some((physical, _)) = self.root.resolve_dir(prefix)? else {
+                break;
+            };
+            let Some((mode, identity)) = self.root.status(&physical)? else {
+                break;
+            };
+            if mode & 0o700 == 0o700 {
+                continue;
+            }
+            let opened = Metadata {
+                mode: Some(mode | 0o700),
+                ..Metadata::default()
+            };
+            self.root.set_metadata(&physical, &opened)?;
+            if !self.opened.iter().any(|(_, id, _)| *id == identity) {
+                self.opened.push((physical, identity, mode));
+            }
+            changed = true;
+        }
+        Ok(changed)
     }
 
     /// Sets the metadata of the layer's directories, deepest first.
     fn close_directories(&mut self) -> Result<()> {
         let mut directories = std::mem::take(&mut self.directories);
         directories.sort_by_key(|(_, path, ..)| std::cmp::Reverse(path.components().count()));
+        let mut set = HashSet::new();
         for (raw, path, identity, metadata, xattrs) in &directories {
             // Only the directory the entry made gets them, not what a later entry put there.
             let same = self
@@ -819,6 +878,21 @@ impl State<'_> {
             self.root
                 .set_dir_metadata(path, metadata, *identity)
                 .map_err(|e| self.refused(raw, e))?;
+            set.insert(*identity);
+        }
+        // Directories opened up to write in them get their mode back (deepest first), unless
+        // an entry of this layer gave them one.
+        let mut opened = std::mem::take(&mut self.opened);
+        opened.sort_by_key(|(path, ..)| std::cmp::Reverse(path.components().count()));
+        for (path, identity, mode) in opened {
+            if set.contains(&identity) {
+                continue;
+            }
+            let restored = Metadata {
+                mode: Some(mode),
+                ..Metadata::default()
+            };
+            self.root.set_dir_metadata(&path, &restored, identity)?;
         }
         if self.skipped_warnings > 0 {
             let more = self.skipped_warnings;

@@ -105,7 +105,7 @@ pub struct Metadata {
 }
 
 /// Which directory (device and inode) a path was when [`Root::mkdir`] made or kept it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Identity(u64, u64);
 
 /// A directory that everything is written below, and never outside of.
@@ -637,6 +637,36 @@ impl Root {
         identity: Option<Identity>,
     ) -> Result<bool> {
         let (_, all) = self.steps(path)?;
+        if all.is_empty() {
+            // The root itself, through its own descriptor: no lookup in it, which a mode
+            // without search permission would refuse.
+            let st =
+                rustix::fs::fstat(&self.fd).map_err(|e| self.io("cannot read", path, e.into()))?;
+            if let Some(Identity(dev, ino)) = identity {
+                if (st.st_dev, st.st_ino) != (dev, ino) {
+                    return Ok(false);
+                }
+            }
+            let shown = self.path.join(path);
+            let without_mode = Metadata {
+                mode: None,
+                ..metadata.clone()
+            };
+            set_file_metadata(
+                &File::from(
+                    self.fd
+                        .try_clone()
+                        .map_err(|e| self.io("cannot open", path, e))?,
+                ),
+                &without_mode,
+                &shown,
+            )?;
+            if let Some(mode) = metadata.mode {
+                rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(mode))
+                    .map_err(|e| self.io("cannot set the mode of", path, e.into()))?;
+            }
+            return Ok(true);
+        }
         let (parent, name) = match all.split_last() {
             Some((Step::Name(name), parent)) => (parent, name.clone()),
             _ => (&all[..], OsString::from(".")),
@@ -669,16 +699,46 @@ impl Root {
             )
             .map_err(|e| self.io("cannot change the owner of", path, e.into()))?;
         }
+        // The time before the mode: a mode without search permission would keep `.` (the root
+        // itself) from being looked up again.
+        if let Some(mtime) = metadata.mtime {
+            rustix::fs::utimensat(&dir, &name, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| self.io("cannot set the time of", path, e.into()))?;
+        }
         // A symlink has no mode of its own; chmod would change its target's.
         if let (Some(mode), false) = (metadata.mode, kind(st.st_mode) == FileType::Symlink) {
             rustix::fs::chmodat(&dir, &name, Mode::from_raw_mode(mode), AtFlags::empty())
                 .map_err(|e| self.io("cannot set the mode of", path, e.into()))?;
         }
-        if let Some(mtime) = metadata.mtime {
-            rustix::fs::utimensat(&dir, &name, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| self.io("cannot set the time of", path, e.into()))?;
-        }
         Ok(true)
+    }
+
+    /// The permission bits and [`Identity`] of what is at `path` (the root itself for an empty
+    /// path), its last component not followed; `None` when nothing is there.
+    pub fn status(&self, path: &Path) -> Result<Option<(u32, Identity)>> {
+        let (_, all) = self.steps(path)?;
+        let st = match all.split_last() {
+            Some((Step::Name(name), parent)) => {
+                let dir = match self.dir(parent, Missing::Fail) {
+                    Ok(dir) => dir,
+                    Err(Stop::Missing(_) | Stop::Dangling(_) | Stop::NotDir(_)) => return Ok(None),
+                    Err(stop) => return Err(self.stopped(path, stop)),
+                };
+                stat_at(dir.as_fd(), name).map_err(|e| self.io("cannot read", path, e))?
+            }
+            None => Some(
+                rustix::fs::fstat(&self.fd).map_err(|e| self.io("cannot read", path, e.into()))?,
+            ),
+            _ => {
+                let dir = match self.dir(&all, Missing::Fail) {
+                    Ok(dir) => dir,
+                    Err(Stop::Missing(_) | Stop::Dangling(_) | Stop::NotDir(_)) => return Ok(None),
+                    Err(stop) => return Err(self.stopped(path, stop)),
+                };
+                Some(rustix::fs::fstat(&dir).map_err(|e| self.io("cannot read", path, e.into()))?)
+            }
+        };
+        Ok(st.map(|st| (st.st_mode & 0o7777, Identity(st.st_dev, st.st_ino))))
     }
 
     /// The entries of the directory `path` (links on the way followed inside the root), each

@@ -472,3 +472,83 @@ fn a_failed_unpack_removes_a_tree_deeper_than_the_open_file_limit() {
         .stderr(predicate::str::contains("nothing was left"));
     assert!(!out.exists());
 }
+
+#[test]
+fn an_unprivileged_unpack_writes_into_read_only_directories_of_lower_layers() {
+    use crate::helpers::{header_with_mode, ocikit_unprivileged};
+    use crate::testkit::Tar;
+    use std::os::unix::fs::PermissionsExt;
+    let dir_entry = |name: &str, mode: u32| header_with_mode(name, b'5', 0, mode);
+    /// (what, layers, the tree, directories and their modes)
+    type Case<'a> = (&'a str, Vec<Vec<u8>>, Vec<&'a str>, Vec<(&'a str, u32)>);
+    let cases: Vec<Case> = vec![
+        (
+            "a file added to a 0555 directory",
+            vec![
+                Tar::default()
+                    .raw(dir_entry("usr/bin/", 0o555), b"")
+                    .file("usr/bin/sh", b"sh")
+                    .end(),
+                Tar::default()
+                    .raw(dir_entry("usr/bin/", 0o555), b"")
+                    .file("usr/bin/app", b"app")
+                    .end(),
+            ],
+            vec!["", "usr", "usr/bin", "usr/bin/app", "usr/bin/sh"],
+            vec![("usr/bin", 0o555)],
+        ),
+        (
+            "a whiteout in a 0555 directory, kept read-only",
+            vec![
+                Tar::default()
+                    .raw(dir_entry("ro/", 0o555), b"")
+                    .file("ro/f", b"f")
+                    .file("ro/g", b"g")
+                    .end(),
+                Tar::default().file("ro/.wh.f", b"").end(),
+            ],
+            vec!["", "ro", "ro/g"],
+            vec![("ro", 0o555)],
+        ),
+        (
+            "the root entry without search permission",
+            vec![Tar::default()
+                .raw(dir_entry("./", 0o644), b"")
+                .file("f", b"f")
+                .end()],
+            vec!["", "f"],
+            vec![("", 0o644)],
+        ),
+        (
+            "deeper, below a lower directory without search permission",
+            vec![
+                Tar::default()
+                    .raw(dir_entry("a/", 0o600), b"")
+                    .raw(dir_entry("a/b/", 0o500), b"")
+                    .end(),
+                Tar::default().file("a/b/c/new", b"n").end(),
+            ],
+            vec!["", "a", "a/b", "a/b/c", "a/b/c/new"],
+            vec![("a", 0o600), ("a/b", 0o500)],
+        ),
+    ];
+    for (label, layers, expected, modes) in cases {
+        let dir = shared_tempdir();
+        let layout = dir.path().join("layout");
+        image_of_tars(&layout, "app", &layers, None);
+        let out = dir.path().join("rootfs");
+        ocikit_unprivileged()
+            .args(["unpack", &format!("{}:app", l(&layout))])
+            .arg(&out)
+            .assert()
+            .success();
+        let mode = |p: &str| fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o7777;
+        let got: Vec<(&str, u32)> = modes.iter().map(|(p, _)| (*p, mode(p))).collect();
+        assert_eq!(got, modes, "{label}");
+        // Listed as root, or after opening up what the test user cannot list.
+        for (p, _) in &modes {
+            fs::set_permissions(out.join(p), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        assert_eq!(listing(&out), expected, "{label}");
+    }
+}
