@@ -17,14 +17,14 @@
 //! directory is filled before it closes and a directory's mtime is not changed by its
 //! children. The caller checks the blob's digest (its reader) and the diff_id (returned).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::codec::decode;
 use crate::codec::extract::{self, Identity, Metadata, Root, Special};
@@ -267,6 +267,7 @@ pub fn apply(
             ancestors: HashSet::new(),
             plain: BTreeSet::new(),
             opened: Vec::new(),
+            touched: HashMap::new(),
             directories: Vec::new(),
             applied: Applied::default(),
             skipped_warnings: 0,
@@ -375,6 +376,10 @@ struct State<'a> {
     /// read-only directory): where they are, which they are, and their mode, restored once
     /// the layer is written.
     opened: Vec<(PathBuf, Identity, u32)>,
+    /// Directories this layer changed (added or removed a name in) by their physical path,
+    /// which they are and their modification time before: it is set back once the layer is
+    /// written, as umoci does (a directory entry of the layer sets its own instead).
+    touched: HashMap<Vec<u8>, (Identity, SystemTime)>,
     applied: Applied,
     skipped_warnings: usize,
     /// Where small files go to be written, when there are writer threads.
@@ -505,7 +510,13 @@ impl State<'_> {
             if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
                 let dir = dir.to_vec();
                 if base == OPAQUE_WHITEOUT {
-                    return self.opaque(&dir).map_err(|e| self.refused(raw, e));
+                    let mut done = self.opaque(&dir);
+                    if matches!(&done, Err(e) if denied(e))
+                        && self.open_up(Path::new(OsStr::from_bytes(&clean)))?
+                    {
+                        done = self.opaque(&dir);
+                    }
+                    return done.map_err(|e| self.refused(raw, e));
                 }
                 if matches!(hidden, b"" | b"." | b"..") {
                     return Err(entry_error(
@@ -518,14 +529,26 @@ impl State<'_> {
                     // `.wh..wh.*` (aufs bookkeeping) other than the opaque marker: nothing.
                     return Ok(());
                 }
-                return self
-                    .whiteout(&dir, hidden)
-                    .map_err(|e| self.refused(raw, e));
+                let mut done = self.whiteout(&dir, hidden);
+                if matches!(&done, Err(e) if denied(e))
+                    && self.open_up(Path::new(OsStr::from_bytes(&clean)))?
+                {
+                    done = self.whiteout(&dir, hidden);
+                }
+                return done.map_err(|e| self.refused(raw, e));
             }
         }
         let Some(path) = names.place(raw, Role::Entry(header.kind))? else {
             return Ok(());
         };
+        if self.options.whiteouts && self.options.mtimes {
+            let dir = split(path.as_os_str().as_bytes()).0.to_vec();
+            let mut noted = self.touch_dir(&dir);
+            if matches!(&noted, Err(e) if denied(e)) && self.open_up(&path)? {
+                noted = self.touch_dir(&dir);
+            }
+            noted.map_err(|e| self.refused(raw, e))?;
+        }
         self.write(header, entry, names, read_error, raw, &path)?;
         if self.options.whiteouts {
             self.record(&path, header.kind == Kind::Directory)
@@ -575,6 +598,26 @@ impl State<'_> {
             self.plain.insert(physical.clone());
         }
         Ok(Some(physical))
+    }
+
+    /// [`State::touch`] of the directory `dir` (a clean name), when there is one.
+    fn touch_dir(&mut self, dir: &[u8]) -> Result<()> {
+        match self.physical_dir(dir)? {
+            Some(physical) => self.touch(physical),
+            None => Ok(()),
+        }
+    }
+
+    /// Notes the modification time of the physical directory `dir`, about to change, the first
+    /// time this layer changes it.
+    fn touch(&mut self, dir: Vec<u8>) -> Result<()> {
+        if !self.options.mtimes || self.touched.contains_key(&dir) {
+            return Ok(());
+        }
+        if let Some((_, identity, mtime)) = self.root.status(Path::new(OsStr::from_bytes(&dir)))? {
+            self.touched.insert(dir, (identity, mtime));
+        }
+        Ok(())
     }
 
     /// Forgets what is known of the directories at and below the physical path `path`.
@@ -771,6 +814,7 @@ impl State<'_> {
         }
         let root = self.root;
         let shown = Path::new(OsStr::from_bytes(&path));
+        self.touch(split(&path).0.to_vec())?;
         self.writable(shown, || root.remove(shown))?;
         self.forget(&path);
         Ok(())
@@ -805,6 +849,7 @@ impl State<'_> {
                 }
                 let root = self.root;
                 let shown = Path::new(OsStr::from_bytes(&child));
+                self.touch(dir.clone())?;
                 self.writable(shown, || root.remove(shown))?;
             }
         }
@@ -816,11 +861,7 @@ impl State<'_> {
     /// be restored once the layer is written) and runs it again, as `umoci --rootless` does.
     fn writable<T>(&mut self, path: &Path, op: impl Fn() -> Result<T>) -> Result<T> {
         match op() {
-            Err(Error::Io { source, .. })
-                if source.raw_os_error() == Some(libc::EACCES) && self.open_up(path)? =>
-            {
-                op()
-            }
+            Err(e) if denied(&e) && self.open_up(path)? => op(),
             result => result,
         }
     }
@@ -837,7 +878,7 @@ impl State<'_> {
             let Some((physical, _)) = self.root.resolve_dir(prefix)? else {
                 break;
             };
-            let Some((mode, identity)) = self.root.status(&physical)? else {
+            let Some((mode, identity, _)) = self.root.status(&physical)? else {
                 break;
             };
             if mode & 0o700 == 0o700 {
@@ -858,6 +899,15 @@ impl State<'_> {
 
     /// Sets the metadata of the layer's directories, deepest first.
     fn close_directories(&mut self) -> Result<()> {
+        // Directories the layer changed keep their time, unless an entry sets it below.
+        for (dir, (identity, mtime)) in std::mem::take(&mut self.touched) {
+            let kept = Metadata {
+                mtime: Some(mtime),
+                ..Metadata::default()
+            };
+            self.root
+                .set_dir_metadata(Path::new(OsStr::from_bytes(&dir)), &kept, identity)?;
+        }
         let mut directories = std::mem::take(&mut self.directories);
         directories.sort_by_key(|(_, path, ..)| std::cmp::Reverse(path.components().count()));
         let mut set = HashSet::new();
@@ -902,6 +952,11 @@ impl State<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether `e` is a permission denied (`EACCES`), which opening up directories may cure.
+fn denied(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.raw_os_error() == Some(libc::EACCES))
 }
 
 /// A clean name split at its last `/`: (directory, base name).
@@ -1272,6 +1327,49 @@ mod tests {
                 .end();
             let e = layer(s, r, tar).unwrap_err().to_string();
             assert!(e.contains("\"d/etc/\"") && e.contains("of layer"), "{e}");
+        });
+    }
+
+    #[test]
+    fn a_directory_a_later_layer_changes_without_an_entry_keeps_its_time() {
+        use std::os::unix::fs::MetadataExt;
+        each(|s, r| {
+            let dir = |name: &str, mtime: u32| {
+                let mut h = header(name.as_bytes(), b'5', 0, b"");
+                h[136..148].copy_from_slice(format!("{mtime:011o}\0").as_bytes());
+                crate::codec::testkit::set_checksum(&mut h);
+                h
+            };
+            let lower = Tar::default()
+                .raw(dir("d/", 100), b"")
+                .file("d/old", b"1")
+                .raw(dir("e/", 200), b"")
+                .file("e/f", b"2")
+                .raw(dir("o/", 300), b"")
+                .file("o/f", b"3")
+                .raw(dir("n/", 400), b"")
+                .end();
+            layer(s, r, lower).unwrap();
+            let upper = Tar::default()
+                // A name added, one removed, an opaque directory: each keeps its time.
+                .file("d/new", b"n")
+                .file("e/.wh.f", b"")
+                .file("o/.wh..wh..opq", b"")
+                // With an entry of its own, the entry's time.
+                .raw(dir("n/", 500), b"")
+                .file("n/x", b"x")
+                .end();
+            layer(s, r, upper).unwrap();
+            let mtime = |p: &str| fs::symlink_metadata(s.root.join(p)).unwrap().mtime();
+            assert_eq!(
+                [mtime("d"), mtime("e"), mtime("o"), mtime("n")],
+                [100, 200, 300, 500],
+                "{r:?}"
+            );
+            assert_eq!(
+                listing(&s.root),
+                ["d", "d/new", "d/old", "e", "n", "n/x", "o"]
+            );
         });
     }
 

@@ -713,9 +713,9 @@ impl Root {
         Ok(true)
     }
 
-    /// The permission bits and [`Identity`] of what is at `path` (the root itself for an empty
-    /// path), its last component not followed; `None` when nothing is there.
-    pub fn status(&self, path: &Path) -> Result<Option<(u32, Identity)>> {
+    /// The permission bits, [`Identity`] and modification time of what is at `path` (the root
+    /// itself for an empty path), its last component not followed; `None` when nothing is there.
+    pub fn status(&self, path: &Path) -> Result<Option<(u32, Identity, SystemTime)>> {
         let (_, all) = self.steps(path)?;
         let st = match all.split_last() {
             Some((Step::Name(name), parent)) => {
@@ -738,7 +738,15 @@ impl Root {
                 Some(rustix::fs::fstat(&dir).map_err(|e| self.io("cannot read", path, e.into()))?)
             }
         };
-        Ok(st.map(|st| (st.st_mode & 0o7777, Identity(st.st_dev, st.st_ino))))
+        Ok(st.map(|st| {
+            let mtime = if st.st_mtime >= 0 {
+                UNIX_EPOCH + std::time::Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32)
+            } else {
+                UNIX_EPOCH - std::time::Duration::from_secs(st.st_mtime.unsigned_abs())
+                    + std::time::Duration::new(0, st.st_mtime_nsec as u32)
+            };
+            (st.st_mode & 0o7777, Identity(st.st_dev, st.st_ino), mtime)
+        }))
     }
 
     /// The entries of the directory `path` (links on the way followed inside the root), each

@@ -531,6 +531,25 @@ fn an_unprivileged_unpack_writes_into_read_only_directories_of_lower_layers() {
             vec!["", "a", "a/b", "a/b/c", "a/b/c/new"],
             vec![("a", 0o600), ("a/b", 0o500)],
         ),
+        (
+            "a whiteout and an opaque marker below a directory without search permission",
+            vec![
+                Tar::default()
+                    .raw(dir_entry("a/", 0o600), b"")
+                    .raw(dir_entry("a/b/", 0o500), b"")
+                    .file("a/b/f", b"f")
+                    .file("a/b/g", b"g")
+                    .raw(dir_entry("a/o/", 0o500), b"")
+                    .file("a/o/h", b"h")
+                    .end(),
+                Tar::default()
+                    .file("a/b/.wh.f", b"")
+                    .file("a/o/.wh..wh..opq", b"")
+                    .end(),
+            ],
+            vec!["", "a", "a/b", "a/b/g", "a/o"],
+            vec![("a", 0o600), ("a/b", 0o500), ("a/o", 0o500)],
+        ),
     ];
     for (label, layers, expected, modes) in cases {
         let dir = shared_tempdir();
