@@ -15,7 +15,9 @@
 //!
 //! Directory metadata is set once the layer is written, deepest first, so a read-only
 //! directory is filled before it closes and a directory's mtime is not changed by its
-//! children. The caller checks the blob's digest (its reader) and the diff_id (returned).
+//! children; only on the very directory the entry made (a later entry may have put something
+//! else there). Whiteouts spare what the same layer wrote, compared by physical path. The
+//! caller checks the blob's digest (its reader) and the diff_id (returned).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
