@@ -950,18 +950,71 @@ fn unpack_layer(
             what: staging.path().display().to_string(),
             reason: "has no file name".into(),
         })?;
-    let unpacked = unpack_staged(
-        layout_name,
-        root,
-        components,
-        descriptor,
-        content,
-        limits,
-        compression,
-        name,
-        staging.path(),
-        &staged,
-    );
+    // Everything that may fail once the staging directory is there.
+    let mut unpack = || -> Result<()> {
+        let stage = Root::open(staging.path(), Policy::Refuse)?;
+        let digest = &descriptor.digest;
+        // The titled directory itself is 0755 unless the tar says otherwise.
+        stage.set_metadata(
+            Path::new(""),
+            &Metadata {
+                mode: Some(0o755),
+                ..Metadata::default()
+            },
+        )?;
+        let options = apply::Options::plain(*limits);
+        let mut names = Titled {
+            title: name,
+            digest,
+        };
+        let applied = apply::apply(
+            &stage,
+            content,
+            compression,
+            digest,
+            layout_name,
+            &options,
+            &mut names,
+        )?;
+        stage.finish().map_err(|e| {
+            let entry = match &e {
+                Error::Extract { path, .. } => format!("{name}/{}", path.display()),
+                _ => name.to_string(),
+            };
+            refused(&format!("tar entry {entry:?} of layer {digest}"), e)
+        })?;
+        if let (Some(want), Some(tar_digest)) = (
+            descriptor.annotation(ORAS_CONTENT_DIGEST),
+            applied.diff_id.as_ref(),
+        ) {
+            if want != tar_digest.as_str() {
+                return Err(Error::InvalidInput {
+                    what: format!("the {ORAS_CONTENT_DIGEST} annotation of layer {digest}"),
+                    reason: format!(
+                        "does not match the layer: it says {want}, but the layer's tar hashes to {tar_digest}"
+                    ),
+                });
+            }
+        }
+        stage.sync()?;
+        let target: PathBuf = components.iter().collect();
+        root.rename(&staged, &target).map_err(|e| match e {
+            Error::Io { source, .. }
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR | libc::EISDIR)
+                ) =>
+            {
+                Error::Conflict {
+                    what: root.path().join(&target).display().to_string(),
+                    reason: "already exists; remove it or write into another directory".into(),
+                }
+            }
+            e => refused(&format!("title of layer {digest}"), e),
+        })?;
+        Ok(())
+    };
+    let unpacked = unpack();
     match unpacked {
         // Renamed away: nothing is left for the temp directory to clean up.
         Ok(()) => drop(staging.keep()),
@@ -973,83 +1026,6 @@ fn unpack_layer(
         }
     }
     unpacked
-}
-
-/// [`unpack_layer`] into the staging directory `staging` (`staged` below the root).
-#[allow(clippy::too_many_arguments)]
-fn unpack_staged(
-    layout_name: &str,
-    root: &Root,
-    components: &[String],
-    descriptor: &Descriptor,
-    content: &mut (dyn Read + Send),
-    limits: &decode::Limits,
-    compression: Compression,
-    name: &str,
-    staging: &Path,
-    staged: &Path,
-) -> Result<()> {
-    let stage = Root::open(staging, Policy::Refuse)?;
-    let digest = &descriptor.digest;
-    // The titled directory itself is 0755 unless the tar says otherwise.
-    stage.set_metadata(
-        Path::new(""),
-        &Metadata {
-            mode: Some(0o755),
-            ..Metadata::default()
-        },
-    )?;
-    let options = apply::Options::plain(*limits);
-    let mut names = Titled {
-        title: name,
-        digest,
-    };
-    let applied = apply::apply(
-        &stage,
-        content,
-        compression,
-        digest,
-        layout_name,
-        &options,
-        &mut names,
-    )?;
-    stage.finish().map_err(|e| {
-        let entry = match &e {
-            Error::Extract { path, .. } => format!("{name}/{}", path.display()),
-            _ => name.to_string(),
-        };
-        refused(&format!("tar entry {entry:?} of layer {digest}"), e)
-    })?;
-    if let (Some(want), Some(tar_digest)) = (
-        descriptor.annotation(ORAS_CONTENT_DIGEST),
-        applied.diff_id.as_ref(),
-    ) {
-        if want != tar_digest.as_str() {
-            return Err(Error::InvalidInput {
-                what: format!("the {ORAS_CONTENT_DIGEST} annotation of layer {digest}"),
-                reason: format!(
-                    "does not match the layer: it says {want}, but the layer's tar hashes to {tar_digest}"
-                ),
-            });
-        }
-    }
-    stage.sync()?;
-    let target: PathBuf = components.iter().collect();
-    root.rename(staged, &target).map_err(|e| match e {
-        Error::Io { source, .. }
-            if matches!(
-                source.raw_os_error(),
-                Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR | libc::EISDIR)
-            ) =>
-        {
-            Error::Conflict {
-                what: root.path().join(&target).display().to_string(),
-                reason: "already exists; remove it or write into another directory".into(),
-            }
-        }
-        e => refused(&format!("title of layer {digest}"), e),
-    })?;
-    Ok(())
 }
 
 /// The names of a directory layer: every entry must lie under `title/`, which is stripped (the

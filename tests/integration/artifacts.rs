@@ -1633,24 +1633,6 @@ fn pull_refuses_a_huge_pax_or_gnu_long_name_header_with_an_error_not_an_abort() 
     }
 }
 
-/// A tar of regular files whose names are raw bytes.
-fn tar_of_raw_names(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, data) in entries {
-        let mut header = tar::Header::new_ustar();
-        header.as_old_mut().name[..name.len()].copy_from_slice(name);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.extend_from_slice(&[0u8; 1024]);
-    out
-}
-
 #[test]
 fn pull_refuses_names_that_are_not_utf8_rather_than_merge_them() {
     // Two Latin-1 names would both become "caf\u{fffd}" if names were made up; also one alone.
@@ -1659,8 +1641,11 @@ fn pull_refuses_names_that_are_not_utf8_rather_than_merge_them() {
         vec![&b"d/sub/\xff\xfe"[..]],
     ] {
         let (dir, layout, _) = fresh();
-        let entries: Vec<(&[u8], &[u8])> = names.iter().map(|n| (*n, &b"x"[..])).collect();
-        let tar = tar_of_raw_names(&entries);
+        let mut tar = crate::testkit::Tar::default();
+        for name in names {
+            tar = tar.raw(crate::testkit::header(name, b'0', 1, b""), b"x");
+        }
+        let tar = tar.end();
         artifact_with_layers(
             &layout,
             "a",
@@ -1704,15 +1689,13 @@ fn pull_applies_the_decompression_limit_flags_to_directory_layers() {
     assert_eq!(fs::metadata(out.join("d/big")).unwrap().len(), 2 << 20);
 }
 
-#[test]
-fn pull_says_an_oras_digest_annotation_that_does_not_match_is_the_annotation() {
-    let (dir, layout, _) = fresh();
-    let tar = raw_tar(&[("d/file", tar::EntryType::Regular, "", b"content")]);
+/// A directory layer titled "d" whose `io.deis.oras.content.digest` does not match its tar.
+fn oras_layer_with_a_wrong_digest_annotation(layout: &Path, tar: &[u8]) {
     artifact_with_layers(
-        &layout,
+        layout,
         "a",
         &[(
-            &tar,
+            tar,
             "application/vnd.oci.image.layer.v1.tar",
             json!({
                 "org.opencontainers.image.title": "d",
@@ -1721,6 +1704,13 @@ fn pull_says_an_oras_digest_annotation_that_does_not_match_is_the_annotation() {
             }),
         )],
     );
+}
+
+#[test]
+fn pull_says_an_oras_digest_annotation_that_does_not_match_is_the_annotation() {
+    let (dir, layout, _) = fresh();
+    let tar = raw_tar(&[("d/file", tar::EntryType::Regular, "", b"content")]);
+    oras_layer_with_a_wrong_digest_annotation(&layout, &tar);
     let out = dir.path().join("out");
     ocikit()
         .args(["artifact", "pull", &format!("{}:a", l(&layout)), "-o"])
@@ -1748,19 +1738,7 @@ fn a_late_refusal_of_an_unprivileged_pull_leaves_no_staging_directory() {
         .raw(header_with_mode("d/ro/", b'5', 0, 0o500), b"")
         .file("d/ro/f", b"f")
         .end();
-    artifact_with_layers(
-        &layout,
-        "a",
-        &[(
-            &tar,
-            "application/vnd.oci.image.layer.v1.tar",
-            json!({
-                "org.opencontainers.image.title": "d",
-                "io.deis.oras.content.unpack": "true",
-                "io.deis.oras.content.digest": format!("sha256:{}", "0".repeat(64)),
-            }),
-        )],
-    );
+    oras_layer_with_a_wrong_digest_annotation(&layout, &tar);
     let out = dir.path().join("out");
     ocikit_unprivileged()
         .args(["artifact", "pull", &format!("{}:a", l(&layout)), "-o"])
