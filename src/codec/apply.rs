@@ -591,6 +591,15 @@ impl State<'_> {
         if dir.is_empty() || self.plain.contains(dir) {
             return Ok(Some(dir.to_vec()));
         }
+        // A directory itself (not a link) right below one known: known too, without a walk.
+        let parent = split(dir).0;
+        if parent.is_empty() || self.plain.contains(parent) {
+            let status = self.root.status(Path::new(OsStr::from_bytes(dir)))?;
+            if status.is_some_and(|(mode, ..)| mode & libc::S_IFMT == libc::S_IFDIR) {
+                self.plain.insert(dir.to_vec());
+                return Ok(Some(dir.to_vec()));
+            }
+        }
         let Some((physical, links)) = self.root.resolve_dir(Path::new(OsStr::from_bytes(dir)))?
         else {
             return Ok(None);
@@ -883,6 +892,7 @@ impl State<'_> {
             let Some((mode, identity, _)) = self.root.status(&physical)? else {
                 break;
             };
+            let mode = mode & 0o7777;
             if mode & 0o700 == 0o700 {
                 continue;
             }
@@ -915,10 +925,11 @@ impl State<'_> {
         let mut set = HashSet::new();
         for (raw, path, identity, metadata, xattrs) in &directories {
             // Only the directory the entry made gets them, not what a later entry put there.
-            let same = self
-                .root
-                .set_dir_metadata(path, &Metadata::default(), *identity)
-                .map_err(|e| self.refused(raw, e))?;
+            let same = xattrs.is_empty()
+                || self
+                    .root
+                    .set_dir_metadata(path, &Metadata::default(), *identity)
+                    .map_err(|e| self.refused(raw, e))?;
             if !same {
                 continue;
             }

@@ -713,8 +713,9 @@ impl Root {
         Ok(true)
     }
 
-    /// The permission bits, [`Identity`] and modification time of what is at `path` (the root
-    /// itself for an empty path), its last component not followed; `None` when nothing is there.
+    /// The mode (file type and permission bits), [`Identity`] and modification time of what is
+    /// at `path` (the root itself for an empty path), its last component not followed; `None`
+    /// when nothing is there.
     pub fn status(&self, path: &Path) -> Result<Option<(u32, Identity, SystemTime)>> {
         let (_, all) = self.steps(path)?;
         let st = match all.split_last() {
@@ -745,7 +746,7 @@ impl Root {
                 UNIX_EPOCH - std::time::Duration::from_secs(st.st_mtime.unsigned_abs())
                     + std::time::Duration::new(0, st.st_mtime_nsec as u32)
             };
-            (st.st_mode & 0o7777, Identity(st.st_dev, st.st_ino), mtime)
+            (st.st_mode, Identity(st.st_dev, st.st_ino), mtime)
         }))
     }
 
