@@ -628,3 +628,182 @@ fn what_create_and_verify_show() {
         crate::helpers::transcript(&mut command, &[(&out, "[BUNDLE]")])
     );
 }
+
+/// A signed archive bundle (plain tar) of one image with a 3 MB uncompressed layer (larger
+/// than a stream keeps in memory), its entries (name, type, data), the layer's name, and the
+/// allowed signers file; `None` without ssh-keygen.
+#[allow(clippy::type_complexity)]
+fn big_signed_bundle(
+    dir: &Path,
+) -> Option<(
+    Vec<(String, tar::EntryType, Vec<u8>)>,
+    String,
+    std::path::PathBuf,
+)> {
+    let (key, allowed) = keys(dir)?;
+    let rootfs = dir.join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    let mut big = vec![0u8; 3_000_000];
+    for (i, b) in big.iter_mut().enumerate() {
+        *b = (i * 7919 % 251) as u8;
+    }
+    fs::write(rootfs.join("big"), &big).unwrap();
+    let img = dir.join("img");
+    ocikit()
+        .args(["image", "build"])
+        .arg(format!("{}:big", img.display()))
+        .arg("--layer")
+        .arg(&rootfs)
+        .args(["--compression", "none"])
+        .assert()
+        .success();
+    let b = dir.join("b.tar");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&b)
+        .arg("--image")
+        .arg(format!("{}:big", img.display()))
+        .arg("--sign")
+        .arg(&key)
+        .assert()
+        .success();
+    let mut entries = Vec::new();
+    let mut archive = tar::Archive::new(fs::File::open(&b).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let kind = entry.header().entry_type();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.push((name, kind, data));
+    }
+    let layer = entries
+        .iter()
+        .filter(|e| e.0.starts_with("blobs/sha256/"))
+        .max_by_key(|e| e.2.len())
+        .unwrap()
+        .0
+        .clone();
+    Some((entries, layer, allowed))
+}
+
+/// Writes `entries` as a gzip (or zstd) tar at `path`.
+fn write_archive(path: &Path, entries: &[(String, tar::EntryType, Vec<u8>)], zstd: bool) {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        builder.append_data(&mut header, name, &data[..]).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let bytes = if zstd {
+        zstd::encode_all(&tar[..], 3).unwrap()
+    } else {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap()
+    };
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_changed_layer_is_never_vouched_for_by_a_good_copy_elsewhere_in_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((entries, layer, allowed)) = big_signed_bundle(dir.path()) else {
+        return;
+    };
+    let good = entries.iter().find(|e| e.0 == layer).unwrap().2.clone();
+    let mut evil = good.clone();
+    evil[100] ^= 1;
+    // (where the layout is, where the good copy is, zstd): the tester's two, and the layout
+    // at the top with the copy in a folder beside it.
+    let cases = [
+        ("wrap/", String::new(), false),
+        ("wrap/", "other/".to_string(), false),
+        ("", "other/".to_string(), true),
+    ];
+    for (root, decoy, zstd) in cases {
+        let mut tampered: Vec<_> = entries
+            .iter()
+            .map(|(name, kind, data)| {
+                let data = if *name == layer {
+                    evil.clone()
+                } else {
+                    data.clone()
+                };
+                (format!("{root}{name}"), *kind, data)
+            })
+            .collect();
+        tampered.push((
+            format!("{decoy}{layer}"),
+            tar::EntryType::Regular,
+            good.clone(),
+        ));
+        let path = dir.path().join(format!("decoy-{}.tar.gz", decoy.len()));
+        write_archive(&path, &tampered, zstd);
+        for _ in 0..3 {
+            let (code, stdout) = verify(&[
+                path.to_str().unwrap(),
+                "--allowed-signers",
+                allowed.to_str().unwrap(),
+            ]);
+            assert_eq!(code, 1, "{root} {decoy}: {stdout}");
+            assert!(stdout.contains(&format!("{layer} has changed")), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn an_archive_entry_outside_the_bundle_root_fails_verify_and_is_a_validate_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((entries, _, allowed)) = big_signed_bundle(dir.path()) else {
+        return;
+    };
+    let wrapped: Vec<_> = entries
+        .iter()
+        .map(|(n, k, d)| (format!("wrap/{n}"), *k, d.clone()))
+        .collect();
+    // The bundle in one folder: it verifies (a directory bundle archived as it is).
+    let clean = dir.path().join("clean.tar.gz");
+    write_archive(&clean, &wrapped, false);
+    let allowed = allowed.to_str().unwrap();
+    let (code, stdout) = verify(&[clean.to_str().unwrap(), "--allowed-signers", allowed]);
+    assert_eq!(code, 0, "{stdout}");
+    // Anything beside it: the tester's script, and (ours) an empty folder.
+    let extras = [
+        (
+            "payload/run.sh",
+            tar::EntryType::Regular,
+            b"#!/bin/sh\n".to_vec(),
+        ),
+        ("empty", tar::EntryType::Directory, Vec::new()),
+    ];
+    for extra in extras {
+        let mut with = wrapped.clone();
+        with.push((extra.0.to_string(), extra.1, extra.2.clone()));
+        let path = dir.path().join("extra.tar.gz");
+        write_archive(&path, &with, true);
+        let (code, stdout) = verify(&[path.to_str().unwrap(), "--allowed-signers", allowed]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(
+            stdout.contains(&format!("{} is outside the bundle's root", extra.0)),
+            "{stdout}"
+        );
+        let validate = ocikit().arg("validate").arg(&path).output().unwrap();
+        let out = String::from_utf8_lossy(&validate.stdout);
+        assert!(out.contains("L16") && out.contains(extra.0), "{out}");
+    }
+    // An empty directory inside the root, listed nowhere.
+    let mut with = wrapped.clone();
+    with.push(("wrap/spare".into(), tar::EntryType::Directory, Vec::new()));
+    let path = dir.path().join("spare.tar.gz");
+    write_archive(&path, &with, false);
+    let (code, stdout) = verify(&[path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("the directory spare holds no file listed"),
+        "{stdout}"
+    );
+}

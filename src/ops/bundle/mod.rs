@@ -93,10 +93,18 @@ impl Bundle {
         let hashing = Hashing::default();
         let archive = Archive::read_stream(input, name, limits, &hashing, progress)?;
         archive.check_oci_layout()?;
+        // Each file is known by one name: its path from the layout's root. Files outside the
+        // root are no file of the bundle (verify reports them, never reads them as one).
         let hashed = hashing
             .seen
             .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner)
+            .into_iter()
+            .filter_map(|(name, found)| {
+                let path = name.strip_prefix(archive.root())?;
+                (!path.is_empty()).then(|| (path.to_string(), found))
+            })
+            .collect();
         Ok(Bundle::Streamed(archive, hashed, reopen))
     }
 
@@ -108,23 +116,14 @@ impl Bundle {
         }
     }
 
-    /// The sha256 and length of the file at `path`, when they were taken as the archive
-    /// streamed past (its bytes cannot be read again).
+    /// The sha256 and length of the file at `path` (relative to the layout's root, its one
+    /// name), when they were taken as the archive streamed past (its bytes cannot be read
+    /// again). Exact: no other name of the archive ever stands for it.
     pub fn hashed(&self, path: &str) -> Option<(Digest, u64)> {
         let Bundle::Streamed(_, hashed, _) = self else {
             return None;
         };
-        if let Some(found) = hashed.get(path) {
-            return Some(found.clone());
-        }
-        // Below the one top-level directory a layout archive may be in.
-        hashed
-            .iter()
-            .find(|(name, _)| {
-                name.split_once('/')
-                    .is_some_and(|(dir, rest)| !dir.is_empty() && rest == path)
-            })
-            .map(|(_, found)| found.clone())
+        hashed.get(path).cloned()
     }
 
     /// A stream of the file at `path` (relative, `/`-separated).

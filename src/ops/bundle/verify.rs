@@ -245,13 +245,39 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     };
     check_signature(layout, &sums_bytes, options, &mut report)?;
 
-    // 2. Files listed and present.
-    let files: BTreeMap<String, (FileKind, u64)> = layout
-        .files()?
+    // 2. Files listed and present. Every file is known by one name, its path from the
+    // layout's root; an archive entry outside that root is no file of the bundle, and an
+    // error, as is a directory that holds no listed file.
+    let all = layout.files()?;
+    let directories: Vec<String> = all
+        .iter()
+        .filter(|f| f.kind == FileKind::Directory)
+        .map(|f| f.path.clone())
+        .collect();
+    let files: BTreeMap<String, (FileKind, u64)> = all
         .into_iter()
         .filter(|f| f.kind != FileKind::Directory)
         .map(|f| (f.path, (f.kind, f.len)))
         .collect();
+    for entry in layout.outside_root() {
+        report.problem(
+            Severity::Integrity,
+            Some(&entry),
+            format!(
+                "the archive entry {entry} is outside the bundle's root and not listed in {SUMS}"
+            ),
+        );
+    }
+    for dir in &directories {
+        let prefix = format!("{dir}/");
+        if !sums.entries().any(|(path, _)| path.starts_with(&prefix)) {
+            report.problem(
+                Severity::Integrity,
+                Some(dir),
+                format!("the directory {dir} holds no file listed in {SUMS}"),
+            );
+        }
+    }
     for (path, _) in sums.entries() {
         match files.get(path) {
             None => report.problem(
