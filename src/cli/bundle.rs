@@ -22,8 +22,11 @@ const VERIFY_EXIT_STATUS: &str = "\
 EXIT STATUS:
   0  valid and complete
   1  integrity failure: a file changed, missing, extra or not listed, a bad signature, an
-     image or referrer not where the description says
-  2  incomplete (blobs expected from the base are missing), or could not run";
+     image or referrer not where the description says; an archive cut short or with
+     entries tar readers read differently; a listed file, part or part list that is a
+     symlink, FIFO or device, or longer than listed
+  2  incomplete (blobs expected from the base are missing), or could not run: BUNDLE is
+     no bundle (no SHA256SUMS) or absent, a system I/O error, a limit reached";
 
 /// Build and check air-gapped bundles: many images with their referrers, a description and a
 /// SHA256SUMS list, verifiable on the far side with or without ocikit.
@@ -305,10 +308,21 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
+    // An error that is damage found (verify::error_severity) is reported as a failure, exit
+    // 1; any other error means it could not run, exit 2.
+    let damaged = |e: ocikit::error::Error| -> anyhow::Result<u8> {
+        match verify::error_severity(&e) {
+            Some(_) => {
+                println!("FAILED: {}", super::output::error_chain(&e.into()));
+                Ok(super::EXIT_FINDINGS)
+            }
+            None => Err(e.into()),
+        }
+    };
     let bar = Bar::new("verifying");
-    let bundle = match split_parts(&args.bundle) {
-        Ok(Some((stream, name))) => Bundle::from_stream(stream, &name, &limits, &bar, None)?,
-        Ok(None) => Bundle::open(&args.bundle, &limits, &bar)?,
+    let opened = match split_parts(&args.bundle) {
+        Ok(Some((stream, name))) => Bundle::from_stream(stream, &name, &limits, &bar, None),
+        Ok(None) => Bundle::open(&args.bundle, &limits, &bar),
         // A part missing, cut short or changed: the bundle as carried is damaged.
         Err(e) => {
             drop(bar);
@@ -317,12 +331,20 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         }
     };
     drop(bar);
+    let bundle = match opened {
+        Ok(bundle) => bundle,
+        Err(e) => return damaged(e),
+    };
     let options = verify::Options::default()
         .with_allowed_signers(allowed)
         .with_base(base.as_deref());
     let bar = Bar::new("verifying");
-    let report = verify::verify(&bundle, &options, &bar)?;
+    let verified = verify::verify(&bundle, &options, &bar);
     drop(bar);
+    let report = match verified {
+        Ok(report) => report,
+        Err(e) => return damaged(e),
+    };
     if args.json {
         print_json(&report)?;
     } else {

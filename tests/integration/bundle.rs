@@ -807,3 +807,191 @@ fn an_archive_entry_outside_the_bundle_root_fails_verify_and_is_a_validate_findi
         "{stdout}"
     );
 }
+
+/// Runs `edit` on a fresh copy of `bundle` (a directory or a file) and verifies the copy.
+fn verify_edited(bundle: &Path, edit: &dyn Fn(&Path)) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(bundle.file_name().unwrap());
+    run(
+        "cp",
+        &["-a", bundle.to_str().unwrap(), copy.to_str().unwrap()],
+    );
+    edit(&copy);
+    verify(&[copy.to_str().unwrap()])
+}
+
+fn mkfifo(path: &Path) {
+    run("mkfifo", &[path.to_str().unwrap()]);
+}
+
+#[test]
+fn damage_found_exits_1_and_only_no_bundle_or_a_failure_to_run_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bundle");
+    create(&out, &[]);
+    let outside = dir.path().join("outside");
+    fs::write(&outside, b"x").unwrap();
+    let replace_by_symlink = |name: &'static str| {
+        let outside = outside.clone();
+        move |b: &Path| {
+            fs::copy(b.join(name), &outside).unwrap();
+            fs::remove_file(b.join(name)).unwrap();
+            std::os::unix::fs::symlink(&outside, b.join(name)).unwrap();
+        }
+    };
+    let replace_by_fifo = |name: &'static str| {
+        move |b: &Path| {
+            fs::remove_file(b.join(name)).unwrap();
+            mkfifo(&b.join(name));
+        }
+    };
+    let blobs_elsewhere = dir.path().join("blobs-elsewhere");
+    type Edit<'a> = Box<dyn Fn(&Path) + 'a>;
+    let directory_cases: Vec<(&str, Edit)> = vec![
+        (
+            "oci-layout removed",
+            Box::new(|b| fs::remove_file(b.join("oci-layout")).unwrap()),
+        ),
+        (
+            "blobs/ a symlink",
+            Box::new(|b| {
+                fs::rename(b.join("blobs"), &blobs_elsewhere).unwrap();
+                std::os::unix::fs::symlink(&blobs_elsewhere, b.join("blobs")).unwrap();
+            }),
+        ),
+        (
+            "SHA256SUMS a symlink",
+            Box::new(replace_by_symlink("SHA256SUMS")),
+        ),
+        ("SHA256SUMS a FIFO", Box::new(replace_by_fifo("SHA256SUMS"))),
+        (
+            "description a symlink",
+            Box::new(replace_by_symlink("ocikit-bundle.json")),
+        ),
+        (
+            "description a FIFO",
+            Box::new(replace_by_fifo("ocikit-bundle.json")),
+        ),
+        // Ours: SHA256SUMS a directory.
+        (
+            "SHA256SUMS a directory",
+            Box::new(|b| {
+                fs::remove_file(b.join("SHA256SUMS")).unwrap();
+                fs::create_dir(b.join("SHA256SUMS")).unwrap();
+            }),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, edit) in &directory_cases {
+        let (code, stdout) = verify_edited(&out, edit.as_ref());
+        if code != 1 || !stdout.contains("FAILED") {
+            failures.push(format!("{name}: exit {code}: {stdout}"));
+        }
+    }
+    // Archives cut short, or with a name twice.
+    for ext in ["tar", "tar.gz", "tar.zst"] {
+        let archive = dir.path().join(format!("b.{ext}"));
+        create(&archive, &[]);
+        let bytes = fs::read(&archive).unwrap();
+        let cut = dir.path().join(format!("cut.{ext}"));
+        fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let (code, stdout) = verify(&[cut.to_str().unwrap()]);
+        if code != 1 {
+            failures.push(format!("truncated {ext}: exit {code}: {stdout}"));
+        }
+    }
+    let tar = dir.path().join("b.tar");
+    let twice = dir.path().join("twice.tar");
+    {
+        let mut entries = tar::Archive::new(fs::File::open(&tar).unwrap());
+        let mut out = tar::Builder::new(fs::File::create(&twice).unwrap());
+        for entry in entries.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut header = entry.header().clone();
+            let path = entry.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            out.append_data(&mut header, &path, &data[..]).unwrap();
+            if path == "index.json" {
+                out.append_data(&mut header, format!("./{path}"), &data[..])
+                    .unwrap();
+            }
+        }
+        out.finish().unwrap();
+    }
+    let (code, stdout) = verify(&[twice.to_str().unwrap()]);
+    if code != 1 {
+        failures.push(format!("./index.json twice: exit {code}: {stdout}"));
+    }
+    // Not a bundle, or nothing there: could not run.
+    for path in [sample_layout(), dir.path().join("absent")] {
+        let (code, stdout) = verify(&[path.to_str().unwrap()]);
+        if code != 2 {
+            failures.push(format!("{}: exit {code}: {stdout}", path.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_part_is_read_as_a_regular_file_to_its_listed_size_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.tar");
+    create(&out, &["--split-size", "4K"]);
+    let list = dir.path().join("s.tar.parts");
+    let original: Value = serde_json::from_slice(&fs::read(&list).unwrap()).unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let empty = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    // (what, the extra part of size 0 listed last: a symlink to this, or a FIFO)
+    let cases: [(&str, Option<&str>); 3] = [
+        ("a symlink to /dev/zero", Some("/dev/zero")),
+        ("a FIFO", None),
+        // Ours: a symlink to an empty regular file (it would hash right).
+        ("a symlink to an empty file", Some("empty-file")),
+    ];
+    fs::write(dir.path().join("empty-file"), b"").unwrap();
+    for (what, target) in cases {
+        let mut list_value = original.clone();
+        list_value["parts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "s.tar.part999", "size": 0, "digest": empty}));
+        fs::write(&list, serde_json::to_vec(&list_value).unwrap()).unwrap();
+        let part = dir.path().join("s.tar.part999");
+        let _ = fs::remove_file(&part);
+        match target {
+            Some(target) => std::os::unix::fs::symlink(target, &part).unwrap(),
+            None => mkfifo(&part),
+        }
+        for command in ["verify", "import"] {
+            let mut cmd = ocikit();
+            cmd.env("TMPDIR", &tmp)
+                .timeout(std::time::Duration::from_secs(60));
+            if command == "verify" {
+                cmd.args(["bundle", "verify"]).arg(&list);
+            } else {
+                cmd.arg("import")
+                    .arg(&list)
+                    .arg(dir.path().join("imported"));
+            }
+            let output = cmd.output().unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_ne!(output.status.code(), Some(0), "{what}, {command}: {all}");
+            assert!(
+                all.contains("not a regular file"),
+                "{what}, {command}: {all}"
+            );
+            assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "{what}: temp left");
+        }
+    }
+    // The list as written still verifies.
+    fs::write(&list, serde_json::to_vec(&original).unwrap()).unwrap();
+    let _ = fs::remove_file(dir.path().join("s.tar.part999"));
+    let (code, stdout) = verify(&[list.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+}

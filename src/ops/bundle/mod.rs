@@ -12,7 +12,6 @@ pub mod sums;
 pub mod verify;
 
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
@@ -57,7 +56,22 @@ impl Bundle {
     /// `progress`.
     pub fn open(path: &Path, limits: &Limits, progress: &dyn Progress) -> Result<Bundle> {
         if path.is_dir() {
-            return Ok(Bundle::Directory(Layout::open(path)?));
+            // A directory with neither a SHA256SUMS nor a description is no bundle (could
+            // not run); one with either is a bundle, and a layout it fails to be is damage.
+            return match Layout::open(path) {
+                Ok(layout) => Ok(Bundle::Directory(layout)),
+                Err(e)
+                    if [sums::SUMS, description::DESCRIPTION]
+                        .iter()
+                        .all(|name| std::fs::symlink_metadata(path.join(name)).is_err()) =>
+                {
+                    Err(Error::InvalidInput {
+                        what: path.display().to_string(),
+                        reason: format!("is not a bundle: it has no {} ({e})", sums::SUMS),
+                    })
+                }
+                Err(e) => Err(e),
+            };
         }
         let mut file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let mut head = [0u8; 8];
@@ -130,12 +144,9 @@ impl Bundle {
     pub fn open_file(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
         match self {
             Bundle::Directory(layout) => {
+                // Not through a symlink, and a regular file (a FIFO or device never ends).
                 let full: PathBuf = layout.root().join(path);
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&full)
-                    .map_err(|e| Error::io("cannot open", &full, e))?;
+                let file = crate::store::layout::open_regular_file(&full)?;
                 Ok(Box::new(file))
             }
             Bundle::Archive(archive) | Bundle::Streamed(archive, ..) => {

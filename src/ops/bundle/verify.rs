@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use std::io::Read;
+
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -205,6 +207,30 @@ impl BaseContent {
     /// Whether the base holds blob `digest`.
     pub fn has(&self, digest: &Digest) -> bool {
         self.blobs.contains(digest)
+    }
+}
+
+/// The one rule for how `verify` ends when it stops with an error instead of a report:
+/// `Some(Severity::Integrity)` when the error is damage found in what the bundle holds (a
+/// truncated or ambiguous archive, a missing `oci-layout`, a file that is a symlink, FIFO or
+/// device, a corrupt document, a part list that does not hold); `None` when it could not run:
+/// no bundle at all, an I/O failure of the system, a limit, a format this ocikit cannot read.
+pub fn error_severity(error: &Error) -> Option<Severity> {
+    use crate::error::ErrorKind;
+    match error {
+        Error::Stopped { source, .. } | Error::Partial { source, .. } => error_severity(source),
+        // What the bundle holds is not a regular file (read refused), or its bytes are not
+        // what they say (a stream cut short, corrupt data).
+        Error::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+        )
+        .then_some(Severity::Integrity),
+        _ => matches!(
+            error.kind(),
+            ErrorKind::Corrupt | ErrorKind::Conflict | ErrorKind::NotFound
+        )
+        .then_some(Severity::Integrity),
     }
 }
 
@@ -424,21 +450,35 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     progress.total(todo.iter().map(|t| t.2).sum());
     let results: Vec<Option<Problem>> = todo
         .par_iter()
-        .map(|(path, hex, _)| match hash_file(bundle, path, progress) {
-            Ok((digest, _)) if digest.encoded() == *hex => None,
-            Ok((digest, _)) => Some(Problem {
-                severity: Severity::Integrity,
-                path: Some(path.to_string()),
-                message: format!(
-                    "{path} has changed: it hashes to {digest}, and {SUMS} says sha256:{hex}"
-                ),
-            }),
-            Err(e) => Some(Problem {
-                severity: Severity::Integrity,
-                path: Some(path.to_string()),
-                message: format!("{path} cannot be read: {e}"),
-            }),
-        })
+        .map(
+            |(path, hex, len)| match hash_file(bundle, path, *len, progress) {
+                Ok((_, read)) if read != *len => Some(Problem {
+                    severity: Severity::Integrity,
+                    path: Some(path.to_string()),
+                    message: format!(
+                        "{path} has changed: it was {len} bytes and {} read",
+                        if read > *len {
+                            "more were"
+                        } else {
+                            "fewer were"
+                        }
+                    ),
+                }),
+                Ok((digest, _)) if digest.encoded() == *hex => None,
+                Ok((digest, _)) => Some(Problem {
+                    severity: Severity::Integrity,
+                    path: Some(path.to_string()),
+                    message: format!(
+                        "{path} has changed: it hashes to {digest}, and {SUMS} says sha256:{hex}"
+                    ),
+                }),
+                Err(e) => Some(Problem {
+                    severity: Severity::Integrity,
+                    path: Some(path.to_string()),
+                    message: format!("{path} cannot be read: {e}"),
+                }),
+            },
+        )
         .collect();
     report.files = todo.len();
     report.bytes = todo.iter().map(|t| t.2).sum();
@@ -588,12 +628,18 @@ fn blob_verified(
     sha256_of(&mut blob, progress).is_ok()
 }
 
-/// The sha256 of the file at `path`, and its length.
-fn hash_file(bundle: &Bundle, path: &str, progress: &dyn Progress) -> Result<(Digest, u64)> {
+/// The sha256 of the file at `path`, and its length, read at most to one byte past `len`
+/// (the length it had when listed: a file that grows is not read without end).
+fn hash_file(
+    bundle: &Bundle,
+    path: &str,
+    len: u64,
+    progress: &dyn Progress,
+) -> Result<(Digest, u64)> {
     if let Some(hashed) = bundle.hashed(path) {
         return Ok(hashed);
     }
-    let mut reader = bundle.open_file(path)?;
+    let mut reader = bundle.open_file(path)?.take(len.saturating_add(1));
     sha256_of(&mut reader, progress).map_err(|e| Error::io("cannot read", path, e))
 }
 

@@ -243,10 +243,13 @@ pub fn is_part_list(path: &Path) -> bool {
 
 /// Reads the part list at `list` and checks the parts: every part there with its size (before
 /// any is read), then each part's sha256 and the whole's, reading every part once. Returns the
-/// list and the parts' paths, in order, to be read as one stream ([`open_parts`]).
-pub fn check(list: &Path) -> Result<(PartList, Vec<PathBuf>)> {
+/// list and the parts' paths with their listed sizes, in order, to be read as one stream
+/// ([`open_parts`]).
+pub fn check(list: &Path) -> Result<(PartList, Vec<(PathBuf, u64)>)> {
     let what = list.display().to_string();
-    let bytes = std::fs::read(list).ctx("cannot read", list)?;
+    // Every file read from the list is opened without following a symlink, must be a regular
+    // file, and is read at most to its listed size (a FIFO or /dev/zero never ends).
+    let bytes = crate::store::layout::read_small_file(list, MAX_LIST_SIZE)?;
     let parsed: PartList = crate::spec::document::parse_json(&bytes, &what)?;
     if parsed.media_type != PARTS_MEDIA_TYPE {
         return Err(Error::InvalidInput {
@@ -262,6 +265,9 @@ pub fn check(list: &Path) -> Result<(PartList, Vec<PathBuf>)> {
         what: what.clone(),
         reason,
     };
+    if parsed.parts.is_empty() {
+        return Err(bad("lists no parts".into()));
+    }
     let mut paths = Vec::new();
     for part in &parsed.parts {
         if part.name.contains('/') || part.name.starts_with('.') {
@@ -271,16 +277,28 @@ pub fn check(list: &Path) -> Result<(PartList, Vec<PathBuf>)> {
             )));
         }
         let path = dir.join(&part.name);
-        let len = std::fs::metadata(&path)
-            .map_err(|_| bad(format!("lists the part {}, which is missing", part.name)))?
-            .len();
+        let len = match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => meta.len(),
+            Ok(_) => {
+                return Err(bad(format!(
+                    "lists the part {}, which is not a regular file",
+                    part.name
+                )))
+            }
+            Err(_) => {
+                return Err(bad(format!(
+                    "lists the part {}, which is missing",
+                    part.name
+                )))
+            }
+        };
         if len != part.size {
             return Err(bad(format!(
                 "lists the part {} with {} bytes, and it has {len}",
                 part.name, part.size
             )));
         }
-        paths.push(path);
+        paths.push((path, part.size));
     }
     let total: u64 = parsed.parts.iter().map(|p| p.size).sum();
     if total != parsed.size {
@@ -291,16 +309,26 @@ pub fn check(list: &Path) -> Result<(PartList, Vec<PathBuf>)> {
     }
     let mut whole = sha2::Sha256::new();
     let mut buffer = vec![0; 1024 * 1024];
-    for (part, path) in parsed.parts.iter().zip(&paths) {
-        let mut file = File::open(path).ctx("cannot open", path)?;
+    for (part, (path, _)) in parsed.parts.iter().zip(&paths) {
+        let mut file = open_part(path, part.size)?;
         let mut hasher = sha2::Sha256::new();
+        let mut len = 0u64;
         loop {
             let n = file.read(&mut buffer).ctx("cannot read", path)?;
             if n == 0 {
                 break;
             }
+            len += n as u64;
             hasher.update(&buffer[..n]);
             whole.update(&buffer[..n]);
+        }
+        if len != part.size {
+            return Err(bad(format!(
+                "lists the part {} with {} bytes, and it has {}",
+                part.name,
+                part.size,
+                if len > part.size { "more" } else { "fewer" }
+            )));
         }
         let digest = Digest::from_hash(Algorithm::Sha256, &hasher.finalize());
         if digest != part.digest {
@@ -320,9 +348,19 @@ pub fn check(list: &Path) -> Result<(PartList, Vec<PathBuf>)> {
     Ok((parsed, paths))
 }
 
-/// The parts at `paths`, read one after the other as one stream (the whole archive), each
-/// opened when the one before it ends.
-pub fn open_parts(paths: Vec<PathBuf>) -> impl Read + Send {
+/// The largest part list read.
+const MAX_LIST_SIZE: u64 = 16 * 1024 * 1024;
+
+/// A part, opened as a regular file without following a symlink, read at most to one byte past
+/// its listed `size` (so that more is seen as more, and nothing reads without end).
+fn open_part(path: &Path, size: u64) -> Result<io::Take<File>> {
+    Ok(crate::store::layout::open_regular_file(path)?.take(size.saturating_add(1)))
+}
+
+/// The parts at `paths` with their listed sizes, read one after the other as one stream (the
+/// whole archive), each opened when the one before it ends, as a regular file and to its
+/// listed size: a part that is now longer or shorter is an error.
+pub fn open_parts(paths: Vec<(PathBuf, u64)>) -> impl Read + Send {
     Parts {
         paths: paths.into_iter(),
         current: None,
@@ -330,22 +368,39 @@ pub fn open_parts(paths: Vec<PathBuf>) -> impl Read + Send {
 }
 
 struct Parts {
-    paths: std::vec::IntoIter<PathBuf>,
-    current: Option<File>,
+    paths: std::vec::IntoIter<(PathBuf, u64)>,
+    /// The part being read, its listed size and the bytes read from it.
+    current: Option<(io::Take<File>, u64, u64)>,
 }
 
 impl Read for Parts {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if let Some(file) = self.current.as_mut() {
+            if let Some((file, size, read)) = self.current.as_mut() {
                 let n = file.read(buf)?;
+                *read += n as u64;
+                if *read > *size {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a part is longer than its part list says",
+                    ));
+                }
                 if n > 0 || buf.is_empty() {
                     return Ok(n);
+                }
+                if read != size {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "a part is shorter than its part list says",
+                    ));
                 }
                 self.current = None;
             }
             match self.paths.next() {
-                Some(path) => self.current = Some(File::open(path)?),
+                Some((path, size)) => {
+                    let file = open_part(&path, size).map_err(io::Error::other)?;
+                    self.current = Some((file, size, 0));
+                }
                 None => return Ok(0),
             }
         }
