@@ -337,7 +337,8 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
     };
     let options = verify::Options::default()
         .with_allowed_signers(allowed)
-        .with_base(base.as_deref());
+        .with_base(base.as_deref())
+        .at(super::clock()?.now);
     let bar = Bar::new("verifying");
     let verified = verify::verify(&bundle, &options, &bar);
     drop(bar);

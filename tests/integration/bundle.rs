@@ -995,3 +995,113 @@ fn a_part_is_read_as_a_regular_file_to_its_listed_size_and_no_more() {
     let (code, stdout) = verify(&[list.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}");
 }
+
+#[test]
+fn allowed_signers_lines_are_read_as_ssh_keygen_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, _)) = keys(dir.path()) else {
+        return;
+    };
+    let out = dir.path().join("bundle");
+    create(&out, &["--sign", key.to_str().unwrap()]);
+    let public = fs::read_to_string(dir.path().join("key.pub")).unwrap();
+    let public = public.trim();
+    // Options between the principal and the key: the tester's rows, then ours.
+    let rows = [
+        "",
+        "namespaces=\"!ocikit-bundle,*\"",
+        "valid-before=\"20200101\"",
+        "valid-after=\"29990101\"",
+        "namespaces=\"OCIKIT-BUNDLE\"",
+        "namespaces=\"ocikit-*\"",
+        "namespaces=\"git\"",
+        "NAMESPACES=\"ocikit-bundle\"",
+        "namespaces=\"git,ocikit-bund?e\"",
+        "valid-after=\"20200101Z\"",
+        "valid-after=\"202001010000Z\",valid-before=\"29990101\"",
+        "valid-before=\"20200101UTC\"",
+        "valid-after=\"2020\"",
+        "valid-after=\"29990101\",valid-before=\"20200101\"",
+        "cert-authority",
+        "unknown-option",
+        "namespaces=\"ocikit-bundle\",namespaces=\"*\"",
+        "namespaces=ocikit-bundle",
+        "namespaces=\"ocikit-bundle\",",
+    ];
+    let allowed = dir.path().join("allowed");
+    let sums = out.join("SHA256SUMS");
+    let signature = out.join("SHA256SUMS.sig");
+    let mut disagreements = Vec::new();
+    for options in rows {
+        fs::write(
+            &allowed,
+            format!("release@example.com {options} {public}\n"),
+        )
+        .unwrap();
+        let ssh = ssh_keygen_verify(&allowed, &signature, &sums);
+        let (code, stdout) = verify(&[
+            out.to_str().unwrap(),
+            "--allowed-signers",
+            allowed.to_str().unwrap(),
+        ]);
+        if (code == 0) != ssh {
+            disagreements.push(format!(
+                "{options:?}: ssh-keygen {ssh}, ocikit {code}: {stdout}"
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+#[test]
+fn an_ecdsa_signature_is_refused_as_an_unsupported_algorithm() {
+    let dir = tempfile::tempdir().unwrap();
+    if !tool_available("ssh-keygen") {
+        return;
+    }
+    let out = dir.path().join("bundle");
+    create(&out, &[]);
+    let key = dir.path().join("ecdsa");
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ecdsa",
+            "-N",
+            "",
+            "-C",
+            "e",
+            "-f",
+            key.to_str().unwrap(),
+        ],
+    );
+    run(
+        "ssh-keygen",
+        &[
+            "-Y",
+            "sign",
+            "-q",
+            "-f",
+            key.to_str().unwrap(),
+            "-n",
+            "ocikit-bundle",
+            out.join("SHA256SUMS").to_str().unwrap(),
+        ],
+    );
+    let public = fs::read_to_string(dir.path().join("ecdsa.pub")).unwrap();
+    let allowed = dir.path().join("allowed");
+    fs::write(&allowed, format!("e {public}")).unwrap();
+    let (code, stdout) = verify(&[
+        out.to_str().unwrap(),
+        "--allowed-signers",
+        allowed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(
+            "unsupported signature algorithm ecdsa-sha2-nistp256 (only ssh-ed25519 is verified)"
+        ),
+        "{stdout}"
+    );
+}

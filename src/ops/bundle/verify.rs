@@ -130,6 +130,9 @@ pub struct Options<'a> {
     pub allowed_signers: Option<String>,
     /// Where an incremental bundle's omitted blobs are looked for.
     pub base: Option<&'a dyn LayoutRead>,
+    /// The time now (seconds since the epoch), for the allowed signers' `valid-after` and
+    /// `valid-before`.
+    pub now: u64,
 }
 
 impl<'a> Options<'a> {
@@ -144,6 +147,11 @@ impl<'a> Options<'a> {
     /// With a base layout for omitted blobs.
     pub fn with_base(self, base: Option<&'a dyn LayoutRead>) -> Options<'a> {
         Options { base, ..self }
+    }
+
+    /// At the time `now` (seconds since the epoch).
+    pub fn at(self, now: u64) -> Options<'a> {
+        Options { now, ..self }
     }
 }
 
@@ -516,13 +524,15 @@ fn check_signature(
             );
             Signature::Rejected
         }
-        (Some(signature), Some(allowed)) => match sign::verify(allowed, signature, sums_bytes)? {
-            Ok(signer) => Signature::Verified(signer),
-            Err(rejected) => {
-                report.problem(Severity::Integrity, Some(SIGNATURE), rejected.to_string());
-                Signature::Rejected
+        (Some(signature), Some(allowed)) => {
+            match sign::verify(allowed, signature, sums_bytes, options.now)? {
+                Ok(signer) => Signature::Verified(signer),
+                Err(rejected) => {
+                    report.problem(Severity::Integrity, Some(SIGNATURE), rejected.to_string());
+                    Signature::Rejected
+                }
             }
-        },
+        }
     };
     Ok(())
 }
