@@ -189,11 +189,21 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
         .with_base(base)
         .with_split(args.split_size.map(|s| s.0));
     let bar = Bar::new("bundling");
-    let created = create::create(&requests, &output, &options, &bar).map_err(|e| {
-        hint(
+    let out_name = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string());
+    let created = create::create(&requests, &output, &options, &bar).map_err(|e| match &e {
+        // OUT (or a part of it) exists: no --force to suggest.
+        ocikit::Error::Conflict { what, .. }
+            if out_name.as_deref().is_some_and(|n| what.contains(n)) =>
+        {
+            e.into()
+        }
+        _ => hint(
             e,
             "is not available for bundles; give each image its own name",
-        )
+        ),
     })?;
     drop(bar);
     let totals = &created.description.totals;
@@ -270,8 +280,10 @@ pub struct VerifyArgs {
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
     /// Check SHA256SUMS.sig against this allowed signers file (ssh-keygen's format:
-    /// `principals [namespaces="ocikit-bundle"] ssh-ed25519 KEY`) and say who signed; a
-    /// bundle without a signature, or with one no listed key made, fails.
+    /// `principals [options] ssh-ed25519 KEY`, read as `ssh-keygen -Y verify` reads it:
+    /// namespaces="PATTERNS", valid-after="TIME", valid-before="TIME", cert-authority; a line
+    /// with an unknown option grants nothing) and say who signed; a bundle without a
+    /// signature, or with one no listed key made, fails. Only ed25519 signatures are verified.
     #[arg(long, value_name = "FILE")]
     allowed_signers: Option<PathBuf>,
     /// For an incremental bundle: the layout (directory or archive) holding the base's

@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::Path;
 
+use predicates::prelude::PredicateBooleanExt;
 use serde_json::Value;
 
 use crate::helpers::{ocikit, ocikit_json, sample_layout, tool_available, trimmed_stdout};
@@ -1104,4 +1105,33 @@ fn an_ecdsa_signature_is_refused_as_an_unsupported_algorithm() {
         ),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_split_create_checks_every_part_name_first_and_leaves_nothing_of_its_own_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.tar");
+    // The tester's OUT.part002, and ours: a far part number.
+    for stale in ["s.tar.part002", "s.tar.part1000"] {
+        fs::write(dir.path().join(stale), b"old").unwrap();
+        ocikit()
+            .args(["bundle", "create"])
+            .arg(&out)
+            .arg("--image")
+            .args(images())
+            .args(["--split-size", "2K"])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(stale))
+            .stderr(predicates::str::contains("--force").not());
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(left, [stale], "only the file that was there");
+        assert_eq!(fs::read(dir.path().join(stale)).unwrap(), b"old");
+        fs::remove_file(dir.path().join(stale)).unwrap();
+    }
+    create(&out, &["--split-size", "2K"]);
 }

@@ -86,15 +86,6 @@ impl PartsWriter {
                 reason: "cannot hold anything".into(),
             });
         }
-        let list = list_path(out);
-        for path in [out.to_path_buf(), list.clone(), part_path(out, 1)] {
-            if path.exists() {
-                return Err(Error::Conflict {
-                    what: path.display().to_string(),
-                    reason: "exists; a split archive is written under new names".into(),
-                });
-            }
-        }
         let dir = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -103,6 +94,28 @@ impl PartsWriter {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
+        // Every name this may write, checked up front: OUT, its list, and any OUT.partNNN
+        // (how many parts there will be is not known yet, so none may exist).
+        let exists = |path: &Path| Error::Conflict {
+            what: path.display().to_string(),
+            reason: "exists; a split archive is written under new names".into(),
+        };
+        for path in [out.to_path_buf(), list_path(out)] {
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(exists(&path));
+            }
+        }
+        let prefix = format!("{base}.part");
+        for entry in std::fs::read_dir(&dir).ctx("cannot read directory", &dir)? {
+            let name = entry.ctx("cannot read directory", &dir)?.file_name();
+            let name = name.to_string_lossy();
+            if name
+                .strip_prefix(&prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(exists(&dir.join(&*name)));
+            }
+        }
         Ok(PartsWriter {
             state: Arc::new(Mutex::new(State {
                 dir,
@@ -127,11 +140,15 @@ impl PartsWriter {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.close().ctx("cannot write a part of", &self.out)?;
         let digest = Digest::from_hash(Algorithm::Sha256, &state.whole.clone().finalize());
+        // Every part and the list are written under temp names, then committed with renames
+        // that never replace; on a failure, what this run placed is removed again.
         let mut parts = Vec::new();
+        let mut placed = Placed(Vec::new());
         for (i, (temp, part)) in std::mem::take(&mut state.done).into_iter().enumerate() {
             let target = part_path(&self.out, i + 1);
             temp.persist_noclobber(&target)
                 .map_err(|e| Error::io("cannot move a part into place at", &target, e.error))?;
+            placed.0.push(target);
             parts.push(part);
         }
         let list = PartList {
@@ -157,10 +174,22 @@ impl PartsWriter {
         let target = list_path(&self.out);
         temp.persist_noclobber(&target)
             .map_err(|e| Error::io("cannot move the part list into place at", &target, e.error))?;
+        placed.0.clear();
         File::open(&state.dir)
             .and_then(|d| d.sync_all())
             .ctx("cannot sync directory", &state.dir)?;
         Ok(list)
+    }
+}
+
+/// Parts moved into place by this run, removed again when dropped before the list is.
+struct Placed(Vec<PathBuf>);
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
