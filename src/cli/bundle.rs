@@ -435,6 +435,13 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
             String::new()
         }
     )?;
+    if let Some(incremental) = report.incremental.as_ref().filter(|i| i.omitted == 0) {
+        writeln!(
+            out,
+            "incremental against base {}: nothing omitted",
+            incremental.base
+        )?;
+    }
     if report.from_base > 0 {
         writeln!(
             out,

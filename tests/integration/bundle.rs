@@ -1135,3 +1135,42 @@ fn a_split_create_checks_every_part_name_first_and_leaves_nothing_of_its_own_beh
     }
     create(&out, &["--split-size", "2K"]);
 }
+
+#[test]
+fn an_incremental_bundle_with_nothing_omitted_says_so_and_verifies_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    // A base with nothing in common with the sample: its own image.
+    let rootfs = dir.path().join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    fs::write(rootfs.join("only-here"), b"nothing like the sample").unwrap();
+    let img = dir.path().join("img");
+    ocikit()
+        .args(["image", "build"])
+        .arg(format!("{}:x", img.display()))
+        .arg("--layer")
+        .arg(&rootfs)
+        .assert()
+        .success();
+    let base = dir.path().join("base");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&base)
+        .arg("--image")
+        .arg(format!("{}:x", img.display()))
+        .assert()
+        .success();
+    let base_id = format!("sha256:{}", sha256_hex(&base.join("SHA256SUMS")));
+    // The sample as a directory and (ours) as an archive, incremental against it.
+    for name in ["next", "next.tar.gz"] {
+        let next = dir.path().join(name);
+        create(&next, &["--base", base.to_str().unwrap()]);
+        let (code, stdout) = verify(&[next.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "incremental against base {base_id}: nothing omitted"
+            )),
+            "{stdout}"
+        );
+    }
+}

@@ -81,6 +81,15 @@ pub struct Missing {
     pub base: Digest,
 }
 
+/// An incremental bundle's base, as its description records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Incremental {
+    pub base: Digest,
+    /// How many blobs it left out, expecting them from the base.
+    pub omitted: usize,
+}
+
 /// What [`verify`] found.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -102,6 +111,10 @@ pub struct Report {
     pub incomplete: Option<Missing>,
     /// Blobs taken from the base layout (verified there).
     pub from_base: usize,
+    /// For an incremental bundle: its base's identity, and how many blobs it left out (`0`:
+    /// it verifies complete on its own, and the output says so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
     pub problems: Vec<Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<Description>,
@@ -267,6 +280,7 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         signature: Signature::Absent,
         incomplete: None,
         from_base: 0,
+        incremental: None,
         problems: Vec::new(),
         description: None,
     };
@@ -497,6 +511,13 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         check_description(layout, &sums, description, &reachable, &mut report);
     }
     report.images = description.as_ref().map_or(0, |d| d.images.len());
+    report.incremental = description
+        .as_ref()
+        .and_then(|d| d.base.as_ref())
+        .map(|b| Incremental {
+            base: b.bundle.clone(),
+            omitted: b.omitted.len(),
+        });
     report.description = description;
     report.problems.sort_by(|a, b| {
         b.severity
