@@ -227,7 +227,17 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
             image.platforms.join(",")
         );
     }
-    if let Some(base) = &created.description.base {
+    if let Some(base) = created
+        .description
+        .base
+        .as_ref()
+        .filter(|b| b.omitted.is_empty())
+    {
+        eprintln!(
+            "  incremental against base {}: nothing omitted",
+            base.bundle
+        );
+    } else if let Some(base) = &created.description.base {
         eprintln!(
             "  incremental: {} ({}) left out, expected from base {}",
             count(base.omitted.len(), "blob"),

@@ -205,11 +205,21 @@ impl BaseContent {
         let what = path.display().to_string();
         if path.is_dir() {
             let read = |name: &str| -> Result<Option<Vec<u8>>> {
+                // A regular file, not through a symlink, within its size limit.
                 let full = path.join(name);
-                match std::fs::read(&full) {
+                let limit = if name == SUMS {
+                    MAX_SUMS_SIZE
+                } else {
+                    MAX_DESCRIPTION_SIZE
+                };
+                match crate::store::layout::read_small_file(&full, limit) {
                     Ok(bytes) => Ok(Some(bytes)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(Error::io("cannot read", &full, e)),
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
                 }
             };
             let sums = read(SUMS)?.ok_or_else(|| not_a_bundle(&what))?;
