@@ -568,5 +568,18 @@ JvBCf6QQ5hg0peROdctBAAAAEHVzZXJAZXhhbXBsZS5jb20BAgMEBQ==
             Line::Invalid(_)
         ));
         assert!(matches!(parse_line("  # comment"), Line::Blank));
+        // A cert-authority line holding the signing key: refused, and said why.
+        let key = SigningKey::parse(KEY.as_bytes(), "key").unwrap();
+        let signature = key.sign(b"sums\n").unwrap();
+        let ca = format!("alice cert-authority {PUBLIC}\n");
+        match verify(&ca, &signature, b"sums\n", NOW).unwrap() {
+            Err(Rejected::UnknownKey(m)) => assert!(m.contains("cert-authority"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let expired = format!("alice valid-before=\"20250101Z\" {PUBLIC}\n");
+        match verify(&expired, &signature, b"sums\n", NOW).unwrap() {
+            Err(Rejected::UnknownKey(m)) => assert!(m.contains("expired"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -435,3 +435,37 @@ impl Read for Parts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(paths: Vec<(PathBuf, u64)>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        open_parts(paths).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn parts_are_read_to_their_listed_sizes_as_regular_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(&a, b"12345").unwrap();
+        std::fs::write(&b, b"678").unwrap();
+        assert_eq!(
+            read_all(vec![(a.clone(), 5), (b.clone(), 3)]).unwrap(),
+            b"12345678"
+        );
+        // Grown or shrunk since the list was checked.
+        let longer = read_all(vec![(a.clone(), 4), (b.clone(), 3)]).unwrap_err();
+        assert!(longer.to_string().contains("longer"), "{longer}");
+        let shorter = read_all(vec![(a.clone(), 6), (b.clone(), 3)]).unwrap_err();
+        assert!(shorter.to_string().contains("shorter"), "{shorter}");
+        // A symlink (to a regular file, even) or a device is refused, not followed.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        assert!(read_all(vec![(link, 5)]).is_err());
+        assert!(read_all(vec![(PathBuf::from("/dev/zero"), 0)]).is_err());
+    }
+}
