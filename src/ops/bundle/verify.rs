@@ -362,8 +362,14 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     }
 
     // The description (read again after hashing, through its listed hash).
-    let description = match layout.root_file(DESCRIPTION, MAX_DESCRIPTION_SIZE)? {
-        Some(bytes) => match Description::parse(&bytes, DESCRIPTION) {
+    let description = match layout.root_file(DESCRIPTION, MAX_DESCRIPTION_SIZE) {
+        // Damage (a symlink, FIFO or device there): a problem, and the rest still checked.
+        Err(e) if error_severity(&e).is_some() => {
+            report.problem(Severity::Integrity, Some(DESCRIPTION), e.to_string());
+            None
+        }
+        Err(e) => return Err(e),
+        Ok(Some(bytes)) => match Description::parse(&bytes, DESCRIPTION) {
             Ok(d) => Some(d),
             // Written by a newer ocikit: this one cannot check it (not a broken bundle).
             Err(e @ Error::Unsupported { .. }) => return Err(e),
@@ -372,7 +378,7 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
                 None
             }
         },
-        None => {
+        Ok(None) => {
             report.problem(
                 Severity::Integrity,
                 Some(DESCRIPTION),
@@ -543,7 +549,16 @@ fn check_signature(
     options: &Options<'_>,
     report: &mut Report,
 ) -> Result<()> {
-    let signature = layout.root_file(SIGNATURE, 1024 * 1024)?;
+    let signature = match layout.root_file(SIGNATURE, 1024 * 1024) {
+        Ok(signature) => signature,
+        // Damage (a symlink, FIFO or device there): not accepted, and said why.
+        Err(e) if error_severity(&e).is_some() => {
+            report.problem(Severity::Integrity, Some(SIGNATURE), e.to_string());
+            report.signature = Signature::Rejected;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     report.signature = match (&signature, &options.allowed_signers) {
         (None, None) => Signature::Absent,
         (Some(_), None) => Signature::Present,
