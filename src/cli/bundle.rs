@@ -273,8 +273,10 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
 /// asked, the signature.
 ///
 /// Every file listed in SHA256SUMS must be there and every file there listed (SHA256SUMS.sig
-/// aside); blob sizes are checked against their descriptors before any hash, then every file
-/// is hashed once, in parallel. The images are walked (referrers included) and each blob
+/// aside), and no directory may hold nothing listed; an archive may hold the bundle inside one
+/// top-level folder, and anything beside that folder fails. Blob sizes are checked against
+/// their descriptors before any hash, then every file is hashed once, in parallel, by its one
+/// path from the bundle's root. The images are walked (referrers included) and each blob
 /// they reach must be there; each image of ocikit-bundle.json must be in index.json at its
 /// pinned digest, with its referrers. A signature is reported as present, not verified,
 /// unless --allowed-signers is given; signature referrers (cosign, notation) are reported as

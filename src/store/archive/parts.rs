@@ -468,4 +468,26 @@ mod tests {
         assert!(read_all(vec![(link, 5)]).is_err());
         assert!(read_all(vec![(PathBuf::from("/dev/zero"), 0)]).is_err());
     }
+
+    #[test]
+    fn a_part_name_taken_meanwhile_fails_the_split_and_removes_what_it_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.tar");
+        let writer = PartsWriter::create(&out, 4).unwrap();
+        writer.sink().write_all(b"0123456789").unwrap();
+        // Someone else's file at the third part's name, made while the parts are written.
+        std::fs::write(dir.path().join("s.tar.part003"), b"theirs").unwrap();
+        assert!(writer.finish().is_err());
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["s.tar.part003"]);
+        assert_eq!(
+            std::fs::read(dir.path().join("s.tar.part003")).unwrap(),
+            b"theirs"
+        );
+        // And up front, any OUT.partNNN is refused before anything is written.
+        assert!(PartsWriter::create(&out, 4).is_err());
+    }
 }
