@@ -873,6 +873,10 @@ fn damage_found_exits_1_and_only_no_bundle_or_a_failure_to_run_exits_2() {
             "description a FIFO",
             Box::new(replace_by_fifo("ocikit-bundle.json")),
         ),
+        (
+            "SHA256SUMS removed",
+            Box::new(|b| fs::remove_file(b.join("SHA256SUMS")).unwrap()),
+        ),
         // Ours: SHA256SUMS a directory.
         (
             "SHA256SUMS a directory",
@@ -924,7 +928,18 @@ fn damage_found_exits_1_and_only_no_bundle_or_a_failure_to_run_exits_2() {
     if code != 1 {
         failures.push(format!("./index.json twice: exit {code}: {stdout}"));
     }
-    // Not a bundle, or nothing there: could not run.
+    // Not a bundle, or nothing there, or (ours) a FIFO given as the bundle: could not run.
+    let fifo = dir.path().join("fifo.tar");
+    mkfifo(&fifo);
+    let output = ocikit()
+        .args(["bundle", "verify"])
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    if output.status.code() != Some(2) {
+        failures.push(format!("a FIFO: {output:?}"));
+    }
     for path in [sample_layout(), dir.path().join("absent")] {
         let (code, stdout) = verify(&[path.to_str().unwrap()]);
         if code != 2 {

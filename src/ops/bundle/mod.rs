@@ -73,6 +73,16 @@ impl Bundle {
                 Err(e) => Err(e),
             };
         }
+        // Checked before opening: opening a FIFO would hang.
+        let is_file = std::fs::metadata(path)
+            .map_err(|e| Error::io("cannot open", path, e))?
+            .is_file();
+        if !is_file {
+            return Err(Error::InvalidInput {
+                what: path.display().to_string(),
+                reason: "is not a bundle: neither a directory nor a regular file".into(),
+            });
+        }
         let mut file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let mut head = [0u8; 8];
         let n = read_head(&mut file, &mut head).map_err(|e| Error::io("cannot read", path, e))?;

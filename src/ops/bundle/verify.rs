@@ -277,11 +277,9 @@ fn not_a_bundle(what: &str) -> Error {
 pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -> Result<Report> {
     let layout = bundle.layout();
     let name = layout.name();
-    let sums_bytes = layout
-        .root_file(SUMS, MAX_SUMS_SIZE)?
-        .ok_or_else(|| not_a_bundle(&name))?;
+    let sums_bytes = layout.root_file(SUMS, MAX_SUMS_SIZE)?;
     let mut report = Report {
-        bundle: Some(Digest::sha256_of(&sums_bytes)),
+        bundle: sums_bytes.as_deref().map(Digest::sha256_of),
         files: 0,
         bytes: 0,
         images: 0,
@@ -293,6 +291,19 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         incremental: None,
         problems: Vec::new(),
         description: None,
+    };
+    let Some(sums_bytes) = sums_bytes else {
+        // A description and no SHA256SUMS: a bundle whose list was removed. Neither: no
+        // bundle at all.
+        if !layout.files()?.iter().any(|f| f.path == DESCRIPTION) {
+            return Err(not_a_bundle(&name));
+        }
+        report.problem(
+            Severity::Integrity,
+            Some(SUMS),
+            format!("the bundle has {DESCRIPTION} and no {SUMS}"),
+        );
+        return Ok(report);
     };
     let sums = match Sums::parse(&sums_bytes, SUMS) {
         Ok(sums) => sums,
