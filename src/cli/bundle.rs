@@ -22,8 +22,11 @@ const VERIFY_EXIT_STATUS: &str = "\
 EXIT STATUS:
   0  valid and complete
   1  integrity failure: a file changed, missing, extra or not listed, a bad signature, an
-     image or referrer not where the description says
-  2  incomplete (blobs expected from the base are missing), or could not run";
+     image or referrer not where the description says; an archive cut short or with
+     entries tar readers read differently; a listed file, part or part list that is a
+     symlink, FIFO or device, or longer than listed
+  2  incomplete (blobs expected from the base are missing), or could not run: BUNDLE is
+     no bundle (no SHA256SUMS) or absent, a system I/O error, a limit reached";
 
 /// Build and check air-gapped bundles: many images with their referrers, a description and a
 /// SHA256SUMS list, verifiable on the far side with or without ocikit.
@@ -186,11 +189,21 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
         .with_base(base)
         .with_split(args.split_size.map(|s| s.0));
     let bar = Bar::new("bundling");
-    let created = create::create(&requests, &output, &options, &bar).map_err(|e| {
-        hint(
+    let out_name = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string());
+    let created = create::create(&requests, &output, &options, &bar).map_err(|e| match &e {
+        // OUT (or a part of it) exists: no --force to suggest.
+        ocikit::Error::Conflict { what, .. }
+            if out_name.as_deref().is_some_and(|n| what.contains(n)) =>
+        {
+            e.into()
+        }
+        _ => hint(
             e,
             "is not available for bundles; give each image its own name",
-        )
+        ),
     })?;
     drop(bar);
     let totals = &created.description.totals;
@@ -214,7 +227,17 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
             image.platforms.join(",")
         );
     }
-    if let Some(base) = &created.description.base {
+    if let Some(base) = created
+        .description
+        .base
+        .as_ref()
+        .filter(|b| b.omitted.is_empty())
+    {
+        eprintln!(
+            "  incremental against base {}: nothing omitted",
+            base.bundle
+        );
+    } else if let Some(base) = &created.description.base {
         eprintln!(
             "  incremental: {} ({}) left out, expected from base {}",
             count(base.omitted.len(), "blob"),
@@ -250,8 +273,10 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
 /// asked, the signature.
 ///
 /// Every file listed in SHA256SUMS must be there and every file there listed (SHA256SUMS.sig
-/// aside); blob sizes are checked against their descriptors before any hash, then every file
-/// is hashed once, in parallel. The images are walked (referrers included) and each blob
+/// aside), and no directory may hold nothing listed; an archive may hold the bundle inside one
+/// top-level folder, and anything beside that folder fails. Blob sizes are checked against
+/// their descriptors before any hash, then every file is hashed once, in parallel, by its one
+/// path from the bundle's root. The images are walked (referrers included) and each blob
 /// they reach must be there; each image of ocikit-bundle.json must be in index.json at its
 /// pinned digest, with its referrers. A signature is reported as present, not verified,
 /// unless --allowed-signers is given; signature referrers (cosign, notation) are reported as
@@ -267,8 +292,10 @@ pub struct VerifyArgs {
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
     /// Check SHA256SUMS.sig against this allowed signers file (ssh-keygen's format:
-    /// `principals [namespaces="ocikit-bundle"] ssh-ed25519 KEY`) and say who signed; a
-    /// bundle without a signature, or with one no listed key made, fails.
+    /// `principals [options] ssh-ed25519 KEY`, read as `ssh-keygen -Y verify` reads it:
+    /// namespaces="PATTERNS", valid-after="TIME", valid-before="TIME", cert-authority; a line
+    /// with an unknown option grants nothing) and say who signed; a bundle without a
+    /// signature, or with one no listed key made, fails. Only ed25519 signatures are verified.
     #[arg(long, value_name = "FILE")]
     allowed_signers: Option<PathBuf>,
     /// For an incremental bundle: the layout (directory or archive) holding the base's
@@ -305,10 +332,21 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
+    // An error that is damage found (verify::error_severity) is reported as a failure, exit
+    // 1; any other error means it could not run, exit 2.
+    let damaged = |e: ocikit::error::Error| -> anyhow::Result<u8> {
+        match verify::error_severity(&e) {
+            Some(_) => {
+                println!("FAILED: {}", super::output::error_chain(&e.into()));
+                Ok(super::EXIT_FINDINGS)
+            }
+            None => Err(e.into()),
+        }
+    };
     let bar = Bar::new("verifying");
-    let bundle = match split_parts(&args.bundle) {
-        Ok(Some((stream, name))) => Bundle::from_stream(stream, &name, &limits, &bar, None)?,
-        Ok(None) => Bundle::open(&args.bundle, &limits, &bar)?,
+    let opened = match split_parts(&args.bundle) {
+        Ok(Some((stream, name))) => Bundle::from_stream(stream, &name, &limits, &bar, None),
+        Ok(None) => Bundle::open(&args.bundle, &limits, &bar),
         // A part missing, cut short or changed: the bundle as carried is damaged.
         Err(e) => {
             drop(bar);
@@ -317,12 +355,21 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         }
     };
     drop(bar);
+    let bundle = match opened {
+        Ok(bundle) => bundle,
+        Err(e) => return damaged(e),
+    };
     let options = verify::Options::default()
         .with_allowed_signers(allowed)
-        .with_base(base.as_deref());
+        .with_base(base.as_deref())
+        .at(super::clock()?.now);
     let bar = Bar::new("verifying");
-    let report = verify::verify(&bundle, &options, &bar)?;
+    let verified = verify::verify(&bundle, &options, &bar);
     drop(bar);
+    let report = match verified {
+        Ok(report) => report,
+        Err(e) => return damaged(e),
+    };
     if args.json {
         print_json(&report)?;
     } else {
@@ -400,6 +447,13 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
             String::new()
         }
     )?;
+    if let Some(incremental) = report.incremental.as_ref().filter(|i| i.omitted == 0) {
+        writeln!(
+            out,
+            "incremental against base {}: nothing omitted",
+            incremental.base
+        )?;
+    }
     if report.from_base > 0 {
         writeln!(
             out,

@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::Path;
 
+use predicates::prelude::PredicateBooleanExt;
 use serde_json::Value;
 
 use crate::helpers::{ocikit, ocikit_json, sample_layout, tool_available, trimmed_stdout};
@@ -627,4 +628,564 @@ fn what_create_and_verify_show() {
         "bundle_verify_failed",
         crate::helpers::transcript(&mut command, &[(&out, "[BUNDLE]")])
     );
+}
+
+/// A signed archive bundle (plain tar) of one image with a 3 MB uncompressed layer (larger
+/// than a stream keeps in memory), its entries (name, type, data), the layer's name, and the
+/// allowed signers file; `None` without ssh-keygen.
+#[allow(clippy::type_complexity)]
+fn big_signed_bundle(
+    dir: &Path,
+) -> Option<(
+    Vec<(String, tar::EntryType, Vec<u8>)>,
+    String,
+    std::path::PathBuf,
+)> {
+    let (key, allowed) = keys(dir)?;
+    let rootfs = dir.join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    let mut big = vec![0u8; 3_000_000];
+    for (i, b) in big.iter_mut().enumerate() {
+        *b = (i * 7919 % 251) as u8;
+    }
+    fs::write(rootfs.join("big"), &big).unwrap();
+    let img = dir.join("img");
+    ocikit()
+        .args(["image", "build"])
+        .arg(format!("{}:big", img.display()))
+        .arg("--layer")
+        .arg(&rootfs)
+        .args(["--compression", "none"])
+        .assert()
+        .success();
+    let b = dir.join("b.tar");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&b)
+        .arg("--image")
+        .arg(format!("{}:big", img.display()))
+        .arg("--sign")
+        .arg(&key)
+        .assert()
+        .success();
+    let mut entries = Vec::new();
+    let mut archive = tar::Archive::new(fs::File::open(&b).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let kind = entry.header().entry_type();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.push((name, kind, data));
+    }
+    let layer = entries
+        .iter()
+        .filter(|e| e.0.starts_with("blobs/sha256/"))
+        .max_by_key(|e| e.2.len())
+        .unwrap()
+        .0
+        .clone();
+    Some((entries, layer, allowed))
+}
+
+/// Writes `entries` as a gzip (or zstd) tar at `path`.
+fn write_archive(path: &Path, entries: &[(String, tar::EntryType, Vec<u8>)], zstd: bool) {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        builder.append_data(&mut header, name, &data[..]).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let bytes = if zstd {
+        zstd::encode_all(&tar[..], 3).unwrap()
+    } else {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap()
+    };
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_changed_layer_is_never_vouched_for_by_a_good_copy_elsewhere_in_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((entries, layer, allowed)) = big_signed_bundle(dir.path()) else {
+        return;
+    };
+    let good = entries.iter().find(|e| e.0 == layer).unwrap().2.clone();
+    let mut evil = good.clone();
+    evil[100] ^= 1;
+    // (where the layout is, where the good copy is, zstd): the tester's two, and the layout
+    // at the top with the copy in a folder beside it.
+    let cases = [
+        ("wrap/", String::new(), false),
+        ("wrap/", "other/".to_string(), false),
+        ("", "other/".to_string(), true),
+    ];
+    for (root, decoy, zstd) in cases {
+        let mut tampered: Vec<_> = entries
+            .iter()
+            .map(|(name, kind, data)| {
+                let data = if *name == layer {
+                    evil.clone()
+                } else {
+                    data.clone()
+                };
+                (format!("{root}{name}"), *kind, data)
+            })
+            .collect();
+        tampered.push((
+            format!("{decoy}{layer}"),
+            tar::EntryType::Regular,
+            good.clone(),
+        ));
+        let path = dir.path().join(format!("decoy-{}.tar.gz", decoy.len()));
+        write_archive(&path, &tampered, zstd);
+        for _ in 0..3 {
+            let (code, stdout) = verify(&[
+                path.to_str().unwrap(),
+                "--allowed-signers",
+                allowed.to_str().unwrap(),
+            ]);
+            assert_eq!(code, 1, "{root} {decoy}: {stdout}");
+            assert!(stdout.contains(&format!("{layer} has changed")), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn an_archive_entry_outside_the_bundle_root_fails_verify_and_is_a_validate_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((entries, _, allowed)) = big_signed_bundle(dir.path()) else {
+        return;
+    };
+    let wrapped: Vec<_> = entries
+        .iter()
+        .map(|(n, k, d)| (format!("wrap/{n}"), *k, d.clone()))
+        .collect();
+    // The bundle in one folder: it verifies (a directory bundle archived as it is).
+    let clean = dir.path().join("clean.tar.gz");
+    write_archive(&clean, &wrapped, false);
+    let allowed = allowed.to_str().unwrap();
+    let (code, stdout) = verify(&[clean.to_str().unwrap(), "--allowed-signers", allowed]);
+    assert_eq!(code, 0, "{stdout}");
+    // Anything beside it: the tester's script, and (ours) an empty folder.
+    let extras = [
+        (
+            "payload/run.sh",
+            tar::EntryType::Regular,
+            b"#!/bin/sh\n".to_vec(),
+        ),
+        ("empty", tar::EntryType::Directory, Vec::new()),
+    ];
+    for extra in extras {
+        let mut with = wrapped.clone();
+        with.push((extra.0.to_string(), extra.1, extra.2.clone()));
+        let path = dir.path().join("extra.tar.gz");
+        write_archive(&path, &with, true);
+        let (code, stdout) = verify(&[path.to_str().unwrap(), "--allowed-signers", allowed]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(
+            stdout.contains(&format!("{} is outside the bundle's root", extra.0)),
+            "{stdout}"
+        );
+        let validate = ocikit().arg("validate").arg(&path).output().unwrap();
+        let out = String::from_utf8_lossy(&validate.stdout);
+        assert!(out.contains("L16") && out.contains(extra.0), "{out}");
+    }
+    // An empty directory inside the root, listed nowhere.
+    let mut with = wrapped.clone();
+    with.push(("wrap/spare".into(), tar::EntryType::Directory, Vec::new()));
+    let path = dir.path().join("spare.tar.gz");
+    write_archive(&path, &with, false);
+    let (code, stdout) = verify(&[path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("the directory spare holds no file listed"),
+        "{stdout}"
+    );
+}
+
+/// Runs `edit` on a fresh copy of `bundle` (a directory or a file) and verifies the copy.
+fn verify_edited(bundle: &Path, edit: &dyn Fn(&Path)) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(bundle.file_name().unwrap());
+    run(
+        "cp",
+        &["-a", bundle.to_str().unwrap(), copy.to_str().unwrap()],
+    );
+    edit(&copy);
+    verify(&[copy.to_str().unwrap()])
+}
+
+fn mkfifo(path: &Path) {
+    run("mkfifo", &[path.to_str().unwrap()]);
+}
+
+#[test]
+fn damage_found_exits_1_and_only_no_bundle_or_a_failure_to_run_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bundle");
+    create(&out, &[]);
+    let outside = dir.path().join("outside");
+    fs::write(&outside, b"x").unwrap();
+    let replace_by_symlink = |name: &'static str| {
+        let outside = outside.clone();
+        move |b: &Path| {
+            fs::copy(b.join(name), &outside).unwrap();
+            fs::remove_file(b.join(name)).unwrap();
+            std::os::unix::fs::symlink(&outside, b.join(name)).unwrap();
+        }
+    };
+    let replace_by_fifo = |name: &'static str| {
+        move |b: &Path| {
+            fs::remove_file(b.join(name)).unwrap();
+            mkfifo(&b.join(name));
+        }
+    };
+    let blobs_elsewhere = dir.path().join("blobs-elsewhere");
+    type Edit<'a> = Box<dyn Fn(&Path) + 'a>;
+    let directory_cases: Vec<(&str, Edit)> = vec![
+        (
+            "oci-layout removed",
+            Box::new(|b| fs::remove_file(b.join("oci-layout")).unwrap()),
+        ),
+        (
+            "blobs/ a symlink",
+            Box::new(|b| {
+                fs::rename(b.join("blobs"), &blobs_elsewhere).unwrap();
+                std::os::unix::fs::symlink(&blobs_elsewhere, b.join("blobs")).unwrap();
+            }),
+        ),
+        (
+            "SHA256SUMS a symlink",
+            Box::new(replace_by_symlink("SHA256SUMS")),
+        ),
+        ("SHA256SUMS a FIFO", Box::new(replace_by_fifo("SHA256SUMS"))),
+        (
+            "description a symlink",
+            Box::new(replace_by_symlink("ocikit-bundle.json")),
+        ),
+        (
+            "description a FIFO",
+            Box::new(replace_by_fifo("ocikit-bundle.json")),
+        ),
+        (
+            "SHA256SUMS removed",
+            Box::new(|b| fs::remove_file(b.join("SHA256SUMS")).unwrap()),
+        ),
+        // Ours: SHA256SUMS a directory.
+        (
+            "SHA256SUMS a directory",
+            Box::new(|b| {
+                fs::remove_file(b.join("SHA256SUMS")).unwrap();
+                fs::create_dir(b.join("SHA256SUMS")).unwrap();
+            }),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, edit) in &directory_cases {
+        let (code, stdout) = verify_edited(&out, edit.as_ref());
+        if code != 1 || !stdout.contains("FAILED") {
+            failures.push(format!("{name}: exit {code}: {stdout}"));
+        }
+    }
+    // Archives cut short, or with a name twice.
+    for ext in ["tar", "tar.gz", "tar.zst"] {
+        let archive = dir.path().join(format!("b.{ext}"));
+        create(&archive, &[]);
+        let bytes = fs::read(&archive).unwrap();
+        let cut = dir.path().join(format!("cut.{ext}"));
+        fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let (code, stdout) = verify(&[cut.to_str().unwrap()]);
+        if code != 1 {
+            failures.push(format!("truncated {ext}: exit {code}: {stdout}"));
+        }
+    }
+    let tar = dir.path().join("b.tar");
+    let twice = dir.path().join("twice.tar");
+    {
+        let mut entries = tar::Archive::new(fs::File::open(&tar).unwrap());
+        let mut out = tar::Builder::new(fs::File::create(&twice).unwrap());
+        for entry in entries.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut header = entry.header().clone();
+            let path = entry.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            out.append_data(&mut header, &path, &data[..]).unwrap();
+            if path == "index.json" {
+                out.append_data(&mut header, format!("./{path}"), &data[..])
+                    .unwrap();
+            }
+        }
+        out.finish().unwrap();
+    }
+    let (code, stdout) = verify(&[twice.to_str().unwrap()]);
+    if code != 1 {
+        failures.push(format!("./index.json twice: exit {code}: {stdout}"));
+    }
+    // Not a bundle, or nothing there, or (ours) a FIFO given as the bundle: could not run.
+    let fifo = dir.path().join("fifo.tar");
+    mkfifo(&fifo);
+    let output = ocikit()
+        .args(["bundle", "verify"])
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    if output.status.code() != Some(2) {
+        failures.push(format!("a FIFO: {output:?}"));
+    }
+    for path in [sample_layout(), dir.path().join("absent")] {
+        let (code, stdout) = verify(&[path.to_str().unwrap()]);
+        if code != 2 {
+            failures.push(format!("{}: exit {code}: {stdout}", path.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_part_is_read_as_a_regular_file_to_its_listed_size_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.tar");
+    create(&out, &["--split-size", "4K"]);
+    let list = dir.path().join("s.tar.parts");
+    let original: Value = serde_json::from_slice(&fs::read(&list).unwrap()).unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let empty = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    // (what, the extra part of size 0 listed last: a symlink to this, or a FIFO)
+    let cases: [(&str, Option<&str>); 3] = [
+        ("a symlink to /dev/zero", Some("/dev/zero")),
+        ("a FIFO", None),
+        // Ours: a symlink to an empty regular file (it would hash right).
+        ("a symlink to an empty file", Some("empty-file")),
+    ];
+    fs::write(dir.path().join("empty-file"), b"").unwrap();
+    for (what, target) in cases {
+        let mut list_value = original.clone();
+        list_value["parts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "s.tar.part999", "size": 0, "digest": empty}));
+        fs::write(&list, serde_json::to_vec(&list_value).unwrap()).unwrap();
+        let part = dir.path().join("s.tar.part999");
+        let _ = fs::remove_file(&part);
+        match target {
+            Some(target) => std::os::unix::fs::symlink(target, &part).unwrap(),
+            None => mkfifo(&part),
+        }
+        for command in ["verify", "import"] {
+            let mut cmd = ocikit();
+            cmd.env("TMPDIR", &tmp)
+                .timeout(std::time::Duration::from_secs(60));
+            if command == "verify" {
+                cmd.args(["bundle", "verify"]).arg(&list);
+            } else {
+                cmd.arg("import")
+                    .arg(&list)
+                    .arg(dir.path().join("imported"));
+            }
+            let output = cmd.output().unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_ne!(output.status.code(), Some(0), "{what}, {command}: {all}");
+            assert!(
+                all.contains("not a regular file"),
+                "{what}, {command}: {all}"
+            );
+            assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "{what}: temp left");
+        }
+    }
+    // The list as written still verifies.
+    fs::write(&list, serde_json::to_vec(&original).unwrap()).unwrap();
+    let _ = fs::remove_file(dir.path().join("s.tar.part999"));
+    let (code, stdout) = verify(&[list.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn allowed_signers_lines_are_read_as_ssh_keygen_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, _)) = keys(dir.path()) else {
+        return;
+    };
+    let out = dir.path().join("bundle");
+    create(&out, &["--sign", key.to_str().unwrap()]);
+    let public = fs::read_to_string(dir.path().join("key.pub")).unwrap();
+    let public = public.trim();
+    // Options between the principal and the key: the tester's rows, then ours.
+    let rows = [
+        "",
+        "namespaces=\"!ocikit-bundle,*\"",
+        "valid-before=\"20200101\"",
+        "valid-after=\"29990101\"",
+        "namespaces=\"OCIKIT-BUNDLE\"",
+        "namespaces=\"ocikit-*\"",
+        "namespaces=\"git\"",
+        "NAMESPACES=\"ocikit-bundle\"",
+        "namespaces=\"git,ocikit-bund?e\"",
+        "valid-after=\"20200101Z\"",
+        "valid-after=\"202001010000Z\",valid-before=\"29990101\"",
+        "valid-before=\"20200101UTC\"",
+        "valid-after=\"2020\"",
+        "valid-after=\"29990101\",valid-before=\"20200101\"",
+        "cert-authority",
+        "unknown-option",
+        "namespaces=\"ocikit-bundle\",namespaces=\"*\"",
+        "namespaces=ocikit-bundle",
+        "namespaces=\"ocikit-bundle\",",
+    ];
+    let allowed = dir.path().join("allowed");
+    let sums = out.join("SHA256SUMS");
+    let signature = out.join("SHA256SUMS.sig");
+    let mut disagreements = Vec::new();
+    for options in rows {
+        fs::write(
+            &allowed,
+            format!("release@example.com {options} {public}\n"),
+        )
+        .unwrap();
+        let ssh = ssh_keygen_verify(&allowed, &signature, &sums);
+        let (code, stdout) = verify(&[
+            out.to_str().unwrap(),
+            "--allowed-signers",
+            allowed.to_str().unwrap(),
+        ]);
+        if (code == 0) != ssh {
+            disagreements.push(format!(
+                "{options:?}: ssh-keygen {ssh}, ocikit {code}: {stdout}"
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+#[test]
+fn an_ecdsa_signature_is_refused_as_an_unsupported_algorithm() {
+    let dir = tempfile::tempdir().unwrap();
+    if !tool_available("ssh-keygen") {
+        return;
+    }
+    let out = dir.path().join("bundle");
+    create(&out, &[]);
+    let key = dir.path().join("ecdsa");
+    run(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ecdsa",
+            "-N",
+            "",
+            "-C",
+            "e",
+            "-f",
+            key.to_str().unwrap(),
+        ],
+    );
+    run(
+        "ssh-keygen",
+        &[
+            "-Y",
+            "sign",
+            "-q",
+            "-f",
+            key.to_str().unwrap(),
+            "-n",
+            "ocikit-bundle",
+            out.join("SHA256SUMS").to_str().unwrap(),
+        ],
+    );
+    let public = fs::read_to_string(dir.path().join("ecdsa.pub")).unwrap();
+    let allowed = dir.path().join("allowed");
+    fs::write(&allowed, format!("e {public}")).unwrap();
+    let (code, stdout) = verify(&[
+        out.to_str().unwrap(),
+        "--allowed-signers",
+        allowed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(
+            "unsupported signature algorithm ecdsa-sha2-nistp256 (only ssh-ed25519 is verified)"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_split_create_checks_every_part_name_first_and_leaves_nothing_of_its_own_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.tar");
+    // The tester's OUT.part002, and ours: a far part number.
+    for stale in ["s.tar.part002", "s.tar.part1000"] {
+        fs::write(dir.path().join(stale), b"old").unwrap();
+        ocikit()
+            .args(["bundle", "create"])
+            .arg(&out)
+            .arg("--image")
+            .args(images())
+            .args(["--split-size", "2K"])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(stale))
+            .stderr(predicates::str::contains("--force").not());
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(left, [stale], "only the file that was there");
+        assert_eq!(fs::read(dir.path().join(stale)).unwrap(), b"old");
+        fs::remove_file(dir.path().join(stale)).unwrap();
+    }
+    create(&out, &["--split-size", "2K"]);
+}
+
+#[test]
+fn an_incremental_bundle_with_nothing_omitted_says_so_and_verifies_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    // A base with nothing in common with the sample: its own image.
+    let rootfs = dir.path().join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    fs::write(rootfs.join("only-here"), b"nothing like the sample").unwrap();
+    let img = dir.path().join("img");
+    ocikit()
+        .args(["image", "build"])
+        .arg(format!("{}:x", img.display()))
+        .arg("--layer")
+        .arg(&rootfs)
+        .assert()
+        .success();
+    let base = dir.path().join("base");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&base)
+        .arg("--image")
+        .arg(format!("{}:x", img.display()))
+        .assert()
+        .success();
+    let base_id = format!("sha256:{}", sha256_hex(&base.join("SHA256SUMS")));
+    // The sample as a directory and (ours) as an archive, incremental against it.
+    for name in ["next", "next.tar.gz"] {
+        let next = dir.path().join(name);
+        create(&next, &["--base", base.to_str().unwrap()]);
+        let (code, stdout) = verify(&[next.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "incremental against base {base_id}: nothing omitted"
+            )),
+            "{stdout}"
+        );
+    }
 }

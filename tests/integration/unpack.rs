@@ -571,3 +571,45 @@ fn an_unprivileged_unpack_writes_into_read_only_directories_of_lower_layers() {
         assert_eq!(listing(&out), expected, "{label}");
     }
 }
+
+#[test]
+fn owners_are_applied_as_root_unless_no_chown() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_path("owned").unwrap();
+    header.set_size(1);
+    header.set_mode(0o4755);
+    header.set_uid(1234);
+    header.set_gid(5678);
+    header.set_mtime(1_600_000_000);
+    header.set_cksum();
+    builder.append(&header, &b"x"[..]).unwrap();
+    image_of_tars(&layout, "app", &[builder.into_inner().unwrap()], None);
+    let root = fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    for no_chown in [false, true] {
+        let out = dir.path().join(format!("rootfs-{no_chown}"));
+        let mut command = ocikit();
+        command.arg("unpack");
+        if no_chown {
+            command.arg("--no-chown");
+        }
+        command
+            .arg(format!("{}:app", l(&layout)))
+            .arg(&out)
+            .assert()
+            .success();
+        let meta = fs::symlink_metadata(out.join("owned")).unwrap();
+        assert_eq!(meta.mtime(), 1_600_000_000);
+        assert_eq!(meta.mode() & 0o7777, 0o4755, "setuid kept after chown");
+        if root && !no_chown {
+            assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
+        } else {
+            assert_eq!(meta.uid(), fs::metadata(dir.path()).unwrap().uid());
+        }
+    }
+}

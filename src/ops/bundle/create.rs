@@ -405,7 +405,7 @@ fn archive_bundle(
     };
     let writer = match &parts {
         Some(parts) => ArchiveWriter::to_stream(Box::new(parts.sink()), name.clone(), archive)?,
-        None => ArchiveWriter::create(path, archive)?,
+        None => ArchiveWriter::create_new(path, archive)?,
     };
     writer.add_file(DESCRIPTION, &finished.description_bytes)?;
     writer.add_file(SUMS, &finished.sums_bytes)?;

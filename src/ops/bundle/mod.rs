@@ -12,7 +12,6 @@ pub mod sums;
 pub mod verify;
 
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
@@ -57,7 +56,32 @@ impl Bundle {
     /// `progress`.
     pub fn open(path: &Path, limits: &Limits, progress: &dyn Progress) -> Result<Bundle> {
         if path.is_dir() {
-            return Ok(Bundle::Directory(Layout::open(path)?));
+            // A directory with neither a SHA256SUMS nor a description is no bundle (could
+            // not run); one with either is a bundle, and a layout it fails to be is damage.
+            return match Layout::open(path) {
+                Ok(layout) => Ok(Bundle::Directory(layout)),
+                Err(e)
+                    if [sums::SUMS, description::DESCRIPTION]
+                        .iter()
+                        .all(|name| std::fs::symlink_metadata(path.join(name)).is_err()) =>
+                {
+                    Err(Error::InvalidInput {
+                        what: path.display().to_string(),
+                        reason: format!("is not a bundle: it has no {} ({e})", sums::SUMS),
+                    })
+                }
+                Err(e) => Err(e),
+            };
+        }
+        // Checked before opening: opening a FIFO would hang.
+        let is_file = std::fs::metadata(path)
+            .map_err(|e| Error::io("cannot open", path, e))?
+            .is_file();
+        if !is_file {
+            return Err(Error::InvalidInput {
+                what: path.display().to_string(),
+                reason: "is not a bundle: neither a directory nor a regular file".into(),
+            });
         }
         let mut file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let mut head = [0u8; 8];
@@ -93,10 +117,18 @@ impl Bundle {
         let hashing = Hashing::default();
         let archive = Archive::read_stream(input, name, limits, &hashing, progress)?;
         archive.check_oci_layout()?;
+        // Each file is known by one name: its path from the layout's root. Files outside the
+        // root are no file of the bundle (verify reports them, never reads them as one).
         let hashed = hashing
             .seen
             .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner)
+            .into_iter()
+            .filter_map(|(name, found)| {
+                let path = name.strip_prefix(archive.root())?;
+                (!path.is_empty()).then(|| (path.to_string(), found))
+            })
+            .collect();
         Ok(Bundle::Streamed(archive, hashed, reopen))
     }
 
@@ -108,35 +140,23 @@ impl Bundle {
         }
     }
 
-    /// The sha256 and length of the file at `path`, when they were taken as the archive
-    /// streamed past (its bytes cannot be read again).
+    /// The sha256 and length of the file at `path` (relative to the layout's root, its one
+    /// name), when they were taken as the archive streamed past (its bytes cannot be read
+    /// again). Exact: no other name of the archive ever stands for it.
     pub fn hashed(&self, path: &str) -> Option<(Digest, u64)> {
         let Bundle::Streamed(_, hashed, _) = self else {
             return None;
         };
-        if let Some(found) = hashed.get(path) {
-            return Some(found.clone());
-        }
-        // Below the one top-level directory a layout archive may be in.
-        hashed
-            .iter()
-            .find(|(name, _)| {
-                name.split_once('/')
-                    .is_some_and(|(dir, rest)| !dir.is_empty() && rest == path)
-            })
-            .map(|(_, found)| found.clone())
+        hashed.get(path).cloned()
     }
 
     /// A stream of the file at `path` (relative, `/`-separated).
     pub fn open_file(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
         match self {
             Bundle::Directory(layout) => {
+                // Not through a symlink, and a regular file (a FIFO or device never ends).
                 let full: PathBuf = layout.root().join(path);
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&full)
-                    .map_err(|e| Error::io("cannot open", &full, e))?;
+                let file = crate::store::layout::open_regular_file(&full)?;
                 Ok(Box::new(file))
             }
             Bundle::Archive(archive) | Bundle::Streamed(archive, ..) => {

@@ -105,15 +105,29 @@ impl std::fmt::Display for Rejected {
     }
 }
 
-/// Checks the SSHSIG `signature` of `message` against `allowed_signers` (the file
-/// `ssh-keygen -Y verify -f` reads: `principals [options] keytype base64 [comment]` per line;
-/// a `namespaces="…"` option restricts a key to those namespaces; `cert-authority` lines are
-/// not supported and skipped). `Err` is a file that cannot be read at all.
+/// Checks the SSHSIG `signature` of `message` against `allowed_signers`, at the time `now`
+/// (seconds since the epoch), as `ssh-keygen -Y verify` does (sshsig.c; ssh-keygen(1),
+/// ALLOWED SIGNERS): each line is `principals [options] keytype base64 [comment]`; the options
+/// are `cert-authority`, `namespaces="pattern-list"` (`*`/`?` wildcards, `!` negation,
+/// case-sensitive, as OpenSSH's `match_pattern_list`), `valid-after="time"` and
+/// `valid-before="time"` (`YYYYMMDD[HHMM[SS]]`, local time, or UTC with a `Z` or `UTC`
+/// suffix), option names in any case. A line with anything else (an unknown or repeated
+/// option, a bad time, a key that cannot be read) grants nothing, as OpenSSH skips it; a
+/// `cert-authority` line names a CA key, which never matches a plain signature. `Err` is a
+/// file that cannot be read at all.
 pub fn verify(
     allowed_signers: &str,
     signature: &[u8],
     message: &[u8],
+    now: u64,
 ) -> Result<std::result::Result<Signer, Rejected>> {
+    if let Some(algorithm) = signature_algorithm(signature) {
+        if algorithm != "ssh-ed25519" {
+            return Ok(Err(Rejected::Malformed(format!(
+                "SHA256SUMS.sig: unsupported signature algorithm {algorithm} (only ssh-ed25519 is verified)"
+            ))));
+        }
+    }
     let signature = match SshSig::from_pem(signature) {
         Ok(s) => s,
         Err(e) => {
@@ -130,17 +144,49 @@ pub fn verify(
     }
     let signing = PublicKey::from(signature.public_key().clone());
     let fingerprint = signing.fingerprint(HashAlg::Sha256).to_string();
-    for line in allowed_signers.lines() {
-        let Some(allowed) = parse_line(line) else {
-            continue;
+    let key_text = signing
+        .to_openssh()
+        .ok()
+        .and_then(|t| t.split(' ').nth(1).map(str::to_string));
+    // Why lines holding the signing key did not accept it.
+    let mut refused: Vec<String> = Vec::new();
+    for (number, line) in allowed_signers.lines().enumerate() {
+        let allowed = match parse_line(line) {
+            Line::Blank => continue,
+            // Skipped, as OpenSSH skips it; said when it holds the signing key.
+            Line::Invalid(why) => {
+                if key_text.as_deref().is_some_and(|k| line.contains(k)) {
+                    refused.push(format!("line {}: {why}", number + 1));
+                }
+                continue;
+            }
+            Line::Allowed(allowed) => allowed,
         };
         if allowed.key.key_data() != signature.public_key() {
             continue;
         }
-        if let Some(namespaces) = &allowed.namespaces {
-            if !namespaces.iter().any(|n| n == NAMESPACE || n == "*") {
-                continue;
-            }
+        let why = if allowed.options.ca {
+            Some(
+                "it is a cert-authority line (a CA key never matches a plain signature)"
+                    .to_string(),
+            )
+        } else if allowed
+            .options
+            .namespaces
+            .as_deref()
+            .is_some_and(|n| match_pattern_list(NAMESPACE, n) != Match::Yes)
+        {
+            Some(format!("its namespaces do not permit {NAMESPACE:?}"))
+        } else if allowed.options.valid_after.is_some_and(|t| now < t) {
+            Some("the key is not yet valid (valid-after)".to_string())
+        } else if allowed.options.valid_before.is_some_and(|t| now > t) {
+            Some("the key has expired (valid-before)".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            refused.push(format!("line {}: {why}", number + 1));
+            continue;
         }
         return Ok(match allowed.key.verify(NAMESPACE, message, &signature) {
             Ok(()) => Ok(Signer {
@@ -152,83 +198,295 @@ pub fn verify(
             ))),
         });
     }
-    Ok(Err(Rejected::UnknownKey(format!(
+    let mut message = format!(
         "SHA256SUMS is signed by {fingerprint}, which the allowed signers file does not list for {NAMESPACE:?}"
-    ))))
+    );
+    if !refused.is_empty() {
+        message.push_str(&format!(" ({})", refused.join("; ")));
+    }
+    Ok(Err(Rejected::UnknownKey(message)))
+}
+
+/// The algorithm of the key in an armored SSHSIG signature, read from its blob (`SSHSIG`,
+/// version, then the public key, whose first string is its algorithm), if it can be.
+fn signature_algorithm(armored: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(armored).ok()?;
+    let body: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+        .collect();
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    let rest = blob.strip_prefix(b"SSHSIG")?.get(4..)?;
+    let key = ssh_string(rest)?;
+    let algorithm = ssh_string(key)?;
+    Some(String::from_utf8_lossy(algorithm).into_owned())
+}
+
+/// The SSH wire-format string (u32 length, bytes) at the start of `bytes`.
+fn ssh_string(bytes: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    bytes.get(4..4usize.checked_add(len)?)
+}
+
+/// One line of an allowed signers file.
+enum Line {
+    Blank,
+    Allowed(Allowed),
+    /// A line that grants nothing, and why.
+    Invalid(String),
 }
 
 /// One usable line of an allowed signers file.
 struct Allowed {
     principals: Vec<String>,
-    namespaces: Option<Vec<String>>,
+    options: SigOptions,
     key: PublicKey,
 }
 
-fn parse_line(line: &str) -> Option<Allowed> {
-    let line = line.trim();
+/// The options of a line (OpenSSH's `sshsigopt`).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SigOptions {
+    ca: bool,
+    namespaces: Option<String>,
+    valid_after: Option<u64>,
+    valid_before: Option<u64>,
+}
+
+fn parse_line(line: &str) -> Line {
+    let line = line.trim_start_matches([' ', '\t', '\r', '\n']);
     if line.is_empty() || line.starts_with('#') {
-        return None;
+        return Line::Blank;
     }
-    let tokens = tokenize(line);
-    let principals: Vec<String> = tokens.first()?.split(',').map(str::to_string).collect();
-    let key_at = tokens.iter().position(|t| is_key_type(t))?;
-    if key_at < 1 {
-        return None;
-    }
-    let mut namespaces = None;
-    for option in tokens[1..key_at].iter().flat_map(|t| split_options(t)) {
-        let lower = option.to_ascii_lowercase();
-        if lower == "cert-authority" {
-            return None;
+    let Some((principals, rest)) = next_token(line) else {
+        return Line::Invalid("no key".into());
+    };
+    let principals: Vec<String> = principals.split(',').map(str::to_string).collect();
+    // The key straight after the principals, else one options token and then the key.
+    let (options, key) = match read_key(rest) {
+        Some(key) => (SigOptions::default(), key),
+        None => {
+            let Some((options, rest)) = next_token(rest) else {
+                return Line::Invalid("missing key".into());
+            };
+            let options = match parse_options(options) {
+                Ok(options) => options,
+                Err(reason) => return Line::Invalid(reason),
+            };
+            match read_key(rest) {
+                Some(key) => (options, key),
+                None => return Line::Invalid("invalid key".into()),
+            }
         }
-        if let Some(value) = lower.strip_prefix("namespaces=") {
-            let value = value.trim_matches('"');
-            namespaces = Some(value.split(',').map(str::to_string).collect());
-        }
-    }
-    let key_text = tokens.get(key_at..key_at + 2)?.join(" ");
-    let key = PublicKey::from_openssh(&key_text).ok()?;
-    Some(Allowed {
+    };
+    Line::Allowed(Allowed {
         principals,
-        namespaces,
+        options,
         key,
     })
 }
 
-fn is_key_type(token: &str) -> bool {
-    token.starts_with("ssh-") || token.starts_with("ecdsa-") || token.starts_with("sk-")
-}
-
-/// Splits a line at whitespace outside double quotes (empty pieces dropped).
-fn tokenize(line: &str) -> Vec<String> {
-    split_outside_quotes(line, char::is_whitespace)
-        .into_iter()
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-/// Splits an options token at commas outside double quotes.
-fn split_options(token: &str) -> Vec<String> {
-    split_outside_quotes(token, |c| c == ',')
-}
-
-/// Splits `text` at the characters `separator` accepts, except inside double quotes.
-fn split_outside_quotes(text: &str, separator: impl Fn(char) -> bool) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
+/// The next token of `text` after leading blanks: up to a blank outside double quotes (the
+/// quotes kept); and the rest.
+fn next_token(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim_start_matches([' ', '\t']);
+    if text.is_empty() {
+        return None;
+    }
     let mut quoted = false;
-    for c in text.chars() {
-        if c == '"' {
-            quoted = !quoted;
-        }
-        if !quoted && separator(c) {
-            out.push(std::mem::take(&mut current));
-        } else {
-            current.push(c);
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' | '\t' | '\r' | '\n' if !quoted => return Some((&text[..i], &text[i..])),
+            _ => {}
         }
     }
-    out.push(current);
-    out
+    Some((text, ""))
+}
+
+/// A public key `keytype base64 [comment]` at the start of `text`.
+fn read_key(text: &str) -> Option<PublicKey> {
+    let (kind, rest) = next_token(text)?;
+    let (data, _) = next_token(rest)?;
+    PublicKey::from_openssh(&format!("{kind} {data}")).ok()
+}
+
+/// Parses an options token as OpenSSH's `sshsigopt_parse`: names in any case, values in
+/// double quotes, each option once, nothing unknown.
+fn parse_options(mut opts: &str) -> std::result::Result<SigOptions, String> {
+    let mut out = SigOptions::default();
+    let starts = |opts: &str, name: &str| {
+        opts.len() >= name.len()
+            && opts.is_char_boundary(name.len())
+            && opts[..name.len()].eq_ignore_ascii_case(name)
+    };
+    while !opts.is_empty() {
+        if starts(opts, "cert-authority")
+            && matches!(opts.as_bytes().get(14), None | Some(b',' | b' ' | b'\t'))
+        {
+            out.ca = true;
+            opts = &opts[14..];
+        } else {
+            let Some((name, slot)) = ["namespaces", "valid-after", "valid-before"]
+                .into_iter()
+                .find(|name| starts(opts, &format!("{name}=")))
+                .map(|name| (name, name.len() + 1))
+            else {
+                return Err("unknown signature option".into());
+            };
+            let (value, rest) = dequote(&opts[slot..])?;
+            opts = rest;
+            match name {
+                "namespaces" if out.namespaces.is_none() => out.namespaces = Some(value),
+                "valid-after" if out.valid_after.is_none() => {
+                    out.valid_after = Some(parse_time(&value)?)
+                }
+                "valid-before" if out.valid_before.is_none() => {
+                    out.valid_before = Some(parse_time(&value)?)
+                }
+                _ => return Err(format!("multiple \"{name}\" clauses")),
+            }
+        }
+        match opts.as_bytes().first() {
+            None => break,
+            Some(b',') => {
+                opts = &opts[1..];
+                if opts.is_empty() {
+                    return Err("unexpected end-of-options".into());
+                }
+            }
+            Some(_) => return Err("unknown key option".into()),
+        }
+    }
+    if let (Some(after), Some(before)) = (out.valid_after, out.valid_before) {
+        if before <= after {
+            return Err("\"valid-before\" time is before \"valid-after\"".into());
+        }
+    }
+    Ok(out)
+}
+
+/// A double-quoted value (`\"` for a quote inside), and what follows it.
+fn dequote(text: &str) -> std::result::Result<(String, &str), String> {
+    let Some(body) = text.strip_prefix('"') else {
+        return Err("missing start quote".into());
+    };
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, &body[i + 1..])),
+            '\\' if body[i + 1..].starts_with('"') => {
+                chars.next();
+                value.push('"');
+            }
+            c => value.push(c),
+        }
+    }
+    Err("missing end quote".into())
+}
+
+/// `YYYYMMDD[HHMM[SS]]` as seconds since the epoch: UTC with a `Z` or `UTC` suffix, else local
+/// time (as OpenSSH's `parse_absolute_time`). Zero is refused, as OpenSSH refuses it.
+fn parse_time(text: &str) -> std::result::Result<u64, String> {
+    let invalid = || format!("invalid time {text:?}");
+    let (digits, utc) = if let Some(d) = text.strip_suffix(['Z', 'z']) {
+        (d, true)
+    } else if text.len() > 3 && text[text.len() - 3..].eq_ignore_ascii_case("UTC") {
+        (&text[..text.len() - 3], true)
+    } else {
+        (text, false)
+    };
+    if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let field = |at: usize, len: usize| -> i64 {
+        digits
+            .get(at..at + len)
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0)
+    };
+    let (year, month, day) = (field(0, 4), field(4, 2), field(6, 2));
+    let (hour, minute, second) = (field(8, 2), field(10, 2), field(12, 2));
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return Err(invalid());
+    }
+    let seconds = if utc {
+        crate::spec::time::days_from_civil(year, month as u32, day as u32) * 86400
+            + hour * 3600
+            + minute * 60
+            + second
+    } else {
+        local_time(year, month, day, hour, minute, second).ok_or_else(invalid)?
+    };
+    u64::try_from(seconds)
+        .ok()
+        .filter(|&t| t != 0)
+        .ok_or_else(invalid)
+}
+
+/// Local time as seconds since the epoch (`mktime`, as OpenSSH reads a time without a zone).
+fn local_time(year: i64, month: i64, day: i64, hour: i64, minute: i64, second: i64) -> Option<i64> {
+    // SAFETY: `tm` is a plain C struct, zeroed then filled; mktime reads and normalizes it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = i32::try_from(year - 1900).ok()?;
+    tm.tm_mon = (month - 1) as i32;
+    tm.tm_mday = day as i32;
+    tm.tm_hour = hour as i32;
+    tm.tm_min = minute as i32;
+    tm.tm_sec = second as i32;
+    tm.tm_isdst = -1;
+    // SAFETY: a valid pointer to the struct above.
+    let t = unsafe { libc::mktime(&mut tm) };
+    (t != -1).then_some(t)
+}
+
+/// What OpenSSH's `match_pattern_list` says of `string` against a comma-separated pattern list.
+#[derive(Debug, PartialEq, Eq)]
+enum Match {
+    Yes,
+    No,
+    Negated,
+}
+
+fn match_pattern_list(string: &str, list: &str) -> Match {
+    let mut positive = false;
+    for pattern in list.split(',') {
+        let (negated, pattern) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pattern),
+        };
+        if match_pattern(string.as_bytes(), pattern.as_bytes()) {
+            if negated {
+                return Match::Negated;
+            }
+            positive = true;
+        }
+    }
+    if positive {
+        Match::Yes
+    } else {
+        Match::No
+    }
+}
+
+/// Glob match with `*` (any run) and `?` (one byte), case-sensitive (OpenSSH's
+/// `match_pattern`).
+fn match_pattern(s: &[u8], p: &[u8]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| match_pattern(&s[i..], rest)),
+        Some((b'?', rest)) => !s.is_empty() && match_pattern(&s[1..], rest),
+        Some((c, rest)) => s.first() == Some(c) && match_pattern(&s[1..], rest),
+    }
 }
 
 #[cfg(test)]
@@ -246,25 +504,82 @@ JvBCf6QQ5hg0peROdctBAAAAEHVzZXJAZXhhbXBsZS5jb20BAgMEBQ==
     const PUBLIC: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEG3nxvJonfR5nTbmdyQVmBeJvBCf6QQ5hg0peROdctB";
 
+    /// 2026-01-01T00:00:00Z.
+    const NOW: u64 = 1_767_225_600;
+
     #[test]
     fn signs_and_verifies_and_rejects_tampering() {
         let key = SigningKey::parse(KEY.as_bytes(), "key").unwrap();
         let signature = key.sign(b"sums\n").unwrap();
         let allowed = format!("alice@example.com namespaces=\"ocikit-bundle\" {PUBLIC}\n");
-        let signer = verify(&allowed, &signature, b"sums\n").unwrap().unwrap();
+        let signer = verify(&allowed, &signature, b"sums\n", NOW)
+            .unwrap()
+            .unwrap();
         assert_eq!(signer.principals, ["alice@example.com"]);
         assert!(matches!(
-            verify(&allowed, &signature, b"sumz\n").unwrap(),
+            verify(&allowed, &signature, b"sumz\n", NOW).unwrap(),
             Err(Rejected::Invalid(_))
         ));
         let other_namespace = format!("bob namespaces=\"git\" {PUBLIC}\n");
         assert!(matches!(
-            verify(&other_namespace, &signature, b"sums\n").unwrap(),
+            verify(&other_namespace, &signature, b"sums\n", NOW).unwrap(),
             Err(Rejected::UnknownKey(_))
         ));
         assert!(matches!(
-            verify(&allowed, b"garbage", b"sums\n").unwrap(),
+            verify(&allowed, b"garbage", b"sums\n", NOW).unwrap(),
             Err(Rejected::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn patterns_options_and_times_read_as_openssh_reads_them() {
+        assert_eq!(match_pattern_list("ocikit-bundle", "ocikit-*"), Match::Yes);
+        assert_eq!(
+            match_pattern_list("ocikit-bundle", "git,ocikit-bund?e"),
+            Match::Yes
+        );
+        assert_eq!(
+            match_pattern_list("ocikit-bundle", "!ocikit-bundle,*"),
+            Match::Negated
+        );
+        assert_eq!(
+            match_pattern_list("ocikit-bundle", "OCIKIT-BUNDLE"),
+            Match::No
+        );
+        assert_eq!(parse_time("19700102Z"), Ok(86400));
+        assert_eq!(parse_time("197001020001UTC"), Ok(86460));
+        assert_eq!(parse_time("20260101000000Z"), Ok(NOW));
+        assert!(parse_time("19700101Z").is_err(), "zero is refused");
+        assert!(parse_time("2026").is_err());
+        assert!(parse_time("20261301Z").is_err());
+        let options = parse_options("Cert-Authority,namespaces=\"a\\\"b\"").unwrap();
+        assert!(options.ca);
+        assert_eq!(options.namespaces.as_deref(), Some("a\"b"));
+        for bad in [
+            "x",
+            "namespaces=\"a\",",
+            "namespaces=a",
+            "valid-after=\"2\"",
+        ] {
+            assert!(parse_options(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            parse_line(&format!("a bogus {PUBLIC}")),
+            Line::Invalid(_)
+        ));
+        assert!(matches!(parse_line("  # comment"), Line::Blank));
+        // A cert-authority line holding the signing key: refused, and said why.
+        let key = SigningKey::parse(KEY.as_bytes(), "key").unwrap();
+        let signature = key.sign(b"sums\n").unwrap();
+        let ca = format!("alice cert-authority {PUBLIC}\n");
+        match verify(&ca, &signature, b"sums\n", NOW).unwrap() {
+            Err(Rejected::UnknownKey(m)) => assert!(m.contains("cert-authority"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let expired = format!("alice valid-before=\"20250101Z\" {PUBLIC}\n");
+        match verify(&expired, &signature, b"sums\n", NOW).unwrap() {
+            Err(Rejected::UnknownKey(m)) => assert!(m.contains("expired"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use std::io::Read;
+
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -79,6 +81,15 @@ pub struct Missing {
     pub base: Digest,
 }
 
+/// An incremental bundle's base, as its description records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Incremental {
+    pub base: Digest,
+    /// How many blobs it left out, expecting them from the base.
+    pub omitted: usize,
+}
+
 /// What [`verify`] found.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -100,6 +111,10 @@ pub struct Report {
     pub incomplete: Option<Missing>,
     /// Blobs taken from the base layout (verified there).
     pub from_base: usize,
+    /// For an incremental bundle: its base's identity, and how many blobs it left out (`0`:
+    /// it verifies complete on its own, and the output says so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
     pub problems: Vec<Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<Description>,
@@ -128,6 +143,9 @@ pub struct Options<'a> {
     pub allowed_signers: Option<String>,
     /// Where an incremental bundle's omitted blobs are looked for.
     pub base: Option<&'a dyn LayoutRead>,
+    /// The time now (seconds since the epoch), for the allowed signers' `valid-after` and
+    /// `valid-before`.
+    pub now: u64,
 }
 
 impl<'a> Options<'a> {
@@ -142,6 +160,11 @@ impl<'a> Options<'a> {
     /// With a base layout for omitted blobs.
     pub fn with_base(self, base: Option<&'a dyn LayoutRead>) -> Options<'a> {
         Options { base, ..self }
+    }
+
+    /// At the time `now` (seconds since the epoch).
+    pub fn at(self, now: u64) -> Options<'a> {
+        Options { now, ..self }
     }
 }
 
@@ -182,11 +205,21 @@ impl BaseContent {
         let what = path.display().to_string();
         if path.is_dir() {
             let read = |name: &str| -> Result<Option<Vec<u8>>> {
+                // A regular file, not through a symlink, within its size limit.
                 let full = path.join(name);
-                match std::fs::read(&full) {
+                let limit = if name == SUMS {
+                    MAX_SUMS_SIZE
+                } else {
+                    MAX_DESCRIPTION_SIZE
+                };
+                match crate::store::layout::read_small_file(&full, limit) {
                     Ok(bytes) => Ok(Some(bytes)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(Error::io("cannot read", &full, e)),
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
                 }
             };
             let sums = read(SUMS)?.ok_or_else(|| not_a_bundle(&what))?;
@@ -208,6 +241,30 @@ impl BaseContent {
     }
 }
 
+/// The one rule for how `verify` ends when it stops with an error instead of a report:
+/// `Some(Severity::Integrity)` when the error is damage found in what the bundle holds (a
+/// truncated or ambiguous archive, a missing `oci-layout`, a file that is a symlink, FIFO or
+/// device, a corrupt document, a part list that does not hold); `None` when it could not run:
+/// no bundle at all, an I/O failure of the system, a limit, a format this ocikit cannot read.
+pub fn error_severity(error: &Error) -> Option<Severity> {
+    use crate::error::ErrorKind;
+    match error {
+        Error::Stopped { source, .. } | Error::Partial { source, .. } => error_severity(source),
+        // What the bundle holds is not a regular file (read refused), or its bytes are not
+        // what they say (a stream cut short, corrupt data).
+        Error::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+        )
+        .then_some(Severity::Integrity),
+        _ => matches!(
+            error.kind(),
+            ErrorKind::Corrupt | ErrorKind::Conflict | ErrorKind::NotFound
+        )
+        .then_some(Severity::Integrity),
+    }
+}
+
 fn not_a_bundle(what: &str) -> Error {
     Error::InvalidInput {
         what: what.to_string(),
@@ -220,11 +277,9 @@ fn not_a_bundle(what: &str) -> Error {
 pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -> Result<Report> {
     let layout = bundle.layout();
     let name = layout.name();
-    let sums_bytes = layout
-        .root_file(SUMS, MAX_SUMS_SIZE)?
-        .ok_or_else(|| not_a_bundle(&name))?;
+    let sums_bytes = layout.root_file(SUMS, MAX_SUMS_SIZE)?;
     let mut report = Report {
-        bundle: Some(Digest::sha256_of(&sums_bytes)),
+        bundle: sums_bytes.as_deref().map(Digest::sha256_of),
         files: 0,
         bytes: 0,
         images: 0,
@@ -233,8 +288,22 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         signature: Signature::Absent,
         incomplete: None,
         from_base: 0,
+        incremental: None,
         problems: Vec::new(),
         description: None,
+    };
+    let Some(sums_bytes) = sums_bytes else {
+        // A description and no SHA256SUMS: a bundle whose list was removed. Neither: no
+        // bundle at all.
+        if !layout.files()?.iter().any(|f| f.path == DESCRIPTION) {
+            return Err(not_a_bundle(&name));
+        }
+        report.problem(
+            Severity::Integrity,
+            Some(SUMS),
+            format!("the bundle has {DESCRIPTION} and no {SUMS}"),
+        );
+        return Ok(report);
     };
     let sums = match Sums::parse(&sums_bytes, SUMS) {
         Ok(sums) => sums,
@@ -245,13 +314,39 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     };
     check_signature(layout, &sums_bytes, options, &mut report)?;
 
-    // 2. Files listed and present.
-    let files: BTreeMap<String, (FileKind, u64)> = layout
-        .files()?
+    // 2. Files listed and present. Every file is known by one name, its path from the
+    // layout's root; an archive entry outside that root is no file of the bundle, and an
+    // error, as is a directory that holds no listed file.
+    let all = layout.files()?;
+    let directories: Vec<String> = all
+        .iter()
+        .filter(|f| f.kind == FileKind::Directory)
+        .map(|f| f.path.clone())
+        .collect();
+    let files: BTreeMap<String, (FileKind, u64)> = all
         .into_iter()
         .filter(|f| f.kind != FileKind::Directory)
         .map(|f| (f.path, (f.kind, f.len)))
         .collect();
+    for entry in layout.outside_root() {
+        report.problem(
+            Severity::Integrity,
+            Some(&entry),
+            format!(
+                "the archive entry {entry} is outside the bundle's root and not listed in {SUMS}"
+            ),
+        );
+    }
+    for dir in &directories {
+        let prefix = format!("{dir}/");
+        if !sums.entries().any(|(path, _)| path.starts_with(&prefix)) {
+            report.problem(
+                Severity::Integrity,
+                Some(dir),
+                format!("the directory {dir} holds no file listed in {SUMS}"),
+            );
+        }
+    }
     for (path, _) in sums.entries() {
         match files.get(path) {
             None => report.problem(
@@ -278,8 +373,14 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     }
 
     // The description (read again after hashing, through its listed hash).
-    let description = match layout.root_file(DESCRIPTION, MAX_DESCRIPTION_SIZE)? {
-        Some(bytes) => match Description::parse(&bytes, DESCRIPTION) {
+    let description = match layout.root_file(DESCRIPTION, MAX_DESCRIPTION_SIZE) {
+        // Damage (a symlink, FIFO or device there): a problem, and the rest still checked.
+        Err(e) if error_severity(&e).is_some() => {
+            report.problem(Severity::Integrity, Some(DESCRIPTION), e.to_string());
+            None
+        }
+        Err(e) => return Err(e),
+        Ok(Some(bytes)) => match Description::parse(&bytes, DESCRIPTION) {
             Ok(d) => Some(d),
             // Written by a newer ocikit: this one cannot check it (not a broken bundle).
             Err(e @ Error::Unsupported { .. }) => return Err(e),
@@ -288,7 +389,7 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
                 None
             }
         },
-        None => {
+        Ok(None) => {
             report.problem(
                 Severity::Integrity,
                 Some(DESCRIPTION),
@@ -398,21 +499,35 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     progress.total(todo.iter().map(|t| t.2).sum());
     let results: Vec<Option<Problem>> = todo
         .par_iter()
-        .map(|(path, hex, _)| match hash_file(bundle, path, progress) {
-            Ok((digest, _)) if digest.encoded() == *hex => None,
-            Ok((digest, _)) => Some(Problem {
-                severity: Severity::Integrity,
-                path: Some(path.to_string()),
-                message: format!(
-                    "{path} has changed: it hashes to {digest}, and {SUMS} says sha256:{hex}"
-                ),
-            }),
-            Err(e) => Some(Problem {
-                severity: Severity::Integrity,
-                path: Some(path.to_string()),
-                message: format!("{path} cannot be read: {e}"),
-            }),
-        })
+        .map(
+            |(path, hex, len)| match hash_file(bundle, path, *len, progress) {
+                Ok((_, read)) if read != *len => Some(Problem {
+                    severity: Severity::Integrity,
+                    path: Some(path.to_string()),
+                    message: format!(
+                        "{path} has changed: it was {len} bytes and {} read",
+                        if read > *len {
+                            "more were"
+                        } else {
+                            "fewer were"
+                        }
+                    ),
+                }),
+                Ok((digest, _)) if digest.encoded() == *hex => None,
+                Ok((digest, _)) => Some(Problem {
+                    severity: Severity::Integrity,
+                    path: Some(path.to_string()),
+                    message: format!(
+                        "{path} has changed: it hashes to {digest}, and {SUMS} says sha256:{hex}"
+                    ),
+                }),
+                Err(e) => Some(Problem {
+                    severity: Severity::Integrity,
+                    path: Some(path.to_string()),
+                    message: format!("{path} cannot be read: {e}"),
+                }),
+            },
+        )
         .collect();
     report.files = todo.len();
     report.bytes = todo.iter().map(|t| t.2).sum();
@@ -423,6 +538,13 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         check_description(layout, &sums, description, &reachable, &mut report);
     }
     report.images = description.as_ref().map_or(0, |d| d.images.len());
+    report.incremental = description
+        .as_ref()
+        .and_then(|d| d.base.as_ref())
+        .map(|b| Incremental {
+            base: b.bundle.clone(),
+            omitted: b.omitted.len(),
+        });
     report.description = description;
     report.problems.sort_by(|a, b| {
         b.severity
@@ -438,7 +560,16 @@ fn check_signature(
     options: &Options<'_>,
     report: &mut Report,
 ) -> Result<()> {
-    let signature = layout.root_file(SIGNATURE, 1024 * 1024)?;
+    let signature = match layout.root_file(SIGNATURE, 1024 * 1024) {
+        Ok(signature) => signature,
+        // Damage (a symlink, FIFO or device there): not accepted, and said why.
+        Err(e) if error_severity(&e).is_some() => {
+            report.problem(Severity::Integrity, Some(SIGNATURE), e.to_string());
+            report.signature = Signature::Rejected;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     report.signature = match (&signature, &options.allowed_signers) {
         (None, None) => Signature::Absent,
         (Some(_), None) => Signature::Present,
@@ -450,13 +581,15 @@ fn check_signature(
             );
             Signature::Rejected
         }
-        (Some(signature), Some(allowed)) => match sign::verify(allowed, signature, sums_bytes)? {
-            Ok(signer) => Signature::Verified(signer),
-            Err(rejected) => {
-                report.problem(Severity::Integrity, Some(SIGNATURE), rejected.to_string());
-                Signature::Rejected
+        (Some(signature), Some(allowed)) => {
+            match sign::verify(allowed, signature, sums_bytes, options.now)? {
+                Ok(signer) => Signature::Verified(signer),
+                Err(rejected) => {
+                    report.problem(Severity::Integrity, Some(SIGNATURE), rejected.to_string());
+                    Signature::Rejected
+                }
             }
-        },
+        }
     };
     Ok(())
 }
@@ -562,12 +695,18 @@ fn blob_verified(
     sha256_of(&mut blob, progress).is_ok()
 }
 
-/// The sha256 of the file at `path`, and its length.
-fn hash_file(bundle: &Bundle, path: &str, progress: &dyn Progress) -> Result<(Digest, u64)> {
+/// The sha256 of the file at `path`, and its length, read at most to one byte past `len`
+/// (the length it had when listed: a file that grows is not read without end).
+fn hash_file(
+    bundle: &Bundle,
+    path: &str,
+    len: u64,
+    progress: &dyn Progress,
+) -> Result<(Digest, u64)> {
     if let Some(hashed) = bundle.hashed(path) {
         return Ok(hashed);
     }
-    let mut reader = bundle.open_file(path)?;
+    let mut reader = bundle.open_file(path)?.take(len.saturating_add(1));
     sha256_of(&mut reader, progress).map_err(|e| Error::io("cannot read", path, e))
 }
 

@@ -138,7 +138,7 @@ pub fn validate_layout(
     Ok(report)
 }
 
-/// L14, L15: what tar readers read differently in an archive (as [`LayoutRead::ambiguities`]
+/// L14, L15: what tar readers read differently in an archive; L16: entries beside the layout (as [`LayoutRead::ambiguities`]
 /// says); the rest of the validation reads the archive as extraction would.
 fn archive_findings(layout: &dyn LayoutRead, strict: bool) -> Vec<Finding> {
     let mut findings = Findings::new(strict);
@@ -154,6 +154,20 @@ fn archive_findings(layout: &dyn LayoutRead, strict: bool) -> Vec<Finding> {
         // A summary of ambiguities not listed names no entry.
         let entry = Some(ambiguity.entry.as_str()).filter(|e| !e.is_empty());
         findings.add_full(rule, &place, None, entry, ambiguity.message.clone());
+    }
+    // L16: what else the archive holds beside its layout (read by no command, and so never
+    // checked: a place to carry something unseen).
+    for entry in layout.outside_root() {
+        findings.add_full(
+            "L16",
+            &Place {
+                file: None,
+                digest: None,
+            },
+            None,
+            Some(&entry),
+            format!("the archive entry {entry} is outside the layout's root"),
+        );
     }
     findings.into_vec()
 }

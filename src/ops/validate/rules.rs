@@ -174,6 +174,12 @@ pub const RULES: &[Rule] = &[
         "image-layout.md; POSIX pax (layout archives)",
         "every entry of a layout archive means the same to every tar reader: a relative name without `..`, no file named with a trailing `/`, nothing below a file or symlink, no data on links or directories",
     ),
+    rule(
+        "L16",
+        W,
+        "image-layout.md (layout archives)",
+        "a layout archive holds the layout and nothing else: no entry outside the layout's root directory",
+    ),
     // Digests
     rule(
         "G1",

@@ -432,6 +432,12 @@ impl Archive {
         }
     }
 
+    /// The layout's root inside the archive: `""` when `oci-layout` is at the top, else
+    /// `"dir/"`.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
     /// The archive path of a layout file (`index.json` → `mylayout/index.json`).
     fn full_name(&self, name: &str) -> String {
         format!("{}{name}", self.root)
@@ -711,6 +717,18 @@ impl LayoutRead for Archive {
 
     fn ambiguities(&self) -> &[Ambiguity] {
         &self.ambiguities
+    }
+
+    fn outside_root(&self) -> Vec<String> {
+        let root_dir = self.root.trim_end_matches('/').as_bytes();
+        let mut outside: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|name| !name.starts_with(self.root.as_bytes()) && name.as_slice() != root_dir)
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect();
+        outside.sort();
+        outside
     }
 }
 

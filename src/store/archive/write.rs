@@ -98,6 +98,9 @@ pub struct ArchiveWriter {
     /// The thread that syncs what is written as it is written, for an archive written to a
     /// file.
     syncer: Option<std::thread::JoinHandle<()>>,
+    /// Whether the final rename must never replace what is at the path (an archive made
+    /// with [`ArchiveWriter::create_new`]).
+    no_replace: bool,
     mtime: u64,
     state: Mutex<State>,
     index: Mutex<IndexFile>,
@@ -161,6 +164,15 @@ impl ArchiveWriter {
         Ok(writer)
     }
 
+    /// As [`ArchiveWriter::create`], for a path that must not exist: the final rename never
+    /// replaces a file that appeared there meanwhile (`RENAME_NOREPLACE`, or link and unlink
+    /// where the file system lacks it); the temp file is removed if it fails.
+    pub fn create_new(path: &Path, options: &ArchiveOptions) -> Result<ArchiveWriter> {
+        let mut writer = ArchiveWriter::create(path, options)?;
+        writer.no_replace = true;
+        Ok(writer)
+    }
+
     /// Starts an archive written to `out` as it is made (stdout, say); `name` names it in
     /// messages.
     pub fn to_stream(
@@ -186,6 +198,7 @@ impl ArchiveWriter {
             name,
             file: None,
             syncer: None,
+            no_replace: false,
             mtime: options.mtime,
             state: Mutex::new(State {
                 out: Some(CompressWriter::new(counting, &options.compress)?),
@@ -323,8 +336,18 @@ impl ArchiveWriter {
                 temp.as_file()
                     .sync_all()
                     .ctx("cannot sync temp file", temp.path())?;
-                temp.persist(&path).map_err(|e| {
-                    Error::io("cannot move the archive into place at", &path, e.error)
+                let persisted = if self.no_replace {
+                    temp.persist_noclobber(&path)
+                } else {
+                    temp.persist(&path)
+                };
+                persisted.map_err(|e| match e.error.kind() {
+                    io::ErrorKind::AlreadyExists => Error::Conflict {
+                        what: path.display().to_string(),
+                        reason: "appeared while the archive was written; it is left as it is"
+                            .into(),
+                    },
+                    _ => Error::io("cannot move the archive into place at", &path, e.error),
                 })?;
                 let dir = match path.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -714,5 +737,29 @@ mod tests {
             .unwrap();
         let listed = String::from_utf8_lossy(&listed.stdout);
         assert!(listed.contains(&blob_file(&blob.digest)), "{listed}");
+    }
+
+    #[test]
+    fn an_archive_made_new_never_replaces_a_file_that_appeared_at_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.tar");
+        let options = ArchiveOptions::new(CompressOptions::new(Compression::None)).with_mtime(1234);
+        let writer = ArchiveWriter::create_new(&path, &options).unwrap();
+        writer.add_file("oci-layout", b"{}").unwrap();
+        // Someone else's file, made while the archive is written.
+        std::fs::write(&path, b"precious").unwrap();
+        let error = writer.finish().unwrap_err();
+        assert!(matches!(error, Error::Conflict { .. }), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+        // Ours: a symlink there (even dangling) is not replaced either; no temp file is left.
+        std::fs::remove_file(&path).unwrap();
+        let writer = ArchiveWriter::create_new(&path, &options).unwrap();
+        std::os::unix::fs::symlink("nowhere", &path).unwrap();
+        assert!(writer.finish().is_err());
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -63,6 +63,13 @@ pub trait LayoutRead: Send + Sync {
         &[]
     }
 
+    /// The entries of an archive that lie outside the layout's root (a layout archived
+    /// inside one top-level directory, beside other entries), by their names in the archive,
+    /// sorted; the root's own directory entry aside. None for a directory.
+    fn outside_root(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The blob as a file of its own on this host, which a destination on the same file system
     /// can link instead of copying ([`LayoutWriter::copy_blob`]): a layout's blob file, or a
     /// blob an import staged (and hashed). `None` when the blob lives inside something else

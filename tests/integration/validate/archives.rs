@@ -125,3 +125,34 @@ fn archives_that_tar_readers_read_differently_are_l14_l15_and_refused_by_other_c
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+#[test]
+fn an_entry_beside_the_layout_in_an_archive_is_l16() {
+    let fx = sample();
+    let path = fx.root.with_file_name("wrapped.tar");
+    let mut builder = tar::Builder::new(fs::File::create(&path).unwrap());
+    builder.follow_symlinks(false);
+    builder.append_dir_all("wrap", &fx.root).unwrap();
+    for name in ["payload/run.sh", "notes.txt"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(2);
+        builder.append_data(&mut header, name, &b"x\n"[..]).unwrap();
+    }
+    builder.finish().unwrap();
+    drop(builder);
+    let archive = ocikit::store::archive::Archive::open_unchecked(&path, &Default::default())
+        .expect("validate opens it");
+    let report = validate_layout(&archive, &Options::default(), &NoProgress).unwrap();
+    let l16: Vec<_> = report.findings.iter().filter(|f| f.rule == "L16").collect();
+    assert_eq!(l16.len(), 2, "{}", describe(&report.findings));
+    assert!(l16.iter().all(|f| f.level == Level::Warning));
+    let validate = ocikit().arg("validate").arg(&path).output().unwrap();
+    let out = stdout_of(&validate);
+    assert!(
+        out.contains("L16") && out.contains("payload/run.sh"),
+        "{out}"
+    );
+    // The layout itself is read as usual.
+    ocikit().arg("ls").arg(&path).assert().success();
+}
