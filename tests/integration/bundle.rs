@@ -1189,3 +1189,80 @@ fn an_incremental_bundle_with_nothing_omitted_says_so_and_verifies_alone() {
         );
     }
 }
+
+/// Writes `entries` (name, type, link target, data) as a plain tar, or a zstd one.
+fn write_tar_with_links(path: &Path, entries: &[(String, tar::EntryType, String, Vec<u8>)]) {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, link, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        if kind.is_symlink() || kind.is_hard_link() {
+            header.set_link_name_literal(link).unwrap();
+        }
+        builder.append_data(&mut header, name, &data[..]).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let name = path.to_str().unwrap();
+    let bytes = if name.ends_with(".zst") {
+        zstd::encode_all(&tar[..], 3).unwrap()
+    } else {
+        tar
+    };
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_link_entry_in_a_bundle_archive_is_an_integrity_failure_never_read_as_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b.tar");
+    create(&bundle, &[]);
+    let mut entries = Vec::new();
+    let mut archive = tar::Archive::new(fs::File::open(&bundle).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let kind = entry.header().entry_type();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.push((name, kind, String::new(), data));
+    }
+    let blobs: Vec<String> = entries
+        .iter()
+        .filter(|e| e.0.starts_with("blobs/sha256/") && e.1 == tar::EntryType::Regular)
+        .map(|e| e.0.clone())
+        .collect();
+    let (a, b) = (blobs[0].clone(), blobs[1].clone());
+    let b_hex = b.trim_start_matches("blobs/sha256/").to_string();
+    // (what, the link that replaces the listed blob `a`: its type and target)
+    let cases = [
+        ("a symlink to a listed blob", tar::EntryType::Symlink, b_hex),
+        (
+            "a hard link to a listed blob",
+            tar::EntryType::Link,
+            b.clone(),
+        ),
+        (
+            "a symlink outside",
+            tar::EntryType::Symlink,
+            "/etc/passwd".into(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, kind, target) in cases {
+        for ext in ["tar", "tar.zst"] {
+            let mut linked: Vec<_> = entries.iter().filter(|e| e.0 != a).cloned().collect();
+            // Last, so that a hard link's target comes before it.
+            linked.push((a.clone(), kind, target.clone(), Vec::new()));
+            let path = dir.path().join(format!("linked.{ext}"));
+            write_tar_with_links(&path, &linked);
+            let (code, stdout) = verify(&[path.to_str().unwrap()]);
+            let named = format!("the archive entry {a} is a");
+            if code != 1 || !stdout.contains(&named) || !stdout.contains("holds no links") {
+                failures.push(format!("{what} ({ext}): exit {code}: {stdout}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

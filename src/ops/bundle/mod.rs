@@ -140,6 +140,24 @@ impl Bundle {
         }
     }
 
+    /// Every link entry of an archive bundle (none for a directory, whose symlinks are
+    /// files that are not regular): its name from the top of the archive, its path from the
+    /// layout's root when it is inside it, and what it links to. `bundle create` writes no
+    /// links, and a link is never read as the file it leads to.
+    pub fn links(&self) -> Vec<(String, Option<String>, String)> {
+        let (Bundle::Archive(archive) | Bundle::Streamed(archive, ..)) = self else {
+            return Vec::new();
+        };
+        archive
+            .links()
+            .into_iter()
+            .map(|(name, link)| {
+                let path = name.strip_prefix(archive.root()).map(str::to_string);
+                (name, path, link)
+            })
+            .collect()
+    }
+
     /// The sha256 and length of the file at `path` (relative to the layout's root, its one
     /// name), when they were taken as the archive streamed past (its bytes cannot be read
     /// again). Exact: no other name of the archive ever stands for it.

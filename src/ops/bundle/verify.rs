@@ -292,6 +292,18 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         problems: Vec::new(),
         description: None,
     };
+    // A link entry of an archive (a symlink or hard link, wherever it leads): `bundle create`
+    // writes none, and a directory bundle's symlink is no regular file either. It is never
+    // read, and so never hashed, as the file it leads to.
+    let links = bundle.links();
+    for (name, _, link) in &links {
+        report.problem(
+            Severity::Integrity,
+            Some(name),
+            format!("the archive entry {name} is {link}: a bundle holds no links"),
+        );
+    }
+    let links: HashSet<String> = links.into_iter().filter_map(|(_, path, _)| path).collect();
     let Some(sums_bytes) = sums_bytes else {
         // A description and no SHA256SUMS: a bundle whose list was removed. Neither: no
         // bundle at all.
@@ -326,7 +338,14 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     let files: BTreeMap<String, (FileKind, u64)> = all
         .into_iter()
         .filter(|f| f.kind != FileKind::Directory)
-        .map(|f| (f.path, (f.kind, f.len)))
+        .map(|f| {
+            let kind = if links.contains(&f.path) {
+                FileKind::Symlink
+            } else {
+                f.kind
+            };
+            (f.path, (kind, f.len))
+        })
         .collect();
     for entry in layout.outside_root() {
         report.problem(
@@ -355,6 +374,8 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
                 format!("{path} is listed in {SUMS} and missing"),
             ),
             Some((FileKind::Regular, _)) => {}
+            // Reported above, as a link.
+            Some(_) if links.contains(path) => {}
             Some(_) => report.problem(
                 Severity::Integrity,
                 Some(path),
