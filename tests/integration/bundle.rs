@@ -1266,3 +1266,99 @@ fn a_link_entry_in_a_bundle_archive_is_an_integrity_failure_never_read_as_its_ta
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn a_file_that_is_no_bundle_exits_2_and_a_damaged_bundle_archive_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b.tar");
+    create(&bundle, &[]);
+    let bytes = fs::read(&bundle).unwrap();
+    let zst = dir.path().join("b.tar.zst");
+    create(&zst, &[]);
+    let zst_bytes = fs::read(&zst).unwrap();
+    let mut unrelated = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("README", &b"hello\n"[..]),
+        ("src/main.rs", b"fn main() {}\n"),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        unrelated.append_data(&mut header, name, data).unwrap();
+    }
+    let unrelated = unrelated.into_inner().unwrap();
+    // The largest blob, one byte changed in it.
+    let mut changed = bytes.clone();
+    let blob = {
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut best = (0u64, 0u64);
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            if name.starts_with("blobs/") && entry.size() > best.1 {
+                best = (entry.raw_file_position(), entry.size());
+            }
+        }
+        best
+    };
+    changed[(blob.0 + blob.1 / 2) as usize] ^= 1;
+    let random: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    // (what, file name, bytes, exit code)
+    let cases: Vec<(&str, &str, Vec<u8>, i32)> = vec![
+        ("random bytes", "random.tar", random, 2),
+        ("an empty file", "empty.tar", Vec::new(), 2),
+        (
+            "a JSON file",
+            "doc.json",
+            br#"{"schemaVersion": 2}"#.to_vec(),
+            2,
+        ),
+        (
+            "a tar of unrelated files",
+            "other.tar",
+            unrelated.clone(),
+            2,
+        ),
+        (
+            "a zstd tar of unrelated files",
+            "other.tar.zst",
+            zstd::encode_all(&unrelated[..], 3).unwrap(),
+            2,
+        ),
+        (
+            "a truncated bundle archive",
+            "cut.tar",
+            bytes[..bytes.len() / 2].to_vec(),
+            1,
+        ),
+        (
+            "a truncated zstd bundle archive",
+            "cut.tar.zst",
+            zst_bytes[..zst_bytes.len() * 2 / 3].to_vec(),
+            1,
+        ),
+        ("a changed byte in a blob", "changed.tar", changed, 1),
+    ];
+    let mut failures = Vec::new();
+    for (what, name, data, expected) in cases {
+        let path = dir.path().join(name);
+        fs::write(&path, data).unwrap();
+        let out = ocikit()
+            .args(["bundle", "verify"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = if expected == 2 {
+            stderr.contains("is not a bundle")
+        } else {
+            stdout.contains("FAILED")
+        };
+        if code != expected || !said {
+            failures.push(format!("{what}: exit {code}: {stdout}{stderr}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -83,6 +83,13 @@ impl Bundle {
                 reason: "is not a bundle: neither a directory nor a regular file".into(),
             });
         }
+        // A file that is no bundle, rather than a damaged one, could not be checked.
+        Bundle::open_archive(path, limits, progress)
+            .map_err(|e| verify::unless_a_bundle(path, limits, e))
+    }
+
+    /// Opens the archive at `path` (see [`Bundle::open`]).
+    fn open_archive(path: &Path, limits: &Limits, progress: &dyn Progress) -> Result<Bundle> {
         let mut file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let mut head = [0u8; 8];
         let n = read_head(&mut file, &mut head).map_err(|e| Error::io("cannot read", path, e))?;
