@@ -668,16 +668,7 @@ fn big_signed_bundle(
         .arg(&key)
         .assert()
         .success();
-    let mut entries = Vec::new();
-    let mut archive = tar::Archive::new(fs::File::open(&b).unwrap());
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().display().to_string();
-        let kind = entry.header().entry_type();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-        entries.push((name, kind, data));
-    }
+    let entries = read_entries(&b);
     let layer = entries
         .iter()
         .filter(|e| e.0.starts_with("blobs/sha256/"))
@@ -686,6 +677,21 @@ fn big_signed_bundle(
         .0
         .clone();
     Some((entries, layer, allowed))
+}
+
+/// The entries of the plain tar at `path`: name, type, data.
+fn read_entries(path: &Path) -> Vec<(String, tar::EntryType, Vec<u8>)> {
+    let mut entries = Vec::new();
+    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let kind = entry.header().entry_type();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.push((name, kind, data));
+    }
+    entries
 }
 
 /// Writes `entries` as a gzip (or zstd) tar at `path`.
@@ -1218,16 +1224,10 @@ fn a_link_entry_in_a_bundle_archive_is_an_integrity_failure_never_read_as_its_ta
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("b.tar");
     create(&bundle, &[]);
-    let mut entries = Vec::new();
-    let mut archive = tar::Archive::new(fs::File::open(&bundle).unwrap());
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().display().to_string();
-        let kind = entry.header().entry_type();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-        entries.push((name, kind, String::new(), data));
-    }
+    let entries: Vec<_> = read_entries(&bundle)
+        .into_iter()
+        .map(|(name, kind, data)| (name, kind, String::new(), data))
+        .collect();
     let blobs: Vec<String> = entries
         .iter()
         .filter(|e| e.0.starts_with("blobs/sha256/") && e.1 == tar::EntryType::Regular)

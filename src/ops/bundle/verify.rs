@@ -308,8 +308,8 @@ fn starts_like_a_bundle(path: &std::path::Path, limits: &Limits) -> bool {
         return false;
     };
     let mut reader = Reader::new(BufReader::new(decoder));
-    // A root directory, then its first file.
-    for _ in 0..2 {
+    // Directory entries (`./`, a root directory), then the first file.
+    for _ in 0..4 {
         let entry = match reader.next_entry() {
             Ok(Some(entry)) => entry,
             Err(crate::codec::tar::TarError::Io(_)) => return compressed,
