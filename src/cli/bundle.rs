@@ -23,10 +23,12 @@ EXIT STATUS:
   0  valid and complete
   1  integrity failure: a file changed, missing, extra or not listed, a bad signature, an
      image or referrer not where the description says; an archive cut short or with
-     entries tar readers read differently; a listed file, part or part list that is a
-     symlink, FIFO or device, or longer than listed
+     entries tar readers read differently; a link entry in an archive; a listed file,
+     part or part list that is a symlink, FIFO or device, or longer than listed
   2  incomplete (blobs expected from the base are missing), or could not run: BUNDLE is
-     no bundle (no SHA256SUMS) or absent, a system I/O error, a limit reached";
+     no bundle (no SHA256SUMS; a file that is no tar, or a tar whose first file is not
+     oci-layout, ocikit-bundle.json or SHA256SUMS) or absent, a system I/O error, a limit
+     reached";
 
 /// Build and check air-gapped bundles: many images with their referrers, a description and a
 /// SHA256SUMS list, verifiable on the far side with or without ocikit.

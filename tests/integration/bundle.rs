@@ -668,16 +668,7 @@ fn big_signed_bundle(
         .arg(&key)
         .assert()
         .success();
-    let mut entries = Vec::new();
-    let mut archive = tar::Archive::new(fs::File::open(&b).unwrap());
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().display().to_string();
-        let kind = entry.header().entry_type();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-        entries.push((name, kind, data));
-    }
+    let entries = read_entries(&b);
     let layer = entries
         .iter()
         .filter(|e| e.0.starts_with("blobs/sha256/"))
@@ -686,6 +677,21 @@ fn big_signed_bundle(
         .0
         .clone();
     Some((entries, layer, allowed))
+}
+
+/// The entries of the plain tar at `path`: name, type, data.
+fn read_entries(path: &Path) -> Vec<(String, tar::EntryType, Vec<u8>)> {
+    let mut entries = Vec::new();
+    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let kind = entry.header().entry_type();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.push((name, kind, data));
+    }
+    entries
 }
 
 /// Writes `entries` as a gzip (or zstd) tar at `path`.
@@ -1188,4 +1194,171 @@ fn an_incremental_bundle_with_nothing_omitted_says_so_and_verifies_alone() {
             "{stdout}"
         );
     }
+}
+
+/// Writes `entries` (name, type, link target, data) as a plain tar, or a zstd one.
+fn write_tar_with_links(path: &Path, entries: &[(String, tar::EntryType, String, Vec<u8>)]) {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, link, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        if kind.is_symlink() || kind.is_hard_link() {
+            header.set_link_name_literal(link).unwrap();
+        }
+        builder.append_data(&mut header, name, &data[..]).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let name = path.to_str().unwrap();
+    let bytes = if name.ends_with(".zst") {
+        zstd::encode_all(&tar[..], 3).unwrap()
+    } else {
+        tar
+    };
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_link_entry_in_a_bundle_archive_is_an_integrity_failure_never_read_as_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b.tar");
+    create(&bundle, &[]);
+    let entries: Vec<_> = read_entries(&bundle)
+        .into_iter()
+        .map(|(name, kind, data)| (name, kind, String::new(), data))
+        .collect();
+    let blobs: Vec<String> = entries
+        .iter()
+        .filter(|e| e.0.starts_with("blobs/sha256/") && e.1 == tar::EntryType::Regular)
+        .map(|e| e.0.clone())
+        .collect();
+    let (a, b) = (blobs[0].clone(), blobs[1].clone());
+    let b_hex = b.trim_start_matches("blobs/sha256/").to_string();
+    // (what, the link that replaces the listed blob `a`: its type and target)
+    let cases = [
+        ("a symlink to a listed blob", tar::EntryType::Symlink, b_hex),
+        (
+            "a hard link to a listed blob",
+            tar::EntryType::Link,
+            b.clone(),
+        ),
+        (
+            "a symlink outside",
+            tar::EntryType::Symlink,
+            "/etc/passwd".into(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, kind, target) in cases {
+        for ext in ["tar", "tar.zst"] {
+            let mut linked: Vec<_> = entries.iter().filter(|e| e.0 != a).cloned().collect();
+            // Last, so that a hard link's target comes before it.
+            linked.push((a.clone(), kind, target.clone(), Vec::new()));
+            let path = dir.path().join(format!("linked.{ext}"));
+            write_tar_with_links(&path, &linked);
+            let (code, stdout) = verify(&[path.to_str().unwrap()]);
+            let named = format!("the archive entry {a} is a");
+            if code != 1 || !stdout.contains(&named) || !stdout.contains("holds no links") {
+                failures.push(format!("{what} ({ext}): exit {code}: {stdout}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_file_that_is_no_bundle_exits_2_and_a_damaged_bundle_archive_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b.tar");
+    create(&bundle, &[]);
+    let bytes = fs::read(&bundle).unwrap();
+    let zst = dir.path().join("b.tar.zst");
+    create(&zst, &[]);
+    let zst_bytes = fs::read(&zst).unwrap();
+    let mut unrelated = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("README", &b"hello\n"[..]),
+        ("src/main.rs", b"fn main() {}\n"),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        unrelated.append_data(&mut header, name, data).unwrap();
+    }
+    let unrelated = unrelated.into_inner().unwrap();
+    // The largest blob, one byte changed in it.
+    let mut changed = bytes.clone();
+    let blob = {
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut best = (0u64, 0u64);
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            if name.starts_with("blobs/") && entry.size() > best.1 {
+                best = (entry.raw_file_position(), entry.size());
+            }
+        }
+        best
+    };
+    changed[(blob.0 + blob.1 / 2) as usize] ^= 1;
+    let random: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    // (what, file name, bytes, exit code)
+    let cases: Vec<(&str, &str, Vec<u8>, i32)> = vec![
+        ("random bytes", "random.tar", random, 2),
+        ("an empty file", "empty.tar", Vec::new(), 2),
+        (
+            "a JSON file",
+            "doc.json",
+            br#"{"schemaVersion": 2}"#.to_vec(),
+            2,
+        ),
+        (
+            "a tar of unrelated files",
+            "other.tar",
+            unrelated.clone(),
+            2,
+        ),
+        (
+            "a zstd tar of unrelated files",
+            "other.tar.zst",
+            zstd::encode_all(&unrelated[..], 3).unwrap(),
+            2,
+        ),
+        (
+            "a truncated bundle archive",
+            "cut.tar",
+            bytes[..bytes.len() / 2].to_vec(),
+            1,
+        ),
+        (
+            "a truncated zstd bundle archive",
+            "cut.tar.zst",
+            zst_bytes[..zst_bytes.len() * 2 / 3].to_vec(),
+            1,
+        ),
+        ("a changed byte in a blob", "changed.tar", changed, 1),
+    ];
+    let mut failures = Vec::new();
+    for (what, name, data, expected) in cases {
+        let path = dir.path().join(name);
+        fs::write(&path, data).unwrap();
+        let out = ocikit()
+            .args(["bundle", "verify"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = if expected == 2 {
+            stderr.contains("is not a bundle")
+        } else {
+            stdout.contains("FAILED")
+        };
+        if code != expected || !said {
+            failures.push(format!("{what}: exit {code}: {stdout}{stderr}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

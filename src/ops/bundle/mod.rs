@@ -83,6 +83,13 @@ impl Bundle {
                 reason: "is not a bundle: neither a directory nor a regular file".into(),
             });
         }
+        // A file that is no bundle, rather than a damaged one, could not be checked.
+        Bundle::open_archive(path, limits, progress)
+            .map_err(|e| verify::unless_a_bundle(path, limits, e))
+    }
+
+    /// Opens the archive at `path` (see [`Bundle::open`]).
+    fn open_archive(path: &Path, limits: &Limits, progress: &dyn Progress) -> Result<Bundle> {
         let mut file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let mut head = [0u8; 8];
         let n = read_head(&mut file, &mut head).map_err(|e| Error::io("cannot read", path, e))?;
@@ -138,6 +145,24 @@ impl Bundle {
             Bundle::Directory(layout) => layout,
             Bundle::Archive(archive) | Bundle::Streamed(archive, ..) => archive,
         }
+    }
+
+    /// Every link entry of an archive bundle (none for a directory, whose symlinks are
+    /// files that are not regular): its name from the top of the archive, its path from the
+    /// layout's root when it is inside it, and what it links to. `bundle create` writes no
+    /// links, and a link is never read as the file it leads to.
+    pub fn links(&self) -> Vec<(String, Option<String>, String)> {
+        let (Bundle::Archive(archive) | Bundle::Streamed(archive, ..)) = self else {
+            return Vec::new();
+        };
+        archive
+            .links()
+            .into_iter()
+            .map(|(name, link)| {
+                let path = name.strip_prefix(archive.root()).map(str::to_string);
+                (name, path, link)
+            })
+            .collect()
     }
 
     /// The sha256 and length of the file at `path` (relative to the layout's root, its one

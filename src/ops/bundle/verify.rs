@@ -246,6 +246,8 @@ impl BaseContent {
 /// truncated or ambiguous archive, a missing `oci-layout`, a file that is a symlink, FIFO or
 /// device, a corrupt document, a part list that does not hold); `None` when it could not run:
 /// no bundle at all, an I/O failure of the system, a limit, a format this ocikit cannot read.
+/// Whether a file that fails to open as an archive is a damaged bundle or no bundle at all is
+/// decided beside it, by [`unless_a_bundle`].
 pub fn error_severity(error: &Error) -> Option<Severity> {
     use crate::error::ErrorKind;
     match error {
@@ -263,6 +265,68 @@ pub fn error_severity(error: &Error) -> Option<Severity> {
         )
         .then_some(Severity::Integrity),
     }
+}
+
+/// The names `bundle create` writes first in an archive.
+const FIRST_ENTRIES: [&str; 3] = ["oci-layout", DESCRIPTION, SUMS];
+
+/// For a file given as a bundle archive that could not be opened (`error`): `error` itself
+/// when the file is recognisably a bundle — its first entry that is not a directory is
+/// `oci-layout`, `ocikit-bundle.json` or `SHA256SUMS`, as `bundle create` writes them, or it
+/// is a gzip or zstd stream that breaks off before its first entry (a zstd block is decoded
+/// whole, so a small bundle cut short yields no entry at all) — so that [`error_severity`]
+/// counts its damage (cut short, corrupt) as an integrity failure;
+/// otherwise (random bytes, an empty file, a document, a tar of other files) "is not a bundle",
+/// which [`error_severity`] counts as could not run. An error that is no damage is kept.
+pub fn unless_a_bundle(path: &std::path::Path, limits: &Limits, error: Error) -> Error {
+    if error_severity(&error).is_none() || starts_like_a_bundle(path, limits) {
+        return error;
+    }
+    Error::InvalidInput {
+        what: path.display().to_string(),
+        reason: format!("is not a bundle ({error})"),
+    }
+}
+
+/// Whether the first entry of the (plain or compressed) tar at `path` that is not a directory
+/// is one of [`FIRST_ENTRIES`], at the top or in one directory; or whether its compressed
+/// stream breaks off before that entry (no telling: taken as damage).
+fn starts_like_a_bundle(path: &std::path::Path, limits: &Limits) -> bool {
+    use crate::codec::tar::{path::normalize, Kind, Reader};
+    use std::io::{BufRead, BufReader};
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut input = BufReader::new(file);
+    let compression = match input.fill_buf() {
+        Ok(head) => crate::codec::sniff::sniff(head).compression(),
+        Err(_) => return false,
+    };
+    let compressed = compression.is_some();
+    let compression = compression.unwrap_or(crate::spec::document::media_type::Compression::None);
+    let Ok(decoder) = crate::codec::decode::Decoder::new(input, compression, limits) else {
+        return false;
+    };
+    let mut reader = Reader::new(BufReader::new(decoder));
+    // Directory entries (`./`, a root directory), then the first file.
+    for _ in 0..4 {
+        let entry = match reader.next_entry() {
+            Ok(Some(entry)) => entry,
+            Err(crate::codec::tar::TarError::Io(_)) => return compressed,
+            _ => return false,
+        };
+        let header = entry.header();
+        if header.kind == Kind::Directory {
+            continue;
+        }
+        let name = normalize(&header.path).clean;
+        let parts: Vec<&[u8]> = name.split(|&b| b == b'/').collect();
+        return parts.len() <= 2
+            && FIRST_ENTRIES
+                .iter()
+                .any(|first| parts.last() == Some(&first.as_bytes()));
+    }
+    false
 }
 
 fn not_a_bundle(what: &str) -> Error {
@@ -292,6 +356,18 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         problems: Vec::new(),
         description: None,
     };
+    // A link entry of an archive (a symlink or hard link, wherever it leads): `bundle create`
+    // writes none, and a directory bundle's symlink is no regular file either. It is never
+    // read, and so never hashed, as the file it leads to.
+    let links = bundle.links();
+    for (name, _, link) in &links {
+        report.problem(
+            Severity::Integrity,
+            Some(name),
+            format!("the archive entry {name} is {link}: a bundle holds no links"),
+        );
+    }
+    let links: HashSet<String> = links.into_iter().filter_map(|(_, path, _)| path).collect();
     let Some(sums_bytes) = sums_bytes else {
         // A description and no SHA256SUMS: a bundle whose list was removed. Neither: no
         // bundle at all.
@@ -326,7 +402,14 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
     let files: BTreeMap<String, (FileKind, u64)> = all
         .into_iter()
         .filter(|f| f.kind != FileKind::Directory)
-        .map(|f| (f.path, (f.kind, f.len)))
+        .map(|f| {
+            let kind = if links.contains(&f.path) {
+                FileKind::Symlink
+            } else {
+                f.kind
+            };
+            (f.path, (kind, f.len))
+        })
         .collect();
     for entry in layout.outside_root() {
         report.problem(
@@ -355,6 +438,8 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
                 format!("{path} is listed in {SUMS} and missing"),
             ),
             Some((FileKind::Regular, _)) => {}
+            // Reported above, as a link.
+            Some(_) if links.contains(path) => {}
             Some(_) => report.problem(
                 Severity::Integrity,
                 Some(path),

@@ -187,6 +187,8 @@ pub struct Archive {
     tar_end: u64,
     /// What readers read differently (only an archive opened unchecked keeps any).
     ambiguities: Vec<Ambiguity>,
+    /// The names whose entry is a symlink or a hard link, and what it links to.
+    links: HashMap<Vec<u8>, String>,
     /// The uncompressed tar, written on the first read of an uncached entry (compressed only).
     spool: OnceLock<File>,
     spool_lock: Mutex<()>,
@@ -408,6 +410,7 @@ impl Archive {
             root,
             tar_end: scan.tar_end,
             ambiguities,
+            links: scan.links,
             spool: OnceLock::new(),
             spool_lock: Mutex::new(()),
         })
@@ -436,6 +439,19 @@ impl Archive {
     /// `"dir/"`.
     pub fn root(&self) -> &str {
         &self.root
+    }
+
+    /// Every entry that is a symlink or a hard link (which [`Archive::open_file`] reads as
+    /// what it leads to): its name from the top of the archive, and "a symlink to …" or
+    /// "a hard link to …", sorted by name.
+    pub fn links(&self) -> Vec<(String, String)> {
+        let mut links: Vec<(String, String)> = self
+            .links
+            .iter()
+            .map(|(name, link)| (String::from_utf8_lossy(name).into_owned(), link.clone()))
+            .collect();
+        links.sort();
+        links
     }
 
     /// The archive path of a layout file (`index.json` → `mylayout/index.json`).
@@ -929,6 +945,8 @@ struct Scan {
     non_dirs: HashSet<u128>,
     /// Names some hard link was made to, with the link's (normalized) name and position.
     linked: HashMap<Vec<u8>, (Vec<u8>, usize)>,
+    /// Names whose latest entry is a symlink or a hard link, and what it links to.
+    links: HashMap<Vec<u8>, String>,
     /// Bytes of the names in `entries`.
     name_bytes: usize,
     tar_end: u64,
@@ -1256,6 +1274,19 @@ fn index_entry(scan: &mut Scan, header: &Header, data: Data) -> Result<(), Strin
         scan.name_bytes += clean.len();
         if scan.entries.len() >= MAX_ENTRIES || scan.name_bytes > MAX_NAME_BYTES {
             return Err(too_many());
+        }
+    }
+    match header.kind {
+        Kind::Symlink | Kind::HardLink => {
+            let what = match header.kind {
+                Kind::Symlink => "a symlink",
+                _ => "a hard link",
+            };
+            let link = format!("{what} to {}", quoted(&header.link));
+            scan.links.insert(name.clean.clone(), link);
+        }
+        _ => {
+            scan.links.remove(&name.clean);
         }
     }
     scan.entries.insert(name.clean, (scan.count, node));
