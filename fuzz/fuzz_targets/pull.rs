@@ -78,7 +78,14 @@ fuzz_target!(|tar: &[u8]| {
         .collect();
     let reference = Reference::parse(&format!("{}@{}", layout_dir.display(), manifest_digest))
         .expect("a reference by digest");
-    let pulled = ocikit::ops::artifact::pull(&layout, &reference, None, &root, None);
+    let pulled = ocikit::ops::artifact::pull(
+        &layout,
+        &reference,
+        None,
+        &root,
+        None,
+        &ocikit::codec::decode::Limits::default(),
+    );
 
     let mut names: Vec<_> = fs::read_dir(tmp.path())
         .expect("the temp dir can be listed")
