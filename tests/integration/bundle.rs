@@ -1375,3 +1375,33 @@ fn create_refuses_to_leave_out_a_referrer_it_cannot_read() {
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "only the source is left");
 }
+
+#[test]
+fn create_refuses_an_out_inside_a_source_layout_and_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    run(
+        "cp",
+        &[
+            "-a",
+            sample_layout().to_str().unwrap(),
+            source.to_str().unwrap(),
+        ],
+    );
+    let before = run("find", &[source.to_str().unwrap()]);
+    for (out, says) in [
+        ("src/blobs/x", "inside the source layout"),
+        ("src/x.tar", "inside the source layout"),
+        ("-", "not written to stdout"),
+    ] {
+        ocikit()
+            .current_dir(dir.path())
+            .args(["bundle", "create", out, "--image", "src:app:gzip"])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicates::str::contains(says));
+        assert!(!dir.path().join(out).exists(), "{out}");
+    }
+    assert_eq!(run("find", &[source.to_str().unwrap()]), before);
+}
