@@ -1405,3 +1405,67 @@ fn create_refuses_an_out_inside_a_source_layout_and_stdout() {
     }
     assert_eq!(run("find", &[source.to_str().unwrap()]), before);
 }
+
+#[test]
+fn import_verifies_a_bundle_archive_in_the_pass_that_imports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b");
+    create(&bundle, &[]);
+    let layout = dir.path().join("layout");
+    let tar_of = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            if name.ends_with(".gz") { "-czf" } else { "-cf" },
+            out.to_str().unwrap(),
+            "-C",
+            bundle.to_str().unwrap(),
+            "SHA256SUMS",
+            "ocikit-bundle.json",
+            "oci-layout",
+            "index.json",
+            "blobs",
+        ];
+        args.extend(extra);
+        run("tar", &args);
+        out
+    };
+    // The untouched bundle imports.
+    let good = tar_of("good.tar", &[]);
+    ocikit()
+        .arg("import")
+        .arg(&good)
+        .arg(&layout)
+        .assert()
+        .success();
+    let before = fs::read(layout.join("index.json")).unwrap();
+    // index.json edited in transit (plain and compressed), or a file SHA256SUMS does not
+    // list: refused, the layout's index.json as it was.
+    let index = bundle.join("index.json");
+    let original = fs::read(&index).unwrap();
+    let mut edited = original.clone();
+    edited.push(b'\n');
+    fs::write(&index, &edited).unwrap();
+    let edited_plain = tar_of("edited.tar", &[]);
+    let edited_gz = tar_of("edited.tar.gz", &[]);
+    fs::write(&index, &original).unwrap();
+    fs::write(bundle.join("extra"), b"x").unwrap();
+    let unlisted = tar_of("unlisted.tar", &["extra"]);
+    for (archive, says) in [
+        (&edited_plain, "and SHA256SUMS says"),
+        (&edited_gz, "and SHA256SUMS says"),
+        (&unlisted, "is not listed in SHA256SUMS"),
+    ] {
+        ocikit()
+            .arg("import")
+            .arg(archive)
+            .arg(&layout)
+            .args(["--force"])
+            .assert()
+            .failure()
+            .stderr(
+                predicates::str::contains(says)
+                    .and(predicates::str::contains("nothing was imported")),
+            );
+        assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
+    }
+}
