@@ -60,7 +60,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
 #[derive(Debug, clap::Args)]
 #[command(after_help = CREATE_EXIT_STATUS)]
 pub struct CreateArgs {
-    /// The bundle to write: a directory, or an archive by its suffix.
+    /// The bundle to write: a directory, or an archive by its suffix; never inside a source
+    /// layout, and not - (a bundle is not streamed to stdout).
     #[arg(value_name = "OUT")]
     out: PathBuf,
     /// The images: LAYOUT[:NAME][@DIGEST] (a directory or an archive), one or more.
@@ -169,6 +170,20 @@ fn run_create(args: CreateArgs) -> anyhow::Result<u8> {
         Some(path) => Some(BaseContent::open(path, &limits)?),
         None => None,
     };
+    if args.out.as_os_str() == "-" {
+        anyhow::bail!(
+            "a bundle is not written to stdout: name a directory, or a .tar, .tar.gz or .tar.zst file, as OUT"
+        );
+    }
+    for (source, _) in &layouts {
+        if let Some(inside) = within(&args.out, source) {
+            anyhow::bail!(
+                "{} lies inside the source layout {}: write the bundle elsewhere",
+                args.out.display(),
+                inside.display()
+            );
+        }
+    }
     let archive = ocikit::ops::export::names_archive(&args.out);
     if !archive && (args.compression.is_some() || args.split_size.is_some()) {
         anyhow::bail!(
@@ -504,4 +519,25 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// The directory `source` (resolved) when `out` would be written inside it (`out` resolved
+/// through its nearest existing ancestor).
+fn within(out: &std::path::Path, source: &std::path::Path) -> Option<PathBuf> {
+    let source = std::fs::canonicalize(source).ok().filter(|s| s.is_dir())?;
+    let absolute = std::path::absolute(out).ok()?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let resolved = loop {
+        if let Ok(resolved) = std::fs::canonicalize(existing) {
+            break resolved;
+        }
+        rest.push(existing.file_name()?.to_os_string());
+        existing = existing.parent()?;
+    };
+    let out = rest
+        .iter()
+        .rev()
+        .fold(resolved, |path, name| path.join(name));
+    out.starts_with(&source).then_some(source)
 }

@@ -23,7 +23,10 @@ use super::transfer::{count, hint, placements, report};
 /// read differently (duplicate names, links to replaced entries) is refused. Every blob is
 /// verified before it is kept, and index.json is updated last, so a failed import leaves the
 /// layout's names as they were. A split archive is imported from its part list (FILE.parts,
-/// see bundle create --split-size): every part and the whole are checked first.
+/// see bundle create --split-size): every part and the whole are checked first. A bundle
+/// archive (one carrying SHA256SUMS) is verified as it is imported, in the same read: a
+/// file missing, unlisted or not hashing to its line fails the import before index.json is
+/// touched (its signature is checked by bundle verify --allowed-signers).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The archive, a split archive's part list, or - for stdin.

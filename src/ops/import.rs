@@ -173,6 +173,7 @@ fn import_into(
     };
     if archive.has_file("oci-layout")? {
         archive.check_oci_layout()?;
+        check_bundle(&archive)?;
         crate::ops::bundle::verify::require_base(&archive, layout)?;
         let plan = Plan::new(
             &[(&archive as &dyn LayoutRead, Selection::All)],
@@ -192,6 +193,76 @@ fn import_into(
         path: PathBuf::from(archive.name()),
         entry: None,
         message: "it holds neither an oci-layout file (an OCI image layout archive) nor a manifest.json (a docker save archive)".into(),
+    })
+}
+
+/// A bundle (an archive carrying `SHA256SUMS`) is verified as it is imported, before
+/// `index.json` is touched: every file listed and present, none unlisted, each hashing to
+/// what `SHA256SUMS` says. Read once: a sha256 blob is listed with its own name (its bytes are
+/// checked against that name as they are imported), every other file (kept as the archive was
+/// read, or a blob of another algorithm) is hashed from what was read. So what was verified is
+/// what is imported, even if the archive changes on disk meanwhile. (Signatures are for the
+/// bundle's verify, which knows the allowed signers.)
+fn check_bundle(archive: &Archive) -> Result<()> {
+    use crate::ops::bundle::sign::SIGNATURE;
+    use crate::ops::bundle::sums::{Sums, MAX_SUMS_SIZE, SUMS};
+    let Some(bytes) = archive.root_file(SUMS, MAX_SUMS_SIZE)? else {
+        return Ok(());
+    };
+    let bad = |entry: &str, message: String| Error::Archive {
+        path: PathBuf::from(archive.name()),
+        entry: Some(entry.to_string()),
+        message: format!("{message}; the bundle does not verify, and nothing was imported"),
+    };
+    let sums = Sums::parse(&bytes, SUMS)?;
+    if let Some(outside) = archive.outside_root().first() {
+        return Err(bad(
+            outside,
+            format!("is outside the bundle's root, not in {SUMS}"),
+        ));
+    }
+    let files: std::collections::HashMap<String, crate::store::layout::FileInfo> = archive
+        .files()?
+        .into_iter()
+        .filter(|f| f.kind != crate::store::layout::FileKind::Directory)
+        .map(|f| (f.path.clone(), f))
+        .collect();
+    if let Some(path) = files
+        .keys()
+        .find(|p| sums.get(p).is_none() && *p != SUMS && *p != SIGNATURE)
+    {
+        return Err(bad(path, format!("is not listed in {SUMS}")));
+    }
+    let listed: Vec<(&str, &str)> = sums.entries().collect();
+    listed.par_iter().try_for_each(|(path, hex)| {
+        match files.get(*path) {
+            None => return Err(bad(path, format!("is listed in {SUMS} and missing"))),
+            Some(f) if f.kind != crate::store::layout::FileKind::Regular => {
+                return Err(bad(path, "is not a regular file".into()))
+            }
+            Some(_) => {}
+        }
+        if let Some(Ok(digest)) = blob_file_digest(path) {
+            if digest.known_algorithm() == Some(Algorithm::Sha256) {
+                return match digest.encoded() == *hex {
+                    true => Ok(()),
+                    false => Err(bad(
+                        path,
+                        format!("is listed in {SUMS} as {hex}, not its name"),
+                    )),
+                };
+            }
+        }
+        let (_, mut reader) = archive.open_file(path)?;
+        let (found, _) = crate::ops::bundle::sha256_of(&mut reader, &crate::progress::NoProgress)
+            .map_err(|e| Error::io("cannot read", *path, e))?;
+        match found.encoded() == *hex {
+            true => Ok(()),
+            false => Err(bad(
+                path,
+                format!("hashes to {found}, and {SUMS} says sha256:{hex}"),
+            )),
+        }
     })
 }
 

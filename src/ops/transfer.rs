@@ -180,6 +180,8 @@ pub struct Plan<'a> {
     referrers: usize,
     foreign: Vec<Digest>,
     warnings: Vec<String>,
+    /// Referrers listed for the images whose manifest cannot be read (among `warnings`).
+    unreadable: Vec<String>,
     /// Every manifest and index carried.
     documents: HashSet<Digest>,
 }
@@ -209,6 +211,7 @@ impl<'a> Plan<'a> {
             referrers: 0,
             foreign: Vec::new(),
             warnings: Vec::new(),
+            unreadable: Vec::new(),
             documents: HashSet::new(),
         };
         let mut seen: HashSet<Digest> = HashSet::new();
@@ -237,6 +240,7 @@ impl<'a> Plan<'a> {
             let found = closure(&discovery, &descriptors, options.referrers)?;
             self.warnings.extend(discovery.problems());
             self.warnings.extend(found.unreadable.iter().cloned());
+            self.unreadable.extend(found.unreadable.iter().cloned());
             let mut entries = Vec::new();
             for (_, referrer) in &found.referrers {
                 let value = match untagged_entry(&index, &referrer.digest) {
@@ -524,6 +528,11 @@ impl<'a> Plan<'a> {
     /// What could not be read while planning (referrers may be missing where these say so).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The referrers listed for the images whose manifest cannot be read (not carried).
+    pub fn unreadable_referrers(&self) -> &[String] {
+        &self.unreadable
     }
 }
 

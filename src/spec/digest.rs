@@ -46,7 +46,8 @@ impl Algorithm {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    /// The algorithm of this registered name, if supported.
+    pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "sha256" => Some(Algorithm::Sha256),
             "sha512" => Some(Algorithm::Sha512),

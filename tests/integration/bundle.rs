@@ -1362,3 +1362,283 @@ fn a_file_that_is_no_bundle_exits_2_and_a_damaged_bundle_archive_exits_1() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A layout whose one image has a layer named by a sha512 digest: its bytes hash to the name
+/// when `corrupt` is false, and differ (one flipped byte) when true.
+fn sha512_layout(dir: &Path, corrupt: bool) -> std::path::PathBuf {
+    use ocikit::spec::digest::{Algorithm, Hasher};
+    let root = dir.join("L");
+    fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+    fs::create_dir_all(root.join("blobs/sha512")).unwrap();
+    fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "f", &b"hello\n"[..])
+        .unwrap();
+    let good = builder.into_inner().unwrap();
+    let mut stored = good.clone();
+    if corrupt {
+        stored[600] ^= 1;
+    }
+    let mut hasher = Hasher::new(Algorithm::Sha512);
+    hasher.update(&good);
+    let layer = hasher.finish();
+    fs::write(root.join("blobs/sha512").join(layer.encoded()), &stored).unwrap();
+    let put = |bytes: &[u8]| {
+        let digest = ocikit::Digest::sha256_of(bytes);
+        fs::write(root.join("blobs/sha256").join(digest.encoded()), bytes).unwrap();
+        digest
+    };
+    let config = serde_json::json!({"architecture":"amd64","os":"linux",
+        "rootfs":{"type":"layers","diff_ids":[ocikit::Digest::sha256_of(&good).to_string()]},"config":{}});
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = put(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({"schemaVersion":2,
+        "mediaType":"application/vnd.oci.image.manifest.v1+json",
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json",
+            "digest":config_digest.to_string(),"size":config.len()},
+        "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar",
+            "digest":layer.to_string(),"size":stored.len()}]}))
+    .unwrap();
+    let manifest_digest = put(&manifest);
+    let index = serde_json::json!({"schemaVersion":2,"manifests":[{
+        "mediaType":"application/vnd.oci.image.manifest.v1+json",
+        "digest":manifest_digest.to_string(),"size":manifest.len(),
+        "annotations":{"org.opencontainers.image.ref.name":"x"}}]});
+    fs::write(root.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    root
+}
+
+#[test]
+fn a_sha512_blob_is_checked_against_its_name_by_create_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = sha512_layout(dir.path(), true);
+    // Linked (not read through the verifying reader) or copied, as a directory or an archive:
+    // refused, the blob named, nothing left behind.
+    for (out, link) in [
+        ("b", "auto"),
+        ("c", "copy"),
+        ("b.tar", "auto"),
+        ("b.tar.zst", "auto"),
+    ] {
+        let out = dir.path().join(out);
+        ocikit()
+            .args(["bundle", "create"])
+            .arg(&out)
+            .args(["--link", link, "--image"])
+            .arg(format!("{}:x", corrupt.display()))
+            .assert()
+            .failure()
+            .stderr(
+                predicates::str::contains("blob sha512:").and(predicates::str::contains("corrupt")),
+            );
+        assert!(!out.exists(), "{}", out.display());
+    }
+    // A good one verifies; the same bundle with the sha512 blob changed (and SHA256SUMS
+    // rewritten to match, as tampering would) fails verify, the blob named, as a directory
+    // and as a compressed archive (hashed in the one streaming pass).
+    let good_dir = tempfile::tempdir().unwrap();
+    let good = sha512_layout(good_dir.path(), false);
+    let out = dir.path().join("good");
+    ocikit()
+        .args(["bundle", "create"])
+        .arg(&out)
+        .arg("--image")
+        .arg(format!("{}:x", good.display()))
+        .assert()
+        .success();
+    assert_eq!(verify(&[out.to_str().unwrap()]).0, 0);
+    let blob = fs::read_dir(out.join("blobs/sha512"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let name = blob.file_name().unwrap().to_str().unwrap().to_string();
+    let mut bytes = fs::read(&blob).unwrap();
+    fs::remove_file(&blob).unwrap();
+    bytes[600] ^= 1;
+    fs::write(&blob, &bytes).unwrap();
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let sums: String = sums
+        .lines()
+        .map(|l| {
+            if l.ends_with(&name) {
+                format!(
+                    "{}  blobs/sha512/{name}\n",
+                    ocikit::Digest::sha256_of(&bytes).encoded()
+                )
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(out.join("SHA256SUMS"), sums).unwrap();
+    let (code, stdout) = verify(&[out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains(&format!("blobs/sha512/{name}")), "{stdout}");
+    assert!(stdout.contains("not the digest its name gives"), "{stdout}");
+    let archive = dir.path().join("tampered.tar.gz");
+    run(
+        "tar",
+        &[
+            "-czf",
+            archive.to_str().unwrap(),
+            "-C",
+            out.to_str().unwrap(),
+            "SHA256SUMS",
+            "ocikit-bundle.json",
+            "oci-layout",
+            "index.json",
+            "blobs",
+        ],
+    );
+    let (code, stdout) = verify(&[archive.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("not the digest its name gives"), "{stdout}");
+}
+
+#[test]
+fn create_refuses_to_leave_out_a_referrer_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("S");
+    run(
+        "cp",
+        &[
+            "-a",
+            sample_layout().to_str().unwrap(),
+            source.to_str().unwrap(),
+        ],
+    );
+    let listed = trimmed_stdout(
+        &ocikit()
+            .arg("referrers")
+            .arg(format!("{}:app:gzip", source.display()))
+            .assert()
+            .success(),
+    );
+    let referrer = listed
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("sha256:"))
+        .expect("the sample has a referrer")
+        .to_string();
+    let blob = source.join("blobs/sha256").join(&referrer);
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[5] ^= 1;
+    fs::remove_file(&blob).unwrap();
+    fs::write(&blob, bytes).unwrap();
+    for out in ["d", "d.tar", "d.tar.gz"] {
+        let out = dir.path().join(out);
+        ocikit()
+            .args(["bundle", "create"])
+            .arg(&out)
+            .arg("--image")
+            .arg(format!("{}:app:gzip", source.display()))
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains(format!(
+                "referrer sha256:{referrer}"
+            )));
+        assert!(!out.exists());
+    }
+    let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the source is left");
+}
+
+#[test]
+fn create_refuses_an_out_inside_a_source_layout_and_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    run(
+        "cp",
+        &[
+            "-a",
+            sample_layout().to_str().unwrap(),
+            source.to_str().unwrap(),
+        ],
+    );
+    let before = run("find", &[source.to_str().unwrap()]);
+    for (out, says) in [
+        ("src/blobs/x", "inside the source layout"),
+        ("src/x.tar", "inside the source layout"),
+        ("-", "not written to stdout"),
+    ] {
+        ocikit()
+            .current_dir(dir.path())
+            .args(["bundle", "create", out, "--image", "src:app:gzip"])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicates::str::contains(says));
+        assert!(!dir.path().join(out).exists(), "{out}");
+    }
+    assert_eq!(run("find", &[source.to_str().unwrap()]), before);
+}
+
+#[test]
+fn import_verifies_a_bundle_archive_in_the_pass_that_imports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b");
+    create(&bundle, &[]);
+    let layout = dir.path().join("layout");
+    let tar_of = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            if name.ends_with(".gz") { "-czf" } else { "-cf" },
+            out.to_str().unwrap(),
+            "-C",
+            bundle.to_str().unwrap(),
+            "SHA256SUMS",
+            "ocikit-bundle.json",
+            "oci-layout",
+            "index.json",
+            "blobs",
+        ];
+        args.extend(extra);
+        run("tar", &args);
+        out
+    };
+    // The untouched bundle imports.
+    let good = tar_of("good.tar", &[]);
+    ocikit()
+        .arg("import")
+        .arg(&good)
+        .arg(&layout)
+        .assert()
+        .success();
+    let before = fs::read(layout.join("index.json")).unwrap();
+    // index.json edited in transit (plain and compressed), or a file SHA256SUMS does not
+    // list: refused, the layout's index.json as it was.
+    let index = bundle.join("index.json");
+    let original = fs::read(&index).unwrap();
+    let mut edited = original.clone();
+    edited.push(b'\n');
+    fs::write(&index, &edited).unwrap();
+    let edited_plain = tar_of("edited.tar", &[]);
+    let edited_gz = tar_of("edited.tar.gz", &[]);
+    fs::write(&index, &original).unwrap();
+    fs::write(bundle.join("extra"), b"x").unwrap();
+    let unlisted = tar_of("unlisted.tar", &["extra"]);
+    for (archive, says) in [
+        (&edited_plain, "and SHA256SUMS says"),
+        (&edited_gz, "and SHA256SUMS says"),
+        (&unlisted, "is not listed in SHA256SUMS"),
+    ] {
+        ocikit()
+            .arg("import")
+            .arg(archive)
+            .arg(&layout)
+            .args(["--force"])
+            .assert()
+            .failure()
+            .stderr(
+                predicates::str::contains(says)
+                    .and(predicates::str::contains("nothing was imported")),
+            );
+        assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
+    }
+}

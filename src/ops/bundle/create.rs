@@ -30,10 +30,10 @@ use crate::graph::referrers::{Discovery, Scope};
 use crate::ops::bundle::description::{
     self, Description, Omitted, Tool, DESCRIPTION, MEDIA_TYPE, MIN_READER_VERSION, SCHEMA_VERSION,
 };
-use crate::ops::bundle::sha256_of;
 use crate::ops::bundle::sign::{SigningKey, SIGNATURE};
 use crate::ops::bundle::sums::{Sums, SUMS};
 use crate::ops::bundle::verify::BaseContent;
+use crate::ops::bundle::{blob_name_mismatch, hash_of, sha256_of};
 use crate::ops::transfer::{self, Plan, Selection};
 use crate::progress::{NoProgress, Progress};
 use crate::spec::digest::{Algorithm, Digest};
@@ -209,6 +209,20 @@ pub fn create(
         .collect();
     let requests = &grouped[..];
     let mut plan = Plan::new(&sources, &options.transfer)?;
+    // A bundle never silently loses a signature: a referrer that cannot be read would leave
+    // the bundle without it, yet listed (by a fallback tag), so failing its own verify.
+    if let Some(first) = plan.unreadable_referrers().first() {
+        return Err(Error::InvalidInput {
+            what: "the bundle".into(),
+            reason: format!(
+                "cannot carry every referrer of its images: {first}{}",
+                match plan.unreadable_referrers().len() - 1 {
+                    0 => String::new(),
+                    more => format!(" (and {more} more)"),
+                }
+            ),
+        });
+    }
     let names: Vec<Option<String>> = plan
         .entries()
         .iter()
@@ -352,13 +366,25 @@ fn directory(
         }
         let digest = match blob_file_digest(&file.path) {
             Some(Ok(digest)) if digest.known_algorithm() == Some(Algorithm::Sha256) => digest,
-            _ => {
+            named => {
+                // Read once for SHA256SUMS, and a blob (linked, so not yet verified) checked
+                // against its name in the same read.
                 let full = temp.path().join(&file.path);
                 let mut opened =
                     std::fs::File::open(&full).map_err(|e| Error::io("cannot open", &full, e))?;
-                sha256_of(&mut opened, &NoProgress)
-                    .map_err(|e| Error::io("cannot read", &full, e))?
-                    .0
+                let also = named.and_then(|d| d.ok()?.known_algorithm());
+                let hashed = hash_of(&mut opened, also, &NoProgress)
+                    .map_err(|e| Error::io("cannot read", &full, e))?;
+                if let Some(found) = blob_name_mismatch(&file.path, &hashed) {
+                    return Err(Error::CorruptBlob {
+                        digest: blob_file_digest(&file.path)
+                            .and_then(|d| d.ok())
+                            .unwrap_or_else(|| hashed.sha256.clone()),
+                        layout: plan.source().name(),
+                        detail: format!("its content hashes to {found}"),
+                    });
+                }
+                hashed.sha256
             }
         };
         sums.insert(&file.path, &digest)?;

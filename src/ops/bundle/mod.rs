@@ -33,7 +33,7 @@ pub enum Bundle {
     /// A compressed archive, read once as it streamed past: small files were kept, every
     /// larger one hashed on the way (sha256 and length, by its path from the layout's root)
     /// and let pass, so nothing is decompressed twice or spooled to disk.
-    Streamed(Archive, HashMap<String, (Digest, u64)>, Option<Reopen>),
+    Streamed(Archive, HashMap<String, Hashed>, Option<Reopen>),
 }
 
 /// How to read a streamed archive again, in place, should a document it let pass be needed
@@ -168,7 +168,7 @@ impl Bundle {
     /// The sha256 and length of the file at `path` (relative to the layout's root, its one
     /// name), when they were taken as the archive streamed past (its bytes cannot be read
     /// again). Exact: no other name of the archive ever stands for it.
-    pub fn hashed(&self, path: &str) -> Option<(Digest, u64)> {
+    pub fn hashed(&self, path: &str) -> Option<Hashed> {
         let Bundle::Streamed(_, hashed, _) = self else {
             return None;
         };
@@ -206,12 +206,24 @@ fn read_head(file: &mut std::fs::File, head: &mut [u8]) -> std::io::Result<usize
 /// The [`Stage`] of a bundle verified as it streams: every larger file is hashed and let pass.
 #[derive(Default)]
 struct Hashing {
-    seen: Mutex<HashMap<String, (Digest, u64)>>,
+    seen: Mutex<HashMap<String, Hashed>>,
 }
 
 impl Stage for Hashing {
     fn stage(&self, name: &str, _size: u64, data: &mut dyn Read) -> Result<Option<Kept>> {
-        let hashed = sha256_of(data, &crate::progress::NoProgress)
+        // The name's algorithm, for a blob of another than sha256 (its root is not known
+        // yet: any name ending `blobs/<algorithm>/<hex>`).
+        let also = name
+            .rsplitn(4, '/')
+            .collect::<Vec<_>>()
+            .get(1..3)
+            .and_then(|p| {
+                (p[1] == "blobs")
+                    .then(|| Algorithm::from_name(p[0]))
+                    .flatten()
+            })
+            .filter(|a| *a != Algorithm::Sha256);
+        let hashed = hash_of(data, also, &crate::progress::NoProgress)
             .map_err(|e| Error::io("cannot read", name, e))?;
         self.seen
             .lock()
@@ -221,19 +233,60 @@ impl Stage for Hashing {
     }
 }
 
+/// A file as hashed: its sha256, its digest in the other algorithm asked for (a blob named
+/// by a sha512 digest), and its length.
+#[derive(Clone, Debug)]
+pub struct Hashed {
+    pub sha256: Digest,
+    pub also: Option<Digest>,
+    pub len: u64,
+}
+
 /// The sha256 of everything `reader` gives, and its length; `progress` counts the bytes. Read
 /// in 1 MiB chunks (every file a bundle hashes goes through here).
 pub fn sha256_of(reader: &mut dyn Read, progress: &dyn Progress) -> std::io::Result<(Digest, u64)> {
+    hash_of(reader, None, progress).map(|h| (h.sha256, h.len))
+}
+
+/// The sha256 of everything `reader` gives and, in the same read, its digest in `also` (when
+/// another algorithm), and its length; `progress` counts the bytes.
+pub fn hash_of(
+    reader: &mut dyn Read,
+    also: Option<Algorithm>,
+    progress: &dyn Progress,
+) -> std::io::Result<Hashed> {
     let mut hasher = Hasher::new(Algorithm::Sha256);
+    let mut other = also.filter(|a| *a != Algorithm::Sha256).map(Hasher::new);
     let mut buffer = vec![0; 1024 * 1024];
     let mut len = 0;
     loop {
         let n = reader.read(&mut buffer)?;
         if n == 0 {
-            return Ok((hasher.finish(), len));
+            return Ok(Hashed {
+                sha256: hasher.finish(),
+                also: other.map(Hasher::finish),
+                len,
+            });
         }
         hasher.update(&buffer[..n]);
+        if let Some(other) = &mut other {
+            other.update(&buffer[..n]);
+        }
         progress.advance(n as u64);
         len += n as u64;
     }
+}
+
+/// The blob at `path` (`blobs/<algorithm>/<hex>`, an algorithm other than sha256, whose
+/// name `SHA256SUMS` must list) whose bytes hashed to `hashed`, checked against the digest
+/// its name gives: `None` when it matches (or is no such blob), else the digest it has.
+pub fn blob_name_mismatch(path: &str, hashed: &Hashed) -> Option<Digest> {
+    let Some(Ok(named)) = crate::store::layout::blob_file_digest(path) else {
+        return None;
+    };
+    let found = match named.known_algorithm()? {
+        Algorithm::Sha256 => return None,
+        _ => hashed.also.as_ref()?,
+    };
+    (found != &named).then(|| found.clone())
 }

@@ -32,7 +32,7 @@ use crate::graph::referrers::{Discovery, Scope};
 use crate::ops::bundle::description::{Description, DESCRIPTION, MAX_DESCRIPTION_SIZE};
 use crate::ops::bundle::sign::{self, Signer, SIGNATURE};
 use crate::ops::bundle::sums::{Sums, MAX_SUMS_SIZE, SUMS};
-use crate::ops::bundle::{sha256_of, Bundle};
+use crate::ops::bundle::{blob_name_mismatch, hash_of, sha256_of, Bundle, Hashed};
 use crate::progress::Progress;
 use crate::spec::digest::{Algorithm, Digest};
 use crate::store::layout::{blob_file, blob_file_digest, FileKind, LayoutRead};
@@ -586,7 +586,7 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
         .par_iter()
         .map(
             |(path, hex, len)| match hash_file(bundle, path, *len, progress) {
-                Ok((_, read)) if read != *len => Some(Problem {
+                Ok(Hashed { len: read, .. }) if read != *len => Some(Problem {
                     severity: Severity::Integrity,
                     path: Some(path.to_string()),
                     message: format!(
@@ -598,8 +598,19 @@ pub fn verify(bundle: &Bundle, options: &Options<'_>, progress: &dyn Progress) -
                         }
                     ),
                 }),
-                Ok((digest, _)) if digest.encoded() == *hex => None,
-                Ok((digest, _)) => Some(Problem {
+                // Every blob's bytes against its name too, whatever its algorithm.
+                Ok(hashed) if blob_name_mismatch(path, &hashed).is_some() => Some(Problem {
+                    severity: Severity::Integrity,
+                    path: Some(path.to_string()),
+                    message: format!(
+                        "{path} has changed: it hashes to {}, not the digest its name gives",
+                        blob_name_mismatch(path, &hashed)
+                            .map(|d| d.to_string())
+                            .unwrap_or_default()
+                    ),
+                }),
+                Ok(Hashed { sha256: digest, .. }) if digest.encoded() == *hex => None,
+                Ok(Hashed { sha256: digest, .. }) => Some(Problem {
                     severity: Severity::Integrity,
                     path: Some(path.to_string()),
                     message: format!(
@@ -780,19 +791,16 @@ fn blob_verified(
     sha256_of(&mut blob, progress).is_ok()
 }
 
-/// The sha256 of the file at `path`, and its length, read at most to one byte past `len`
-/// (the length it had when listed: a file that grows is not read without end).
-fn hash_file(
-    bundle: &Bundle,
-    path: &str,
-    len: u64,
-    progress: &dyn Progress,
-) -> Result<(Digest, u64)> {
+/// The sha256 of the file at `path` (and, in the same read, its digest in the algorithm its
+/// blob name gives), and its length, read at most to one byte past `len` (the length it had
+/// when listed: a file that grows is not read without end).
+fn hash_file(bundle: &Bundle, path: &str, len: u64, progress: &dyn Progress) -> Result<Hashed> {
     if let Some(hashed) = bundle.hashed(path) {
         return Ok(hashed);
     }
+    let also = blob_file_digest(path).and_then(|d| d.ok()?.known_algorithm());
     let mut reader = bundle.open_file(path)?.take(len.saturating_add(1));
-    sha256_of(&mut reader, progress).map_err(|e| Error::io("cannot read", path, e))
+    hash_of(&mut reader, also, progress).map_err(|e| Error::io("cannot read", path, e))
 }
 
 fn check_description(
