@@ -1078,7 +1078,7 @@ fn scan_tar<I: tar::Input>(
     scan: &mut Scan,
     mut take: impl FnMut(&Header, &mut dyn Read) -> Result<Data>,
 ) -> Result<I> {
-    let mut reader = tar::Reader::new(input);
+    let mut reader = tar::Reader::new(input).report_differentials();
     let not_a_tar = |detail: &str| {
         let what = match compression {
             Compression::None => "it is not a tar archive".to_string(),
@@ -1131,6 +1131,9 @@ fn index_entry(scan: &mut Scan, header: &Header, data: Data) -> Result<(), Strin
     let unclear = |scan: &mut Scan, message: String| {
         scan.ambiguity(AmbiguityKind::Unclear, name.as_str(), header, message);
     };
+    if let Some(differential) = &header.differential {
+        unclear(scan, format!("before {this}, {differential}"));
+    }
     if name.absolute {
         unclear(scan, format!("{this} has an absolute name: GNU tar and skopeo strip the `/` and use it as {shown_clean}, containerd ignores it"));
     }
