@@ -757,6 +757,43 @@ impl<R: Input> Read for Entry<'_, R> {
     }
 }
 
+/// What follows a tar's end-of-archive marker ([`trailer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trailer {
+    /// Its length in bytes.
+    pub len: u64,
+    /// Offset (from the end of the marker) of the first non-zero byte: data there is entries
+    /// to a reader that reads on past zero blocks (`tar -i`), nothing to one that stops.
+    pub first_nonzero: Option<u64>,
+}
+
+/// Reads a stream (the input after a [`Reader`]'s end-of-archive marker) to its end, noting
+/// where non-zero bytes start.
+pub fn trailer<R: BufRead + ?Sized>(reader: &mut R) -> io::Result<Trailer> {
+    let mut trailer = Trailer {
+        len: 0,
+        first_nonzero: None,
+    };
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(trailer);
+        }
+        if trailer.first_nonzero.is_none() {
+            if let Some(i) = buf.iter().position(|&b| b != 0) {
+                trailer.first_nonzero = Some(trailer.len + i as u64);
+            }
+        }
+        let n = buf.len();
+        trailer.len += n as u64;
+        reader.consume(n);
+    }
+}
+
 /// The zero bytes after `size` bytes of data up to the next block boundary.
 pub fn padding(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64

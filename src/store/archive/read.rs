@@ -1127,25 +1127,8 @@ fn scan_tar<I: tar::Input>(
     let mut input = reader.into_inner();
     // After the end-of-archive marker, only zeros (the padding to a record): a reader that reads
     // on past zero blocks (`tar -i`) would see any entries there, one that stops would not.
-    let mut at = marker_end;
-    let mut first_nonzero = None;
-    loop {
-        let buf = match input.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(stream_error(path, compression, None, e)),
-        };
-        if buf.is_empty() {
-            break;
-        }
-        let n = buf.len();
-        if first_nonzero.is_none() {
-            first_nonzero = buf.iter().position(|&b| b != 0).map(|i| at + i as u64);
-        }
-        input.consume(n);
-        at += n as u64;
-    }
-    if let Some(nonzero) = first_nonzero {
+    let trailer = tar::trailer(&mut input).map_err(|e| stream_error(path, compression, None, e))?;
+    if let Some(nonzero) = trailer.first_nonzero.map(|n| marker_end + n) {
         let message = format!("the archive has non-zero data at byte {nonzero}, after its end-of-archive marker (which ends at byte {marker_end}): readers that read on past zero blocks (`tar -i`) see entries there that readers stopping at the marker do not");
         scan.ambiguity(AmbiguityKind::Unclear, None, &Header::default(), message);
     }
