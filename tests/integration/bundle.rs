@@ -1217,7 +1217,7 @@ fn with_global_header(
 }
 
 #[test]
-fn a_pax_global_header_that_gnu_tar_applies_fails_verify_import_and_validate() {
+fn a_pax_global_header_gnu_tar_applies_or_entries_after_the_end_fail_verify_import_and_validate() {
     // The tester's attack: a global `size=0` before an uncompressed layer. Go reads past it;
     // GNU tar and Python give the layer 0 bytes and unpack its own files over the bundle.
     let dir = tempfile::tempdir().unwrap();
@@ -1266,4 +1266,26 @@ fn a_pax_global_header_that_gnu_tar_applies_fails_verify_import_and_validate() {
     let out = String::from_utf8_lossy(&validate.stdout);
     assert_eq!(validate.status.code(), Some(1), "{out}");
     assert!(out.contains("L15") && out.contains("sets size"), "{out}");
+
+    // Another index.json after the end-of-archive marker: `tar -i` extracts it over the real one.
+    let mut bytes = fs::read(&clean).unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_mode(0o644);
+    header.set_size(2);
+    builder
+        .append_data(&mut header, "index.json", &b"{}"[..])
+        .unwrap();
+    bytes.extend(builder.into_inner().unwrap());
+    let after = dir.path().join("after.tar");
+    fs::write(&after, bytes).unwrap();
+    let (code, stdout) = verify(&[after.to_str().unwrap(), "--allowed-signers", allowed]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("after its end-of-archive marker (which ends at byte"),
+        "{stdout}"
+    );
+    let validate = ocikit().arg("validate").arg(&after).output().unwrap();
+    let out = String::from_utf8_lossy(&validate.stdout);
+    assert!(out.contains("L15") && out.contains("`tar -i`"), "{out}");
 }
