@@ -76,6 +76,14 @@ impl Tar {
             &data,
         )
     }
+    /// A PAX global header (typeflag `g`) with `records`.
+    pub fn global(self, records: &[(&str, &str)]) -> Tar {
+        let data = pax_records(records);
+        self.raw(
+            header(b"pax_global_header", b'g', data.len() as u64, b""),
+            &data,
+        )
+    }
     /// Two zero blocks, padded to a 10 KiB record as GNU tar does.
     pub fn end(mut self) -> Vec<u8> {
         let len = (self.0.len() + 2 * BLOCK).div_ceil(10240) * 10240;

@@ -1642,3 +1642,103 @@ fn import_verifies_a_bundle_archive_in_the_pass_that_imports_it() {
         assert_eq!(fs::read(layout.join("index.json")).unwrap(), before);
     }
 }
+
+/// A PAX global header before `entry` in the uncompressed tar of `entries`.
+fn with_global_header(
+    entries: &[(String, tar::EntryType, Vec<u8>)],
+    entry: &str,
+    records: &[u8],
+) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, data) in entries {
+        if name == entry {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(tar::EntryType::XGlobalHeader);
+            header.set_mode(0o644);
+            header.set_size(records.len() as u64);
+            builder
+                .append_data(&mut header, "pax_global_header", records)
+                .unwrap();
+        }
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        builder.append_data(&mut header, name, &data[..]).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn a_pax_global_header_gnu_tar_applies_or_entries_after_the_end_fail_verify_import_and_validate() {
+    // The tester's attack: a global `size=0` before an uncompressed layer. Go reads past it;
+    // GNU tar and Python give the layer 0 bytes and unpack its own files over the bundle.
+    let dir = tempfile::tempdir().unwrap();
+    let Some((entries, layer, allowed)) = big_signed_bundle(dir.path()) else {
+        return;
+    };
+    let allowed = allowed.to_str().unwrap();
+    let layout = dir.path().join("layout");
+    let clean = dir.path().join("b.tar");
+    ocikit()
+        .arg("import")
+        .arg(&clean)
+        .arg(&layout)
+        .assert()
+        .success();
+    let index = fs::read(layout.join("index.json")).unwrap();
+
+    // `git archive` writes a global header with a comment: it changes nothing, and verifies.
+    let comment = dir.path().join("comment.tar");
+    let records = b"52 comment=4b825dc642cb6eb9a060e54bf8d69288fbee4904\n";
+    fs::write(&comment, with_global_header(&entries, &layer, records)).unwrap();
+    let (code, stdout) = verify(&[comment.to_str().unwrap(), "--allowed-signers", allowed]);
+    assert_eq!(code, 0, "{stdout}");
+
+    let evil = dir.path().join("evil.tar");
+    fs::write(&evil, with_global_header(&entries, &layer, b"9 size=0\n")).unwrap();
+    let (code, stdout) = verify(&[evil.to_str().unwrap(), "--allowed-signers", allowed]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("tar readers disagree")
+            && stdout.contains("global header at byte")
+            && stdout.contains("sets size"),
+        "{stdout}"
+    );
+    let import = ocikit()
+        .arg("import")
+        .arg(&evil)
+        .arg(&layout)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&import.stderr);
+    assert_eq!(import.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sets size"), "{stderr}");
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index);
+    let validate = ocikit().arg("validate").arg(&evil).output().unwrap();
+    let out = String::from_utf8_lossy(&validate.stdout);
+    assert_eq!(validate.status.code(), Some(1), "{out}");
+    assert!(out.contains("L15") && out.contains("sets size"), "{out}");
+
+    // Another index.json after the end-of-archive marker: `tar -i` extracts it over the real one.
+    let mut bytes = fs::read(&clean).unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_mode(0o644);
+    header.set_size(2);
+    builder
+        .append_data(&mut header, "index.json", &b"{}"[..])
+        .unwrap();
+    bytes.extend(builder.into_inner().unwrap());
+    let after = dir.path().join("after.tar");
+    fs::write(&after, bytes).unwrap();
+    let (code, stdout) = verify(&[after.to_str().unwrap(), "--allowed-signers", allowed]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("after its end-of-archive marker (which ends at byte"),
+        "{stdout}"
+    );
+    let validate = ocikit().arg("validate").arg(&after).output().unwrap();
+    let out = String::from_utf8_lossy(&validate.stdout);
+    assert!(out.contains("L15") && out.contains("`tar -i`"), "{out}");
+}

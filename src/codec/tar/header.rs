@@ -301,6 +301,41 @@ pub(crate) fn parse_pax(mut data: &[u8], max_records: usize) -> Result<Pax, Stri
     Ok(pax)
 }
 
+/// The records of a PAX global header that GNU tar and Python's tarfile apply to every later
+/// entry while Go's `archive/tar` applies them to none: those that change an entry's name,
+/// link, size, sparse layout, owner or extended attributes. Their keys, for a message;
+/// `comment` (which `git archive` writes), times and other records change nothing that matters.
+pub(crate) fn applied_globally(pax: &Pax) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    for (key, value) in [
+        ("path", &pax.path),
+        ("linkpath", &pax.linkpath),
+        ("size", &pax.size),
+        ("uid", &pax.uid),
+        ("gid", &pax.gid),
+        ("uname", &pax.uname),
+        ("gname", &pax.gname),
+    ] {
+        if value.is_some() {
+            keys.push(key);
+        }
+    }
+    let sparse = [
+        &pax.sparse_major,
+        &pax.sparse_minor,
+        &pax.sparse_name,
+        &pax.sparse_size,
+        &pax.sparse_realsize,
+    ];
+    if pax.sparse_map || sparse.iter().any(|v| v.is_some()) {
+        keys.push("GNU.sparse.*");
+    }
+    if !pax.xattrs.is_empty() {
+        keys.push("SCHILY.xattr.*");
+    }
+    keys
+}
+
 /// One PAX record: its key, its value, and the data after it.
 struct Record<'a> {
     key: &'a [u8],

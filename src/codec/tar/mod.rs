@@ -13,9 +13,15 @@
 //! readers disagree ocikit sees what they see:
 //! - a GNU long name (`L`) or link (`K`) overrides a PAX `path`/`linkpath`, which overrides the
 //!   header; a PAX record with an empty value keeps the header's field; a second extended
-//!   header before the same entry replaces the first; a PAX global header (`g`) applies to
-//!   nothing and drops extended headers pending before it; `GNU.sparse.name` names a PAX
-//!   sparse file;
+//!   header before the same entry replaces the first; `GNU.sparse.name` names a PAX sparse
+//!   file;
+//! - a PAX global header (`g`) applies to nothing, as in Go; but GNU tar and Python's tarfile
+//!   apply its records to every later entry, so a global header that sets a name, link, size,
+//!   sparse layout, owner or extended attribute, or that comes
+//!   while an extended header is pending (Go drops it, others apply it to the next entry), is
+//!   a differential: an error, or with [`Reader::report_differentials`] a note on the next
+//!   entry ([`Header::differential`]). A global header with only a `comment` (as `git
+//!   archive` writes) or other records that change nothing is read as Go reads it;
 //! - the format follows the magic bytes: the ustar prefix is joined for ustar and star headers
 //!   only (and for GNU headers whose time fields do not parse, as Go does for its own pre-1.8
 //!   output); every numeric field (mode, uid, gid, size, mtime, device numbers) must parse,
@@ -214,6 +220,9 @@ pub struct Header {
     pub offset: u64,
     /// Where its data starts in the stream.
     pub data_offset: u64,
+    /// What tar readers read differently about this entry (a PAX global header before it):
+    /// set only by a reader told to [report](Reader::report_differentials) rather than refuse.
+    pub differential: Option<String>,
 }
 
 impl Header {
@@ -294,6 +303,8 @@ pub struct Reader<R> {
     end: Option<End>,
     /// Set after an error: the reader does not go on.
     failed: Option<String>,
+    /// Differentials are noted on the entry ([`Header::differential`]) rather than refused.
+    report_differentials: bool,
 }
 
 /// The entry [`Reader::next_entry`] returned: its header, and its data as a stream (`Read` and
@@ -319,7 +330,16 @@ impl<R: Input> Reader<R> {
             padding: 0,
             end: None,
             failed: None,
+            report_differentials: false,
         }
+    }
+
+    /// Notes what tar readers read differently (a PAX global header that GNU tar applies and
+    /// Go does not) on the next entry's [`Header::differential`] instead of refusing it, for a
+    /// caller that reports such entries itself (and refuses them, or lists them).
+    pub fn report_differentials(mut self) -> Reader<R> {
+        self.report_differentials = true;
+        self
     }
 
     /// Bytes of the stream consumed so far.
@@ -412,6 +432,7 @@ impl<R: Input> Reader<R> {
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         let mut pax: Option<header::Pax> = None;
+        let mut differential: Option<String> = None;
         let mut first = self.offset;
         loop {
             let at = self.offset;
@@ -468,7 +489,29 @@ impl<R: Input> Reader<R> {
                             pax = Some(parsed);
                         } else {
                             // Go returns a global header as an entry of its own, which drops
-                            // the extended headers read before it; it applies to nothing.
+                            // the extended headers read before it; it applies to nothing. GNU
+                            // tar and Python apply it: where that changes an entry, refuse.
+                            let mut why = Vec::new();
+                            let keys = header::applied_globally(&parsed);
+                            if !keys.is_empty() {
+                                why.push(format!("the PAX global header at byte {at} sets {}, which GNU tar and Python's tarfile apply to every later entry and Go's archive/tar to none", keys.join(", ")));
+                            }
+                            if pending {
+                                why.push(format!("the extended header at byte {first} comes right before the PAX global header at byte {at}: Go's archive/tar drops it, other readers apply it to the global header or to the next entry"));
+                            }
+                            if !why.is_empty() {
+                                let message = format!(
+                                    "{}, so tar readers read different archives",
+                                    why.join("; and ")
+                                );
+                                if !self.report_differentials {
+                                    return Err(self.malformed(at, message));
+                                }
+                                differential = Some(match differential.take() {
+                                    Some(before) => format!("{before}; {message}"),
+                                    None => message,
+                                });
+                            }
                             pax = None;
                             long_name = None;
                             long_link = None;
@@ -555,6 +598,7 @@ impl<R: Input> Reader<R> {
             header.ignored_size = ignored_size;
             header.offset = first;
             header.data_offset = self.offset;
+            header.differential = differential;
             self.header = header;
             self.remaining = size;
             self.padding = padding(size);
@@ -713,6 +757,43 @@ impl<R: Input> Read for Entry<'_, R> {
     }
 }
 
+/// What follows a tar's end-of-archive marker ([`trailer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trailer {
+    /// Its length in bytes.
+    pub len: u64,
+    /// Offset (from the end of the marker) of the first non-zero byte: data there is entries
+    /// to a reader that reads on past zero blocks (`tar -i`), nothing to one that stops.
+    pub first_nonzero: Option<u64>,
+}
+
+/// Reads a stream (the input after a [`Reader`]'s end-of-archive marker) to its end, noting
+/// where non-zero bytes start.
+pub fn trailer<R: BufRead + ?Sized>(reader: &mut R) -> io::Result<Trailer> {
+    let mut trailer = Trailer {
+        len: 0,
+        first_nonzero: None,
+    };
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(trailer);
+        }
+        if trailer.first_nonzero.is_none() {
+            if let Some(i) = buf.iter().position(|&b| b != 0) {
+                trailer.first_nonzero = Some(trailer.len + i as u64);
+            }
+        }
+        let n = buf.len();
+        trailer.len += n as u64;
+        reader.consume(n);
+    }
+}
+
 /// The zero bytes after `size` bytes of data up to the next block boundary.
 pub fn padding(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
@@ -774,13 +855,13 @@ mod tests {
             .file("kept", b"z")
             .end();
         assert_eq!(names(&tar), [long.as_str(), "from-pax", "kept"]);
-        // A second extended header replaces the first; a global header applies to nothing and
-        // drops what was pending before it.
+        // A second extended header replaces the first; a global header that changes nothing
+        // (`git archive` writes one with a comment) applies to nothing.
         let tar = Tar::default()
             .pax(&[("path", "first"), ("linkpath", "t")])
             .pax(&[("path", "second")])
             .node("n", b'2', "header-target")
-            .pax(&[("path", "dropped")])
+            .global(&[("comment", "0123abcd"), ("mtime", "1"), ("vendor.key", "v")])
             .raw(header(b"g", b'g', 0, b""), b"")
             .file("plain", b"")
             .end();
@@ -803,6 +884,89 @@ mod tests {
         let (h, data) = &entries[0];
         assert_eq!((data.as_slice(), h.uid, h.mtime), (&b"abc"[..], 1000, 12));
         assert_eq!(h.xattrs, vec![(b"user.a".to_vec(), b"b".to_vec())]);
+    }
+
+    #[test]
+    fn a_global_header_that_gnu_tar_applies_is_a_differential() {
+        // Each record GNU tar and Python apply to later entries is refused, naming the offset.
+        for (key, value) in [
+            ("path", "zzz"),
+            ("linkpath", "t"),
+            ("size", "0"),
+            ("uid", "0"),
+            ("gid", "0"),
+            ("uname", "root"),
+            ("gname", "root"),
+            ("GNU.sparse.name", "zzz"),
+            ("GNU.sparse.major", "1"),
+            ("SCHILY.xattr.security.capability", "x"),
+        ] {
+            let tar = Tar::default()
+                .file("a", b"a")
+                .global(&[("comment", "c"), (key, value)])
+                .file("b", b"b")
+                .end();
+            let message = error(&tar);
+            assert!(
+                message.contains("the PAX global header at byte 1024 sets")
+                    && message.contains("so tar readers read different archives"),
+                "{key}: {message}"
+            );
+            let shown = if key.starts_with("GNU.sparse") {
+                "GNU.sparse.*"
+            } else if key.starts_with("SCHILY") {
+                "SCHILY.xattr.*"
+            } else {
+                key
+            };
+            assert!(message.contains(&format!("sets {shown},")), "{message}");
+            match read_all_reporting(&tar) {
+                Ok(entries) => {
+                    assert_eq!(entries[0].differential, None);
+                    let noted = entries[1].differential.as_deref().unwrap_or_default();
+                    assert!(noted.contains("at byte 1024"), "{noted}");
+                }
+                Err(e) => panic!("{key}: reported, not refused: {e}"),
+            }
+        }
+        // An extended header pending when a global header comes: readers disagree where it
+        // goes, whatever the global header says.
+        let tar = Tar::default()
+            .pax(&[("path", "where")])
+            .global(&[("comment", "c")])
+            .file("b", b"b")
+            .end();
+        let message = error(&tar);
+        assert!(
+            message.contains("the extended header at byte 0 comes right before the PAX global header at byte 1024"),
+            "{message}"
+        );
+        // Only a comment, other harmless records, or nothing: read as Go reads it.
+        let tar = Tar::default()
+            .global(&[("comment", "4b825dc642cb6eb9a060e54bf8d69288fbee4904")])
+            .file("a", b"a")
+            .global(&[
+                ("mtime", "1"),
+                ("atime", "2"),
+                ("charset", "x"),
+                ("org.example", "y"),
+            ])
+            .raw(header(b"g", b'g', 0, b""), b"")
+            .file("b", b"b")
+            .end();
+        assert_eq!(names(&tar), ["a", "b"]);
+        let entries = read_all_reporting(&tar).unwrap();
+        assert!(entries.iter().all(|h| h.differential.is_none()));
+    }
+
+    /// The headers of `tar`, read by a reader that reports differentials.
+    fn read_all_reporting(tar: &[u8]) -> Result<Vec<Header>, TarError> {
+        let mut reader = Reader::new(tar).report_differentials();
+        let mut headers = Vec::new();
+        while let Some(entry) = reader.next_entry()? {
+            headers.push(entry.header().clone());
+        }
+        Ok(headers)
     }
 
     #[test]

@@ -50,7 +50,7 @@
 //! Nothing here panics on what a blob contains: errors become findings.
 
 use std::collections::HashSet;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 use sha2::Digest as _;
 
@@ -166,7 +166,7 @@ pub fn check_layer(
         let check_trailer = walk_tar(&mut reader, limits.tar, &mut checks);
         // Whatever the tar walk made of it, the stream is read to its end: the diff_id covers
         // the padding after the end-of-archive marker, and the decoder checks its trailer.
-        if let Ok(trailer) = drain(&mut reader) {
+        if let Ok(trailer) = tar::trailer(&mut reader) {
             if check_trailer {
                 if let Some(at) = trailer.first_nonzero {
                     let message = format!("the tar stream has non-zero data after its end-of-archive marker ({at} bytes after the marker, in {} trailing bytes): readers that skip zero blocks see more than readers that stop there", trailer.len);
@@ -416,36 +416,6 @@ impl Read for Inflow<'_> {
                 Err(io::Error::other(message))
             }
         }
-    }
-}
-
-/// What follows the tar's end-of-archive marker.
-struct Trailer {
-    len: u64,
-    /// Offset (from the end of the marker) of the first non-zero byte.
-    first_nonzero: Option<u64>,
-}
-
-/// Reads a stream to its end, noting where non-zero bytes start. Errors are those of the
-/// [`Inflow`] (which records why).
-fn drain<R: BufRead>(reader: &mut R) -> io::Result<Trailer> {
-    let mut trailer = Trailer {
-        len: 0,
-        first_nonzero: None,
-    };
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(trailer);
-        }
-        if trailer.first_nonzero.is_none() {
-            if let Some(i) = buf.iter().position(|&b| b != 0) {
-                trailer.first_nonzero = Some(trailer.len + i as u64);
-            }
-        }
-        let n = buf.len();
-        trailer.len += n as u64;
-        reader.consume(n);
     }
 }
 

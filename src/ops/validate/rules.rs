@@ -172,7 +172,7 @@ pub const RULES: &[Rule] = &[
         "L15",
         E,
         "image-layout.md; POSIX pax (layout archives)",
-        "every entry of a layout archive means the same to every tar reader: a relative name without `..`, no file named with a trailing `/`, nothing below a file or symlink, no data on links or directories",
+        "every entry of a layout archive means the same to every tar reader: a relative name without `..`, no file named with a trailing `/`, nothing below a file or symlink, no data on links or directories, no PAX global header that GNU tar applies to later entries and Go does not",
     ),
     rule(
         "L16",

@@ -768,7 +768,11 @@ fn ambiguous(path: &Path, all: &[Ambiguity], unlisted: usize) -> Error {
     if more > 0 {
         message.push_str(&format!(" (and {more} more such entries)"));
     }
-    archive_error(path, all.first().map(|a| a.entry.as_str()), message)
+    let entry = all
+        .first()
+        .map(|a| a.entry.as_str())
+        .filter(|e| !e.is_empty());
+    archive_error(path, entry, message)
 }
 
 /// The layout path of a blob. The digest grammar admits neither `/` nor `..`.
@@ -1096,7 +1100,7 @@ fn scan_tar<I: tar::Input>(
     scan: &mut Scan,
     mut take: impl FnMut(&Header, &mut dyn Read) -> Result<Data>,
 ) -> Result<I> {
-    let mut reader = tar::Reader::new(input);
+    let mut reader = tar::Reader::new(input).report_differentials();
     let not_a_tar = |detail: &str| {
         let what = match compression {
             Compression::None => "it is not a tar archive".to_string(),
@@ -1137,7 +1141,16 @@ fn scan_tar<I: tar::Input>(
             format!("the archive is truncated: {missing}"),
         ));
     }
-    Ok(reader.into_inner())
+    let marker_end = reader.offset();
+    let mut input = reader.into_inner();
+    // After the end-of-archive marker, only zeros (the padding to a record): a reader that reads
+    // on past zero blocks (`tar -i`) would see any entries there, one that stops would not.
+    let trailer = tar::trailer(&mut input).map_err(|e| stream_error(path, compression, None, e))?;
+    if let Some(nonzero) = trailer.first_nonzero.map(|n| marker_end + n) {
+        let message = format!("the archive has non-zero data at byte {nonzero}, after its end-of-archive marker (which ends at byte {marker_end}): readers that read on past zero blocks (`tar -i`) see entries there that readers stopping at the marker do not");
+        scan.ambiguity(AmbiguityKind::Unclear, None, &Header::default(), message);
+    }
+    Ok(input)
 }
 
 /// Adds one entry to the index, as extraction would, noting what readers would read
@@ -1149,6 +1162,9 @@ fn index_entry(scan: &mut Scan, header: &Header, data: Data) -> Result<(), Strin
     let unclear = |scan: &mut Scan, message: String| {
         scan.ambiguity(AmbiguityKind::Unclear, name.as_str(), header, message);
     };
+    if let Some(differential) = &header.differential {
+        unclear(scan, format!("before {this}, {differential}"));
+    }
     if name.absolute {
         unclear(scan, format!("{this} has an absolute name: GNU tar and skopeo strip the `/` and use it as {shown_clean}, containerd ignores it"));
     }
@@ -1885,6 +1901,44 @@ mod tests {
         let unchecked = Archive::open_unchecked(&dir.path().join("x.tar"), &Limits::default())
             .expect("validate opens it");
         (dir, strict, unchecked)
+    }
+
+    #[test]
+    fn a_global_header_gnu_tar_applies_and_entries_after_the_end_are_differentials() {
+        let fx = fixture(b"layer".to_vec());
+        // A global size=0 before index.json: refused; validate lists it on index.json.
+        let tar = without_index(&fx)
+            .global(&[("size", "0")])
+            .file("index.json", &fx.files[1].1)
+            .end();
+        let (_dir, strict, unchecked) = open_both(&tar);
+        let (entry, message) = parts(strict.unwrap_err());
+        assert_eq!(entry.as_deref(), Some("index.json"));
+        assert!(message.contains("tar readers disagree"), "{message}");
+        assert!(message.contains("global header at byte"), "{message}");
+        assert!(message.contains("sets size"), "{message}");
+        assert_eq!(unchecked.ambiguities().len(), 1);
+        assert_eq!(unchecked.ambiguities()[0].entry, "index.json");
+        // A comment (as `git archive` writes) changes nothing.
+        let tar = Tar::default()
+            .global(&[("comment", "0123abcd")])
+            .0
+            .into_iter()
+            .chain(kit_tar(&fx).end())
+            .collect::<Vec<u8>>();
+        assert_reads_layout(&open_bytes("x.tar", &tar).1.unwrap(), &fx);
+        // A second index.json after the end-of-archive marker (`tar -i` reads it).
+        let mut tar = kit_tar(&fx).end();
+        tar.extend(Tar::default().file("index.json", &other_index(&fx)).end());
+        let (_dir, strict, unchecked) = open_both(&tar);
+        let (entry, message) = parts(strict.unwrap_err());
+        assert_eq!(entry, None);
+        assert!(
+            message.contains("non-zero data at byte") && message.contains("`tar -i`"),
+            "{message}"
+        );
+        assert_reads_layout(&unchecked, &fx);
+        assert_eq!(unchecked.ambiguities().len(), 1);
     }
 
     #[test]

@@ -294,6 +294,25 @@ fn t4_bad_header() {
 }
 
 #[test]
+fn t4_a_pax_global_header_gnu_tar_applies() {
+    // GNU tar and Python give every later entry this name; Go gives it to none.
+    let tar = tar_with(
+        Tar::default()
+            .global(&[("path", "etc/passwd")])
+            .file("x", b"x"),
+    );
+    let report = check_tar(&tar, Compression::None);
+    let f = only(&report, "T4");
+    assert!(f.message.contains("sets path"), "{}", f.message);
+    // A comment (as `git archive` writes) changes nothing: no finding.
+    let tar = tar_with(Tar::default().global(&[("comment", "abc")]).file("x", b"x"));
+    assert_eq!(
+        rules(&check_tar(&tar, Compression::Gzip)),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
 fn t5_duplicate_paths() {
     let tar = tar_with(
         Tar::default()
