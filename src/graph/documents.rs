@@ -39,7 +39,7 @@ pub struct Parsed {
 pub type Loaded = Result<Parsed>;
 
 impl Parsed {
-    /// Parses the bytes of blob `digest` as what [`document_kind`] says they are; `claimed` is
+    /// Parses the bytes of blob `digest` as what `document_kind` says they are; `claimed` is
     /// what the descriptor that reached them says (none when selected by digest alone).
     pub fn from_bytes(
         bytes: Vec<u8>,
@@ -143,7 +143,7 @@ fn own_of(value: &Value) -> Option<&str> {
 /// `claimed` (the descriptor's media type) decides if the document has the shape it says (an
 /// index has `manifests`; a manifest does not have `manifests` without a `config` descriptor),
 /// and the shape otherwise. `None`: neither a manifest nor an index (an image config, `{}`).
-pub fn document_kind(value: &Value, claimed: Option<&str>) -> Option<Kind> {
+pub(crate) fn document_kind(value: &Value, claimed: Option<&str>) -> Option<Kind> {
     if let Some(own) = own_of(value).filter(|m| media_type::is_manifest_like(m)) {
         return Some(media_type::kind(own));
     }

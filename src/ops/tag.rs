@@ -100,7 +100,11 @@ pub fn check_new_name(name: &str) -> Result<()> {
 
 /// Gives `entry` the name `name`, and moves it there from every other entry of `index`;
 /// returns the digests the name pointed at before (other than the entry's own).
-pub fn name_entry(index: &mut IndexFile, mut entry: Value, name: &str) -> Result<Vec<Digest>> {
+pub(crate) fn name_entry(
+    index: &mut IndexFile,
+    mut entry: Value,
+    name: &str,
+) -> Result<Vec<Digest>> {
     let digest = entry
         .get("digest")
         .and_then(Value::as_str)

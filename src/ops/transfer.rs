@@ -140,7 +140,7 @@ pub struct Entry {
 
 impl Entry {
     /// An entry of `kind` whose JSON is `value`; `root`: one of the images asked for.
-    pub fn new(kind: EntryKind, value: Value, root: bool) -> Result<Entry> {
+    pub(crate) fn new(kind: EntryKind, value: Value, root: bool) -> Result<Entry> {
         let descriptor = from_value::<Descriptor>(value.clone(), "an index.json entry")?;
         Ok(Entry {
             kind,

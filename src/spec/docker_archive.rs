@@ -153,7 +153,7 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 
 /// The `json` file of a legacy layer directory `id` (over `parent`), as containers/image
 /// writes it: the top layer's also carries the image config's runtime fields.
-pub fn legacy_layer_json(id: &str, parent: Option<&str>, top_of: Option<&Value>) -> Vec<u8> {
+pub(crate) fn legacy_layer_json(id: &str, parent: Option<&str>, top_of: Option<&Value>) -> Vec<u8> {
     let mut json = serde_json::Map::new();
     json.insert("id".into(), Value::from(id));
     if let Some(parent) = parent {

@@ -331,7 +331,7 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
 }
 
 /// Converts an already parsed value into `T`, reporting the JSON pointer of the first problem.
-pub fn from_value<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T> {
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T> {
     if let Ok(converted) = T::deserialize(&value) {
         return Ok(converted);
     }
@@ -343,7 +343,10 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> R
 }
 
 /// [`from_value`] for a borrowed value: nothing is copied unless there is a problem to report.
-pub fn from_value_ref<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
+pub(crate) fn from_value_ref<T: serde::de::DeserializeOwned>(
+    value: &Value,
+    what: &str,
+) -> Result<T> {
     T::deserialize(value).or_else(|_| from_value(value.clone(), what))
 }
 
