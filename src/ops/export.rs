@@ -367,15 +367,7 @@ fn read_image(
         Document::Index(index) => {
             return Err(Error::NeedsPlatform {
                 what: format!("{shown} ({})", descriptor.digest),
-                platforms: index
-                    .manifests
-                    .iter()
-                    .map(|m| {
-                        m.platform
-                            .as_ref()
-                            .map_or("(none)".into(), |p| p.to_string())
-                    })
-                    .collect(),
+                platforms: index.member_platforms(),
                 needed: "a docker archive holds one image per name".into(),
             })
         }

@@ -95,15 +95,7 @@ pub fn unpack(
         Document::Index(index) => {
             return Err(Error::NeedsPlatform {
                 what: format!("{}", resolved.descriptor.digest),
-                platforms: index
-                    .manifests
-                    .iter()
-                    .map(|m| {
-                        m.platform
-                            .as_ref()
-                            .map_or("(none)".into(), |p| p.to_string())
-                    })
-                    .collect(),
+                platforms: index.member_platforms(),
                 needed: "a root file system is one image's".into(),
             })
         }

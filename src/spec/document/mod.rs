@@ -163,6 +163,21 @@ pub struct Index {
     pub annotations: Option<Annotations>,
 }
 
+impl Index {
+    /// Each member's platform as written (`os/arch[/variant]`), `(none)` where a member has
+    /// none, in order: what a caller that must pick one member shows the user.
+    pub fn member_platforms(&self) -> Vec<String> {
+        self.manifests
+            .iter()
+            .map(|m| {
+                m.platform
+                    .as_ref()
+                    .map_or("(none)".into(), |p| p.to_string())
+            })
+            .collect()
+    }
+}
+
 /// An image configuration (OCI or Docker); only the fields ocikit reports.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
