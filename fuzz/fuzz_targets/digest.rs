@@ -7,10 +7,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(digest) = ocikit::Digest::parse(text) {
             assert_eq!(digest.as_str(), text);
-            assert_eq!(
-                format!("{}:{}", digest.algorithm(), digest.encoded()),
-                text
-            );
+            assert_eq!(format!("{}:{}", digest.algorithm(), digest.encoded()), text);
         }
     }
 });

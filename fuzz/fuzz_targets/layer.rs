@@ -3,10 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ocikit::spec::digest::Algorithm;
-use ocikit::spec::document::media_type::Compression;
 use ocikit::ops::validate::deep::{check_layer, DeepLimits, LayerCheck};
 use ocikit::ops::validate::{Findings, Place};
+use ocikit::spec::digest::Algorithm;
+use ocikit::spec::document::media_type::Compression;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, blob)) = data.split_first() else {

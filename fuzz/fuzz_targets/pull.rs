@@ -4,24 +4,14 @@
 //! exactly those two afterwards.
 #![no_main]
 
+mod scratch;
+
 use std::fs;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use ocikit::store::layout::Layout;
 use ocikit::spec::reference::Reference;
-
-/// Where a pull is tried: tmpfs when there is one, so that fsyncs cost nothing.
-fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    let builder = tempfile::Builder::new();
-    if shm.is_dir() {
-        builder.tempdir_in(shm)
-    } else {
-        builder.tempdir()
-    }
-    .expect("a temp dir")
-}
+use ocikit::store::layout::Layout;
 
 /// Every link below `root` that resolves at all resolves inside `root`.
 fn assert_links_stay_inside(root: &Path) {
@@ -42,7 +32,7 @@ fn assert_links_stay_inside(root: &Path) {
 }
 
 fuzz_target!(|tar: &[u8]| {
-    let tmp = scratch();
+    let tmp = scratch::scratch();
     let layout_dir = tmp.path().join("layout");
     let root = tmp.path().join("root");
     let (layout, _) = Layout::init(&layout_dir).expect("a fresh layout");
@@ -70,7 +60,10 @@ fuzz_target!(|tar: &[u8]| {
             }]
         });
         let bytes = serde_json::to_vec(&manifest).expect("json");
-        writer.write_blob_bytes(&bytes).expect("the manifest").digest
+        writer
+            .write_blob_bytes(&bytes)
+            .expect("the manifest")
+            .digest
     };
     let before: Vec<_> = walkdir::WalkDir::new(&layout_dir)
         .into_iter()
@@ -92,7 +85,11 @@ fuzz_target!(|tar: &[u8]| {
         .map(|e| e.expect("an entry").file_name())
         .collect();
     names.sort();
-    assert_eq!(names, ["layout", "root"], "nothing beside the layout and root");
+    assert_eq!(
+        names,
+        ["layout", "root"],
+        "nothing beside the layout and root"
+    );
     let after: Vec<_> = walkdir::WalkDir::new(&layout_dir)
         .into_iter()
         .map(|e| e.expect("the layout can be walked").into_path())
@@ -107,6 +104,9 @@ fuzz_target!(|tar: &[u8]| {
             assert_eq!(written, ["d"], "one titled directory");
             assert_links_stay_inside(&root);
         }
-        Err(_) => assert!(written.is_empty(), "a refused layer leaves nothing: {written:?}"),
+        Err(_) => assert!(
+            written.is_empty(),
+            "a refused layer leaves nothing: {written:?}"
+        ),
     }
 });

@@ -9,8 +9,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(reference) = Reference::parse(text) {
             if reference.transport == Transport::Auto {
-                let again = Reference::parse(&reference.to_string())
-                    .expect("a displayed reference parses");
+                let again =
+                    Reference::parse(&reference.to_string()).expect("a displayed reference parses");
                 assert_eq!(again, reference);
             }
         }

@@ -4,6 +4,8 @@
 //! when unpack failed (it made the directory, so it removes it), and the layout is unchanged.
 #![no_main]
 
+mod scratch;
+
 use std::fs;
 use std::path::Path;
 
@@ -14,18 +16,6 @@ use ocikit::progress::NoProgress;
 use ocikit::spec::digest::Digest;
 use ocikit::spec::reference::Reference;
 use ocikit::store::layout::Layout;
-
-/// Where an unpack is tried: tmpfs when there is one, so that writes cost little.
-fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    let builder = tempfile::Builder::new();
-    if shm.is_dir() {
-        builder.tempdir_in(shm)
-    } else {
-        builder.tempdir()
-    }
-    .expect("a temp dir")
-}
 
 fn listing(dir: &Path) -> Vec<std::path::PathBuf> {
     walkdir::WalkDir::new(dir)
@@ -41,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let at = (usize::from(split) * 512).min(rest.len());
     let layers = [&rest[..at], &rest[at..]];
-    let tmp = scratch();
+    let tmp = scratch::scratch();
     let layout_dir = tmp.path().join("layout");
     let root = tmp.path().join("root");
     let (layout, _) = Layout::init(&layout_dir).expect("a fresh layout");
@@ -77,7 +67,10 @@ fuzz_target!(|data: &[u8]| {
             "layers": descriptors,
         });
         let bytes = serde_json::to_vec(&manifest).expect("json");
-        writer.write_blob_bytes(&bytes).expect("the manifest").digest
+        writer
+            .write_blob_bytes(&bytes)
+            .expect("the manifest")
+            .digest
     };
     let before = listing(&layout_dir);
     let reference = Reference::parse(&format!("{}@{}", layout_dir.display(), manifest_digest))
@@ -85,14 +78,22 @@ fuzz_target!(|data: &[u8]| {
     let options = Options::new(Limits::default());
     let unpacked = unpack(&layout, &reference, None, &root, &options, &NoProgress);
 
-    assert_eq!(listing(&layout_dir), before, "unpack writes nothing into the layout");
+    assert_eq!(
+        listing(&layout_dir),
+        before,
+        "unpack writes nothing into the layout"
+    );
     let mut names: Vec<_> = fs::read_dir(tmp.path())
         .expect("the temp dir can be listed")
         .map(|e| e.expect("an entry").file_name())
         .collect();
     names.sort();
     match unpacked {
-        Ok(_) => assert_eq!(names, ["layout", "root"], "nothing beside the layout and root"),
+        Ok(_) => assert_eq!(
+            names,
+            ["layout", "root"],
+            "nothing beside the layout and root"
+        ),
         Err(_) => assert_eq!(names, ["layout"], "a refused image leaves nothing"),
     }
 });
