@@ -18,6 +18,7 @@ use predicates::prelude::*;
 use serde_json::{json, Value};
 
 use crate::fixtures::{self, descriptor_value, tag, write_document};
+use crate::helpers::assert_deep_valid;
 use crate::helpers::{
     blob_bytes, blob_names, index_bytes, ocikit, ocikit_json, sample_layout_copy, tool_available,
     trimmed_stdout,
@@ -110,11 +111,7 @@ fn gzip_to_zstd_and_back_keeps_diff_ids_and_config_and_moves_the_name() {
         old.as_str(),
         "gzip again: the same bytes"
     );
-    ocikit()
-        .args(["validate", "--deep"])
-        .arg(&layout)
-        .assert()
-        .success();
+    assert_deep_valid(&layout);
 }
 
 #[test]

@@ -186,3 +186,12 @@ pub fn header_with_mode(name: &str, typeflag: u8, size: u64, mode: u32) -> [u8; 
     crate::testkit::set_checksum(&mut h);
     h
 }
+
+/// `ocikit validate --deep PATH` succeeds: the layout, its layers included, is valid.
+pub fn assert_deep_valid(path: &Path) {
+    ocikit()
+        .args(["validate", "--deep"])
+        .arg(path)
+        .assert()
+        .success();
+}

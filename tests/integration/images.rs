@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::helpers::assert_deep_valid;
 use crate::helpers::{blob_bytes, blob_names, index_bytes, ocikit, tool_available, trimmed_stdout};
 use crate::producers::{rootfs, run, skopeo};
 
@@ -771,11 +772,7 @@ fn skopeo_and_umoci_read_what_image_build_and_index_wrote() {
     .unwrap();
     assert_eq!(inspected["Architecture"], "arm64");
     // skopeo's own index.json has no mediaType (a warning); nothing else to report.
-    ocikit()
-        .args(["validate", "--deep"])
-        .arg(&copy)
-        .assert()
-        .success();
+    assert_deep_valid(&copy);
 
     // umoci unpacks the tree the directory holds, from gzip and plain layers (umoci 0.4.7
     // reads no zstd layers).

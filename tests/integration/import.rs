@@ -11,6 +11,7 @@ use predicates::prelude::*;
 use serde_json::{json, Value};
 
 use crate::copy::{assert_valid, names, referrers};
+use crate::helpers::assert_deep_valid;
 use crate::helpers::{
     blob_names, index_bytes, index_value, ocikit, ocikit_json, sample_layout, temp_files,
     tool_available,
@@ -444,11 +445,7 @@ fn a_legacy_docker_save_archive_is_converted_into_oci_images() {
     ]);
     assert_eq!(second["layers"][1]["digest"], top);
     assert_valid(&layout);
-    ocikit()
-        .args(["validate", "--deep"])
-        .arg(&layout)
-        .assert()
-        .success();
+    assert_deep_valid(&layout);
     // The same again, compressed, through stdin: the same manifests, nothing new.
     let again: Value = serde_json::from_slice(
         &ocikit()

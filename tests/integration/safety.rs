@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use serde_json::Value;
 
+use crate::helpers::assert_deep_valid;
 use crate::helpers::{index_value, ocikit, ocikit_path, sample_layout_copy};
 
 /// Names in `index.json`.
@@ -460,11 +461,7 @@ fn copies_imports_and_exports_killed_at_random_moments_leave_no_broken_layout_or
     );
     assert!(killed_midway > 0, "no transfer was killed while running");
     ocikit().arg("gc").arg(&layout).assert().success();
-    ocikit()
-        .args(["validate", "--deep"])
-        .arg(&layout)
-        .assert()
-        .success();
+    assert_deep_valid(&layout);
 }
 
 /// `bundle create` into a directory or an archive, killed at random moments: the final name is
@@ -558,11 +555,7 @@ fn copies_and_imports_beside_a_gc_loop_lose_no_name() {
             assert!(now.contains(&format!("w{w}-{i}")), "w{w}-{i} lost");
         }
     }
-    ocikit()
-        .args(["validate", "--deep"])
-        .arg(&layout)
-        .assert()
-        .success();
+    assert_deep_valid(&layout);
 }
 
 #[test]
@@ -599,11 +592,7 @@ fn conversions_beside_a_gc_loop_lose_no_name_and_no_blob() {
             }
         }
     }
-    ocikit()
-        .args(["validate", "--deep"])
-        .arg(&layout)
-        .assert()
-        .success();
+    assert_deep_valid(&layout);
 }
 
 /// Bundles made from a layout while gc sweeps it, and bundles imported into it: every bundle
@@ -635,11 +624,7 @@ fn bundles_beside_a_gc_loop_verify_and_lose_no_name() {
         .collect();
     beside_a_gc_loop(&layout, dir.path(), writers);
     assert_eq!(names(&layout), before);
-    ocikit()
-        .args(["validate", "--deep"])
-        .arg(&layout)
-        .assert()
-        .success();
+    assert_deep_valid(&layout);
 }
 
 // ---- hostile layouts ----

@@ -14,6 +14,7 @@ use ocikit::store::layout::Layout;
 use serde_json::json;
 
 use crate::fixtures::{descriptor_value, tag, write_document};
+use crate::helpers::assert_deep_valid;
 use crate::helpers::{ocikit, sample_layout, tool_available};
 use crate::testkit::{compress, gnu_sparse, header, zstd_raw_frame, Tar, BLOCK};
 
@@ -158,11 +159,7 @@ fn tars_written_by_gnu_tar_stay_clean_and_sparse_files_are_only_warned() {
 
 #[test]
 fn cli_deep_validation_of_the_sample_layout_exits_0() {
-    ocikit()
-        .args(["validate", "--deep"])
-        .arg(sample_layout())
-        .assert()
-        .success();
+    assert_deep_valid(&sample_layout());
     let (_dir, copy) = crate::helpers::sample_layout_copy();
     let layout = Layout::open(&copy).expect("open");
     let report = deep(&layout, true);
