@@ -1,7 +1,7 @@
 //! `ocikit bundle create` and `ocikit bundle verify`
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ocikit::ops::bundle::create::{self, Output, Request};
 use ocikit::ops::bundle::sign::SigningKey;
@@ -329,15 +329,27 @@ pub struct VerifyArgs {
     limits: super::LimitArgs,
 }
 
+/// The allowed signers file at `path`, read whole.
+pub(super) fn read_allowed_signers(path: Option<&Path>) -> anyhow::Result<Option<String>> {
+    path.map(|path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    })
+    .transpose()
+}
+
+/// The line that says who signed a bundle.
+pub(super) fn signed_by(signer: &ocikit::ops::bundle::sign::Signer) -> String {
+    format!(
+        "signature: good, SHA256SUMS signed by {} ({})",
+        signer.principals.join(", "),
+        signer.fingerprint
+    )
+}
+
 fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
     let limits = args.limits.limits();
-    let allowed = match &args.allowed_signers {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
+    let allowed = read_allowed_signers(args.allowed_signers.as_deref())?;
     let base: Option<Box<dyn LayoutRead>> = match &args.base {
         Some(text) => {
             let reference = super::args::reference(text)?;
@@ -442,12 +454,7 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
             out,
             "signature: SHA256SUMS.sig present, not verified (check it with --allowed-signers FILE)"
         )?,
-        Signature::Verified(signer) => writeln!(
-            out,
-            "signature: good, SHA256SUMS signed by {} ({})",
-            signer.principals.join(", "),
-            signer.fingerprint
-        )?,
+        Signature::Verified(signer) => writeln!(out, "{}", signed_by(signer))?,
         Signature::Rejected => writeln!(out, "signature: NOT accepted")?,
     }
     writeln!(

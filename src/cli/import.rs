@@ -26,7 +26,7 @@ use super::transfer::{count, hint, placements, report};
 /// see bundle create --split-size): every part and the whole are checked first. A bundle
 /// archive (one carrying SHA256SUMS) is verified as it is imported, in the same read: a
 /// file missing, unlisted or not hashing to its line fails the import before index.json is
-/// touched (its signature is checked by bundle verify --allowed-signers).
+/// touched; with --allowed-signers its signature is required and checked first.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The archive, a split archive's part list, or - for stdin.
@@ -41,6 +41,13 @@ pub struct Args {
     /// warnings}; kind is oci or docker-save.
     #[arg(long)]
     json: bool,
+    /// Import only a bundle signed by a key this allowed signers file lists (read as bundle
+    /// verify --allowed-signers reads it): its SHA256SUMS.sig must be a good signature of
+    /// its SHA256SUMS, whose lines every file must then match. Anything else (another kind of
+    /// archive, no signature, a key not listed, expired or not for the namespace) is refused
+    /// before the layout is touched.
+    #[arg(long, value_name = "FILE")]
+    allowed_signers: Option<PathBuf>,
     #[command(flatten)]
     limits: super::LimitArgs,
 }
@@ -60,13 +67,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     } else {
         Input::File(PathBuf::from(&args.file))
     };
-    let options = Options::new(args.force, args.limits.limits());
+    let allowed = super::bundle::read_allowed_signers(args.allowed_signers.as_deref())?;
+    let options = Options::new(args.force, args.limits.limits())
+        .with_allowed_signers(allowed, super::clock()?.now);
     let bar = Bar::new("importing");
     let imported = ocikit::ops::import::import(input, &layout.layout, &options, &bar)
         .map_err(|e| hint(e, "moves the name"))?;
     drop(bar);
     if args.json {
         print_json(&imported)?;
+    }
+    if let Some(signer) = &imported.signed_by {
+        eprintln!("{}", super::bundle::signed_by(signer));
     }
     let written = &imported.written;
     eprintln!(

@@ -40,6 +40,7 @@ use serde_json::Value;
 use crate::codec::decode::Limits;
 use crate::codec::sniff::{self, Format as Sniffed};
 use crate::error::{Error, Result};
+use crate::ops::bundle::sign::Signer;
 use crate::ops::transfer::{self, Entry, EntryKind, Image, Names, Plan, Selection, Written};
 use crate::progress::Progress;
 use crate::spec::digest::{Algorithm, Digest};
@@ -62,19 +63,37 @@ pub enum Input {
 }
 
 /// How to import.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Options {
     /// Move names the layout gives to other images.
     pub force: bool,
     /// The decompression limits for a compressed archive.
     pub limits: Limits,
+    /// When set, the archive must be a bundle whose `SHA256SUMS.sig` one of these allowed
+    /// signers (ssh-keygen's format) made, checked at `now` (seconds since the epoch).
+    pub allowed_signers: Option<String>,
+    /// The time signers' validity is checked at.
+    pub now: u64,
 }
 
 impl Options {
     /// Forcing or not, under `limits`.
     pub fn new(force: bool, limits: Limits) -> Options {
-        Options { force, limits }
+        Options {
+            force,
+            limits,
+            ..Options::default()
+        }
+    }
+
+    /// Requires a bundle signed by one of `allowed_signers`, valid at `now`.
+    pub fn with_allowed_signers(self, allowed_signers: Option<String>, now: u64) -> Options {
+        Options {
+            allowed_signers,
+            now,
+            ..self
+        }
     }
 }
 
@@ -96,6 +115,9 @@ pub struct Imported {
     pub kind: ArchiveKind,
     /// Whether the layout was created.
     pub created: bool,
+    /// Who signed the bundle, when its signature was required and checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<Signer>,
     #[serde(flatten)]
     pub written: Written,
 }
@@ -171,6 +193,12 @@ fn import_into(
             &quiet,
         ),
     };
+    // A required signature is checked first: nothing of an archive no allowed signer vouches
+    // for is looked at further.
+    let signed_by = match &options.allowed_signers {
+        Some(allowed) => Some(check_signature(&archive, allowed, options.now)?),
+        None => None,
+    };
     if archive.has_file("oci-layout")? {
         archive.check_oci_layout()?;
         check_bundle(&archive)?;
@@ -183,6 +211,7 @@ fn import_into(
         return Ok(Imported {
             kind: ArchiveKind::Oci,
             created: false,
+            signed_by,
             written,
         });
     }
@@ -196,13 +225,45 @@ fn import_into(
     })
 }
 
+/// Checks that `archive` is a bundle whose `SHA256SUMS.sig` is a good signature of its
+/// `SHA256SUMS`, as read, by a key `allowed` lists for the bundle namespace at `now`. The
+/// files are then checked against that same `SHA256SUMS` ([`check_bundle`]), so the
+/// signature vouches for every byte imported.
+fn check_signature(archive: &Archive, allowed: &str, now: u64) -> Result<Signer> {
+    use crate::ops::bundle::sign::{self, SIGNATURE};
+    use crate::ops::bundle::sums::{MAX_SUMS_SIZE, SUMS};
+    let refused = |message: String| Error::Archive {
+        path: PathBuf::from(archive.name()),
+        entry: None,
+        message: format!("{message}; nothing was imported"),
+    };
+    // A bundle is an OCI layout; an archive of another kind is never checked against its
+    // SHA256SUMS, so a signed one taken from a bundle could not vouch for it.
+    let sums = match archive.has_file("oci-layout")? {
+        true => archive.root_file(SUMS, MAX_SUMS_SIZE)?,
+        false => None,
+    };
+    let Some(sums) = sums else {
+        return Err(refused(format!(
+            "is not a bundle (an OCI layout with {SUMS}), so no signature can vouch for it"
+        )));
+    };
+    let Some(signature) = archive.root_file(SIGNATURE, 1024 * 1024)? else {
+        return Err(refused(format!(
+            "is an unsigned bundle: it has no {SIGNATURE}"
+        )));
+    };
+    sign::verify(allowed, &signature, &sums, now)?
+        .map_err(|rejected| refused(format!("its signature is not accepted: {rejected}")))
+}
+
 /// A bundle (an archive carrying `SHA256SUMS`) is verified as it is imported, before
 /// `index.json` is touched: every file listed and present, none unlisted, each hashing to
 /// what `SHA256SUMS` says. Read once: a sha256 blob is listed with its own name (its bytes are
 /// checked against that name as they are imported), every other file (kept as the archive was
 /// read, or a blob of another algorithm) is hashed from what was read. So what was verified is
-/// what is imported, even if the archive changes on disk meanwhile. (Signatures are for the
-/// bundle's verify, which knows the allowed signers.)
+/// what is imported, even if the archive changes on disk meanwhile. (Its signature is checked
+/// first when allowed signers are given: [`check_signature`].)
 fn check_bundle(archive: &Archive) -> Result<()> {
     use crate::ops::bundle::sign::SIGNATURE;
     use crate::ops::bundle::sums::{Sums, MAX_SUMS_SIZE, SUMS};
@@ -376,6 +437,7 @@ fn docker_save(
         })
         .collect();
     Ok(Imported {
+        signed_by: None,
         kind: ArchiveKind::DockerSave,
         created: false,
         written: Written {

@@ -1742,3 +1742,108 @@ fn a_pax_global_header_gnu_tar_applies_or_entries_after_the_end_fail_verify_impo
     let out = String::from_utf8_lossy(&validate.stdout);
     assert!(out.contains("L15") && out.contains("`tar -i`"), "{out}");
 }
+
+#[test]
+fn import_with_allowed_signers_takes_only_a_bundle_a_listed_key_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, allowed)) = keys(dir.path()) else {
+        return;
+    };
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let (_, other_allowed) = keys(&other).unwrap();
+    let signed = dir.path().join("signed.tar");
+    create(&signed, &["--sign", key.to_str().unwrap()]);
+    let unsigned = dir.path().join("unsigned.tar");
+    create(&unsigned, &[]);
+    let exported = dir.path().join("exported.tar");
+    ocikit()
+        .arg("export")
+        .arg(format!("{}:app:gzip", sample_layout().display()))
+        .arg("-o")
+        .arg(&exported)
+        .assert()
+        .success();
+    let entries = read_entries(&signed);
+    // The signed SHA256SUMS changed in transit.
+    let mut tampered = entries.clone();
+    for (name, _, data) in tampered.iter_mut() {
+        if name == "SHA256SUMS" {
+            data.extend_from_slice(format!("{}  extra\n", "0".repeat(64)).as_bytes());
+        }
+    }
+    let tampered_path = dir.path().join("tampered.tar.gz");
+    write_archive(&tampered_path, &tampered, false);
+    // The signature and its SHA256SUMS carried in an archive of another kind (a docker save
+    // archive is never checked against a SHA256SUMS).
+    let mut foreign = entries.clone();
+    foreign.retain(|(name, _, _)| name != "oci-layout");
+    foreign.push((
+        "manifest.json".into(),
+        tar::EntryType::Regular,
+        b"[]".to_vec(),
+    ));
+    let foreign_path = dir.path().join("foreign.tar.gz");
+    write_archive(&foreign_path, &foreign, false);
+
+    for (i, (archive, allowed, says)) in [
+        (&unsigned, &allowed, "is an unsigned bundle"),
+        (&signed, &other_allowed, "does not list"),
+        (&exported, &allowed, "is not a bundle"),
+        (&tampered_path, &allowed, "signature is not accepted"),
+        (&foreign_path, &allowed, "is not a bundle"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let layout = dir.path().join(format!("refused-{i}"));
+        ocikit()
+            .arg("import")
+            .arg(archive)
+            .arg(&layout)
+            .arg("--allowed-signers")
+            .arg(allowed)
+            .assert()
+            .failure()
+            .stderr(
+                predicates::str::contains(says)
+                    .and(predicates::str::contains("nothing was imported")),
+            );
+        assert!(!layout.exists(), "{}: a layout was left", archive.display());
+    }
+
+    // The signed bundle imports, from the file and, compressed, from stdin, and says who signed.
+    let layout = dir.path().join("imported");
+    let imported = ocikit()
+        .arg("import")
+        .arg(&signed)
+        .arg(&layout)
+        .arg("--allowed-signers")
+        .arg(&allowed)
+        .arg("--json")
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "signature: good, SHA256SUMS signed by release@example.com",
+        ));
+    let json: Value = serde_json::from_slice(&imported.get_output().stdout).unwrap();
+    assert_eq!(json["signedBy"]["principals"][0], "release@example.com");
+    crate::copy::assert_valid(&layout);
+    let gz = dir.path().join("signed.tar.gz");
+    write_archive(&gz, &entries, false);
+    let streamed = dir.path().join("streamed");
+    ocikit()
+        .arg("import")
+        .arg("-")
+        .arg(&streamed)
+        .arg("--allowed-signers")
+        .arg(&allowed)
+        .pipe_stdin(&gz)
+        .unwrap()
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read(streamed.join("index.json")).unwrap(),
+        fs::read(layout.join("index.json")).unwrap()
+    );
+}
