@@ -41,6 +41,7 @@ use crate::codec::decode::Limits;
 use crate::codec::sniff::{self, Format as Sniffed};
 use crate::error::{Error, Result};
 use crate::ops::bundle::sign::Signer;
+use crate::ops::bundle::sums::{Sums, MAX_SUMS_SIZE, SUMS};
 use crate::ops::transfer::{self, Entry, EntryKind, Image, Names, Plan, Selection, Written};
 use crate::progress::Progress;
 use crate::spec::digest::{Algorithm, Digest};
@@ -193,15 +194,30 @@ fn import_into(
             &quiet,
         ),
     };
+    // A bundle is an OCI layout archive with SHA256SUMS. Its bytes are read once: the
+    // signature is checked against the very bytes every file is then checked against (a plain
+    // tar is read in place, and a second read could see another file).
+    let oci = archive.has_file("oci-layout")?;
+    let sums = match oci {
+        true => archive.root_file(SUMS, MAX_SUMS_SIZE)?,
+        false => None,
+    };
     // A required signature is checked first: nothing of an archive no allowed signer vouches
     // for is looked at further.
     let signed_by = match &options.allowed_signers {
-        Some(allowed) => Some(check_signature(&archive, allowed, options.now)?),
+        Some(allowed) => Some(check_signature(
+            &archive,
+            sums.as_deref(),
+            allowed,
+            options.now,
+        )?),
         None => None,
     };
-    if archive.has_file("oci-layout")? {
+    if oci {
         archive.check_oci_layout()?;
-        check_bundle(&archive)?;
+        if let Some(sums) = &sums {
+            check_bundle(&archive, sums)?;
+        }
         crate::ops::bundle::verify::require_base(&archive, layout)?;
         let plan = Plan::new(
             &[(&archive as &dyn LayoutRead, Selection::All)],
@@ -225,24 +241,24 @@ fn import_into(
     })
 }
 
-/// Checks that `archive` is a bundle whose `SHA256SUMS.sig` is a good signature of its
-/// `SHA256SUMS`, as read, by a key `allowed` lists for the bundle namespace at `now`. The
-/// files are then checked against that same `SHA256SUMS` ([`check_bundle`]), so the
-/// signature vouches for every byte imported.
-fn check_signature(archive: &Archive, allowed: &str, now: u64) -> Result<Signer> {
+/// Checks that `archive` is a bundle whose `SHA256SUMS.sig` is a good signature of `sums`, its
+/// `SHA256SUMS` as read (`None`: it has none, or is no OCI layout archive), by a key `allowed`
+/// lists for the bundle namespace at `now`. The files are then checked against those same
+/// bytes ([`check_bundle`]), so the signature vouches for every byte imported.
+fn check_signature(
+    archive: &Archive,
+    sums: Option<&[u8]>,
+    allowed: &str,
+    now: u64,
+) -> Result<Signer> {
     use crate::ops::bundle::sign::{self, SIGNATURE};
-    use crate::ops::bundle::sums::{MAX_SUMS_SIZE, SUMS};
     let refused = |message: String| Error::Archive {
         path: PathBuf::from(archive.name()),
         entry: None,
         message: format!("{message}; nothing was imported"),
     };
-    // A bundle is an OCI layout; an archive of another kind is never checked against its
-    // SHA256SUMS, so a signed one taken from a bundle could not vouch for it.
-    let sums = match archive.has_file("oci-layout")? {
-        true => archive.root_file(SUMS, MAX_SUMS_SIZE)?,
-        false => None,
-    };
+    // An archive of another kind is never checked against a SHA256SUMS, so a signed one taken
+    // from a bundle could not vouch for it.
     let Some(sums) = sums else {
         return Err(refused(format!(
             "is not a bundle (an OCI layout with {SUMS}), so no signature can vouch for it"
@@ -253,29 +269,25 @@ fn check_signature(archive: &Archive, allowed: &str, now: u64) -> Result<Signer>
             "is an unsigned bundle: it has no {SIGNATURE}"
         )));
     };
-    sign::verify(allowed, &signature, &sums, now)?
+    sign::verify(allowed, &signature, sums, now)?
         .map_err(|rejected| refused(format!("its signature is not accepted: {rejected}")))
 }
 
-/// A bundle (an archive carrying `SHA256SUMS`) is verified as it is imported, before
-/// `index.json` is touched: every file listed and present, none unlisted, each hashing to
-/// what `SHA256SUMS` says. Read once: a sha256 blob is listed with its own name (its bytes are
+/// A bundle (an archive carrying `SHA256SUMS`, whose bytes are `bytes`) is verified as it is
+/// imported, before `index.json` is touched: every file listed and present, none unlisted,
+/// each hashing to what `SHA256SUMS` says. Read once: a sha256 blob is listed with its own name (its bytes are
 /// checked against that name as they are imported), every other file (kept as the archive was
 /// read, or a blob of another algorithm) is hashed from what was read. So what was verified is
 /// what is imported, even if the archive changes on disk meanwhile. (Its signature is checked
 /// first when allowed signers are given: [`check_signature`].)
-fn check_bundle(archive: &Archive) -> Result<()> {
+fn check_bundle(archive: &Archive, bytes: &[u8]) -> Result<()> {
     use crate::ops::bundle::sign::SIGNATURE;
-    use crate::ops::bundle::sums::{Sums, MAX_SUMS_SIZE, SUMS};
-    let Some(bytes) = archive.root_file(SUMS, MAX_SUMS_SIZE)? else {
-        return Ok(());
-    };
     let bad = |entry: &str, message: String| Error::Archive {
         path: PathBuf::from(archive.name()),
         entry: Some(entry.to_string()),
         message: format!("{message}; the bundle does not verify, and nothing was imported"),
     };
-    let sums = Sums::parse(&bytes, SUMS)?;
+    let sums = Sums::parse(bytes, SUMS)?;
     if let Some(outside) = archive.outside_root().first() {
         return Err(bad(
             outside,
